@@ -1,0 +1,442 @@
+"""ACER: actor-critic with experience replay (Wang et al. 2016, "Sample Efficient Actor-Critic with
+Experience Replay", ICLR 2017), for Discrete actions (Section 3, Algorithm 2) and Box actions with the
+stochastic dueling network (Section 4, Algorithm 3).
+
+Each iteration collects one segment of ``n_steps`` from every env with the current policy, stores it
+with the behaviour policy's statistics in a replay memory of whole segments, makes one on-policy
+update on it, then ``Poisson(replay_ratio)`` off-policy updates on stored segments (Algorithm 1).
+The update math (Retrace, truncation with bias correction, trust region) is in
+:mod:`rlzoo.common.acer_math`, the memory in :mod:`rlzoo.common.acer_replay`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from rlzoo.common.acer_math import (
+    continuous_policy_gain,
+    discrete_policy_gain,
+    gaussian_kl,
+    gaussian_log_prob,
+    retrace_targets,
+    trust_region_loss,
+)
+from rlzoo.common.acer_replay import SegmentReplayMemory
+from rlzoo.common.base import BaseAlgorithm
+from rlzoo.common.distributions import Distribution, DistributionHead
+from rlzoo.common.optim import RMSpropTF
+from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, NatureCNN, create_mlp)
+from rlzoo.common.utils import LinearSchedule, obs_to_tensor
+from rlzoo.envs import final_observations, unwrap_vec_wrapper
+from rlzoo.envs.frame_stack import VecFrameStack
+
+_EPS = 1e-6
+
+
+# ----------------------------------------------------------------------------------------- policies
+class ACERPolicy(BasePolicy):
+    """Actor and critic of ACER on one features extractor.
+
+    Discrete actions: a categorical policy ``f(.|x)`` and ``Q(x, .)`` for every action, with
+    ``V(x) = sum_a f(a|x) Q(x, a)``. Box actions: a diagonal Gaussian policy (state-independent
+    log-std) and the stochastic dueling network ``V(x)`` + ``A(x, a)`` (Section 4.1).
+
+    :param net_arch: hidden layers of the actor and critic MLPs: a list (same sizes for both) or
+        ``dict(pi=[...], qf=[...])``; default ``[64, 64]`` (none on top of a CNN)
+    :param activation_fn: activation class (default ``nn.Tanh``)
+    :param ortho_init: orthogonal initialization (gains sqrt(2) hidden, 0.01 policy, 1 critic)
+    :param log_std_init: initial log standard deviation for Box actions
+    """
+
+    default_net_arch: Optional[Any] = None
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
+                 net_arch: Optional[Union[List[int], Dict[str, List[int]]]] = None,
+                 activation_fn: Type[nn.Module] = nn.Tanh, ortho_init: bool = True, log_std_init: float = 0.0,
+                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
+                 features_extractor_kwargs: Optional[Dict[str, Any]] = None,
+                 normalize_images: bool = True) -> None:
+        super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
+                         normalize_images)
+        if net_arch is None:
+            net_arch = self.default_net_arch
+        if net_arch is None:
+            net_arch = [] if self.features_extractor_class in (NatureCNN, CombinedExtractor) else [64, 64]
+        if isinstance(net_arch, dict):
+            unknown = set(net_arch) - {"pi", "qf", "vf"}
+            if unknown:
+                raise ValueError(f"ACER net_arch keys are 'pi' and 'qf', got {sorted(unknown)}")
+            pi_arch, qf_arch = list(net_arch.get("pi", [])), list(net_arch.get("qf", net_arch.get("vf", [])))
+        else:
+            pi_arch = qf_arch = list(net_arch)
+        self.net_arch, self.activation_fn, self.ortho_init, self.log_std_init = net_arch, activation_fn, ortho_init, log_std_init
+        self.constructor_kwargs = dict(net_arch=net_arch, activation_fn=activation_fn, ortho_init=ortho_init,
+                                       log_std_init=log_std_init,
+                                       features_extractor_class=self.features_extractor_class,
+                                       features_extractor_kwargs=self.features_extractor_kwargs,
+                                       normalize_images=normalize_images)
+        self.continuous = isinstance(action_space, spaces.Box)
+        self.features_extractor = self.make_features_extractor()
+        dim = self.features_extractor.features_dim
+        self.pi_net = create_mlp(dim, pi_arch, activation_fn)
+        self.q_net = create_mlp(dim, qf_arch, activation_fn)
+        latent_pi = pi_arch[-1] if pi_arch else dim
+        latent_q = qf_arch[-1] if qf_arch else dim
+        self.action_head = DistributionHead(action_space, latent_pi, log_std_init)
+        if self.continuous:
+            self.action_dim = int(np.prod(action_space.shape))
+            self.value_head = nn.Linear(latent_q, 1)  # V(x)
+            # A(x, a) of the stochastic dueling network, on the features and the action
+            self.adv_net = create_mlp(dim + self.action_dim, qf_arch, activation_fn, output_dim=1)
+            critic_out: List[nn.Module] = [self.value_head, self.adv_net[-1]]
+        else:
+            self.q_head = nn.Linear(latent_q, int(action_space.n))  # Q(x, .)
+            critic_out = [self.q_head]
+        if ortho_init:
+            for module in self.modules():
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    nn.init.orthogonal_(module.weight, gain=np.sqrt(2))
+                    nn.init.zeros_(module.bias)
+            nn.init.orthogonal_(self.action_head.linear.weight, gain=0.01)
+            for layer in critic_out:
+                nn.init.orthogonal_(layer.weight, gain=1.0)
+
+    # -------------------------------------------------------------- pieces used by ACER.train
+    def distribution(self, features: torch.Tensor) -> Distribution:
+        """Policy distribution from extracted features."""
+        return self.action_head(self.pi_net(features))
+
+    def q_values(self, features: torch.Tensor) -> torch.Tensor:
+        """Discrete: ``Q(x, .)`` of shape ``[B, n_actions]``."""
+        return self.q_head(self.q_net(features))
+
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        """Box: ``V(x)`` of shape ``[B]``."""
+        return self.value_head(self.q_net(features)).squeeze(-1)
+
+    def advantage(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Box: ``A(x, a)`` for ``actions`` of shape ``[B, K, action_dim]`` -> ``[B, K]``."""
+        feats = features.unsqueeze(1).expand(-1, actions.shape[1], -1)
+        return self.adv_net(torch.cat([feats, actions], dim=-1)).squeeze(-1)
+
+    # -------------------------------------------------------------- acting
+    def forward(self, obs: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sample actions and return them with the behaviour statistics ``mu`` to store."""
+        dist = self.get_distribution(obs)
+        actions = dist.sample()
+        if self.continuous:
+            return actions, torch.cat([dist.mean, dist.std], dim=-1)
+        return actions, dist.probs
+
+    def get_distribution(self, obs: Any) -> Distribution:
+        return self.distribution(self.extract_features(obs))
+
+    def predict_values(self, obs: Any) -> torch.Tensor:
+        """``V(x)``: the critic's value head (Box) or ``sum_a f(a|x) Q(x, a)`` (Discrete)."""
+        features = self.extract_features(obs)
+        if self.continuous:
+            return self.value(features)
+        return (self.distribution(features).probs * self.q_values(features)).sum(-1)
+
+    def _predict(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
+        return self.get_distribution(obs).get_actions(deterministic)
+
+
+class ACERCnnPolicy(ACERPolicy):
+    """ACER policy on the Nature CNN (Atari)."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
+        kwargs.setdefault("features_extractor_class", NatureCNN)
+        super().__init__(observation_space, action_space, **kwargs)
+
+
+class ACERMultiInputPolicy(ACERPolicy):
+    """ACER policy for Dict observations."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
+        kwargs.setdefault("features_extractor_class", CombinedExtractor)
+        super().__init__(observation_space, action_space, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------- algorithm
+class ACER(BaseAlgorithm):
+    """Actor-critic with experience replay (Wang et al. 2016), Discrete and Box actions.
+
+    :param n_steps: segment length per env (the ``k`` of Algorithm 2)
+    :param gamma: discount factor
+    :param q_coef: weight of the critic loss
+    :param ent_coef: entropy bonus
+    :param max_grad_norm: gradient clipping norm
+    :param learning_rate: a float or a schedule (default 7e-4 decaying linearly)
+    :param rprop_alpha: RMSprop decay
+    :param rprop_epsilon: RMSprop epsilon
+    :param buffer_size: replay capacity in steps per env (``buffer_size // n_steps`` segments)
+    :param replay_ratio: mean of the Poisson number of off-policy updates per on-policy update
+    :param replay_start: steps per env stored before replay starts
+    :param correction_term: truncation threshold ``c`` of the importance weights (Eq. 9)
+    :param trust_region: use the efficient trust region (Section 3.3)
+    :param alpha: decay of the average policy network (``theta_a <- alpha theta_a + (1 - alpha) theta``)
+    :param delta: trust region size
+    :param n_sdn_samples: Box only: actions sampled to average the advantages of the stochastic
+        dueling network (``n`` of Section 4.1)
+    """
+
+    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+        "MlpPolicy": ACERPolicy, "CnnPolicy": ACERCnnPolicy, "MultiInputPolicy": ACERMultiInputPolicy}
+    supported_action_spaces = (spaces.Discrete, spaces.Box)
+
+    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, gamma: float = 0.99, n_steps: int = 20,
+                 q_coef: float = 0.5, ent_coef: float = 0.01, max_grad_norm: float = 10.0,
+                 learning_rate: Any = LinearSchedule(7e-4), rprop_alpha: float = 0.99, rprop_epsilon: float = 1e-5,
+                 buffer_size: int = 5000, replay_ratio: float = 4.0, replay_start: int = 1000,
+                 correction_term: float = 10.0, trust_region: bool = True, alpha: float = 0.99, delta: float = 1.0,
+                 n_sdn_samples: int = 5, policy_kwargs: Optional[Dict[str, Any]] = None,
+                 tensorboard_log: Optional[str] = None, verbose: int = 0, seed: Optional[int] = None,
+                 device: Union[str, torch.device] = "auto", _init_setup_model: bool = True) -> None:
+        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+        if n_steps < 1 or buffer_size < n_steps or replay_ratio < 0 or not 0.0 <= alpha < 1.0 or n_sdn_samples < 1:
+            raise ValueError("ACER needs n_steps >= 1, buffer_size >= n_steps, replay_ratio >= 0, "
+                             "0 <= alpha < 1 and n_sdn_samples >= 1")
+        self.gamma, self.n_steps, self.q_coef, self.ent_coef = gamma, n_steps, q_coef, ent_coef
+        self.max_grad_norm, self.rprop_alpha, self.rprop_epsilon = max_grad_norm, rprop_alpha, rprop_epsilon
+        self.buffer_size, self.replay_ratio, self.replay_start = buffer_size, replay_ratio, replay_start
+        self.correction_term, self.trust_region, self.alpha, self.delta = correction_term, trust_region, alpha, delta
+        self.n_sdn_samples = n_sdn_samples
+        self.replay_memory: Optional[SegmentReplayMemory] = None
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self.policy = self._make_policy()
+        self.continuous = isinstance(self.action_space, spaces.Box)
+        # the average policy network of Section 3.3, an exponential moving average of the parameters
+        self.avg_policy = copy.deepcopy(self.policy).requires_grad_(False)
+        self.optimizer = RMSpropTF(self.policy.parameters(), lr=self.lr_schedule(1.0), alpha=self.rprop_alpha,
+                                   eps=self.rprop_epsilon)
+        self._rng = np.random.default_rng(self.seed)
+        self._make_memory()
+
+    def _make_memory(self) -> None:
+        if self.replay_ratio <= 0:
+            self.replay_memory = None
+            return
+        n_stack, axis = 1, -1
+        stack = unwrap_vec_wrapper(self.env, VecFrameStack) if self.env is not None else None
+        if stack is not None and None in stack.stackers:  # store stacked frames once
+            n_stack, axis = stack.n_stack, 0 if stack.stackers[None].channels_first else -1
+        self.replay_memory = SegmentReplayMemory(self.buffer_size, self.n_steps, self.n_envs, self.observation_space,
+                                                 self.action_space, self.replay_stat_dim, n_stack, axis)
+
+    def set_env(self, env: Any, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset)
+        if self.replay_memory is not None and len(self.replay_memory) == 0:
+            self._make_memory()
+
+    def _state_objects(self) -> Dict[str, Any]:
+        return {"policy": self.policy, "avg_policy": self.avg_policy, "optimizer": self.optimizer}
+
+    # ------------------------------------------------------------------ collection (Algorithm 2, lines 3-7)
+    def collect_segment(self, callback: Any) -> Optional[Dict[str, Any]]:
+        """Run ``n_steps`` vector steps with the current policy; ``None`` if a callback stopped training."""
+        env, policy, n, t_max = self.env, self.policy, self.n_envs, self.n_steps
+        obs_space = self.observation_space
+        if isinstance(obs_space, spaces.Dict):
+            obs_buf: Any = {k: np.zeros((t_max + 1, n, *s.shape), s.dtype) for k, s in obs_space.spaces.items()}
+        else:
+            obs_buf = np.zeros((t_max + 1, n, *obs_space.shape), obs_space.dtype)
+        act_shape = self.action_space.shape if self.continuous else ()
+        seg = dict(obs=obs_buf, actions=np.zeros((t_max, n, *act_shape), np.float32 if self.continuous else np.int64),
+                   rewards=np.zeros((t_max, n), np.float32), terminated=np.zeros((t_max, n), bool),
+                   truncated=np.zeros((t_max, n), bool), final_values=np.zeros((t_max, n), np.float32),
+                   mu=np.zeros((t_max, n, self.replay_stat_dim), np.float32))
+        callback.on_rollout_start()
+        policy.train(False)
+        for step in range(t_max):
+            _put_obs(obs_buf, step, self._last_obs)
+            with torch.inference_mode():
+                actions, mu = policy(obs_to_tensor(self._last_obs, self.device))
+            actions_np = actions.cpu().numpy()
+            env_actions = actions_np
+            if self.continuous:
+                actions_np = actions_np.reshape((n, *act_shape))
+                env_actions = np.clip(actions_np, self.action_space.low, self.action_space.high)
+            new_obs, rewards, terminated, truncated, infos = env.step(env_actions)
+            self.num_timesteps += n
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return None
+            self._update_info_buffer(infos)
+            seg["actions"][step], seg["mu"][step], seg["rewards"][step] = actions_np, mu.cpu().numpy(), rewards
+            bootstrap = truncated & ~terminated  # time limit: bootstrap from V(final obs)
+            seg["terminated"][step], seg["truncated"][step] = terminated, bootstrap
+            if bootstrap.any():
+                idx = np.flatnonzero(bootstrap)
+                with torch.inference_mode():
+                    final = policy.predict_values(obs_to_tensor(final_observations(infos, idx), self.device))
+                seg["final_values"][step, idx] = final.cpu().numpy()
+            self._last_obs = new_obs
+            self._last_episode_starts = terminated | truncated
+        _put_obs(obs_buf, t_max, self._last_obs)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return seg
+
+    @property
+    def replay_stat_dim(self) -> int:
+        """Size of the behaviour statistics stored per step."""
+        return 2 * int(np.prod(self.action_space.shape)) if self.continuous else int(self.action_space.n)
+
+    def _learn_loop(self, total_timesteps: int, callback: Any, log_interval: int) -> None:
+        iteration = 0
+        while self.num_timesteps < total_timesteps:
+            segment = self.collect_segment(callback)
+            if segment is None:
+                break
+            iteration += 1
+            self._update_current_progress_remaining()
+            self._update_learning_rate(self.optimizer)
+            self.policy.train(True)
+            self.train(segment)  # on-policy update
+            if self.replay_memory is not None:
+                self.replay_memory.add(**segment)
+                if self.replay_memory.has_at_least(self.replay_start):
+                    # Algorithm 1: n ~ Poisson(r) off-policy updates from replayed segments
+                    for _ in range(self._rng.poisson(self.replay_ratio)):
+                        self.train(self.replay_memory.sample(self._rng))
+            if log_interval and iteration % log_interval == 0:
+                self.logger.record("time/iterations", iteration, exclude="tensorboard")
+                self._log_time()
+                self.logger.dump(self.num_timesteps)
+
+    # ------------------------------------------------------------------ the update
+    def train(self, segment: Dict[str, Any]) -> None:  # type: ignore[override]
+        """One ACER update on a segment (on-policy, or replayed from the memory)."""
+        batch = {k: obs_to_tensor(v, self.device) for k, v in segment.items() if k != "obs"}
+        obs = _flatten_obs(obs_to_tensor(segment["obs"], self.device))
+        loss_fn = self._continuous_loss if self.continuous else self._discrete_loss
+        loss, stats = loss_fn(obs, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm, foreach=True)
+        self.optimizer.step()
+        with torch.no_grad():  # average policy network: theta_a <- alpha theta_a + (1 - alpha) theta
+            torch._foreach_lerp_(list(self.avg_policy.parameters()), list(self.policy.parameters()), 1.0 - self.alpha)
+        self._n_updates += 1
+        for key, value in stats.items():
+            self.logger.record_mean(f"train/{key}", value)
+        self.logger.record_mean("train/grad_norm", grad_norm.detach())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def _retrace(self, batch: Dict[str, torch.Tensor], q_taken: torch.Tensor, values: torch.Tensor,
+                 trace: torch.Tensor) -> torch.Tensor:
+        t_max, n = batch["rewards"].shape
+        return retrace_targets(batch["rewards"], q_taken.detach().view(t_max, n), values.detach().view(t_max + 1, n),
+                               trace.view(t_max, n), batch["terminated"], batch["truncated"], batch["final_values"],
+                               self.gamma).flatten()
+
+    def _discrete_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        """Algorithm 2 for a categorical policy; statistics ``phi`` are the probabilities ``f``."""
+        b = batch["rewards"].numel()
+        features = self.policy.extract_features(obs)
+        f_all = self.policy.distribution(features).probs
+        q_all = self.policy.q_values(features)
+        f, q = f_all[:b], q_all[:b]
+        actions = batch["actions"].flatten().long()
+        mu = batch["mu"].flatten(0, 1)
+        rho = f.detach() / (mu + _EPS)  # importance ratios of every action
+        rho_a = rho.gather(1, actions[:, None]).squeeze(1)
+        q_a = q.gather(1, actions[:, None]).squeeze(1)
+        values = (f_all * q_all).sum(-1)
+        q_ret = self._retrace(batch, q_a, values, torch.clamp(rho_a, max=1.0))  # c_i = min(1, rho_i)
+        entropy = -(f * torch.log(f + _EPS)).sum(-1)
+        gain = discrete_policy_gain(f, q, actions, q_ret, rho, self.correction_term) + self.ent_coef * entropy
+        if self.trust_region:
+            with torch.no_grad():
+                f_avg = self.avg_policy.get_distribution(_slice_obs(obs, b)).probs
+            kl = (f_avg * (torch.log(f_avg + _EPS) - torch.log(f + _EPS))).sum(-1)
+            policy_loss, active = trust_region_loss(f, gain, kl, self.delta)
+        else:
+            policy_loss, active = -gain.mean(), None
+        q_loss = 0.5 * (q_ret - q_a).pow(2).mean()
+        stats = dict(policy_loss=-gain.detach().mean(), q_loss=q_loss.detach(), entropy=entropy.detach().mean(),
+                     rho_mean=rho_a.mean(), trust_region_active=active)
+        return policy_loss + self.q_coef * q_loss, stats
+
+    def _continuous_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        """Algorithm 3: Gaussian policy, stochastic dueling network, statistics ``phi = (mean, log_std)``."""
+        b = batch["rewards"].numel()
+        d = self.policy.action_dim
+        features = self.policy.extract_features(obs)
+        dist = self.policy.distribution(features[:b])
+        phi = torch.cat([dist.mean, dist.log_std], dim=-1)
+        mean, log_std = phi.split(d, dim=-1)
+        values = self.policy.value(features)  # V(x_0..x_k)
+        v = values[:b]
+        actions = batch["actions"].reshape(b, d)
+        mu_mean, mu_std = batch["mu"].reshape(b, 2 * d).split(d, dim=-1)
+        mu_log_std = torch.log(mu_std)
+        with torch.no_grad():  # u_1..u_n for the SDN average, and a' for the bias correction
+            samples = mean.detach().unsqueeze(1) + log_std.detach().exp().unsqueeze(1) * torch.randn(
+                b, self.n_sdn_samples + 1, d, device=mean.device)
+        adv = self.policy.advantage(features[:b], torch.cat([actions.unsqueeze(1), samples], dim=1))
+        adv_mean = adv[:, 1:-1].mean(1) if self.n_sdn_samples > 1 else adv[:, 1]
+        # Stochastic dueling network: Q~(x, a) = V(x) + A(x, a) - 1/n sum_i A(x, u_i)
+        q_taken = v + adv[:, 0] - adv_mean
+        q_sampled = v + adv[:, -1] - adv_mean
+        a_prime = samples[:, -1]
+        log_f = gaussian_log_prob(actions, mean, log_std)
+        log_f_prime = gaussian_log_prob(a_prime, mean, log_std)
+        log_rho = torch.clamp(log_f.detach() - gaussian_log_prob(actions, mu_mean, mu_log_std), max=50.0)
+        log_rho_prime = torch.clamp(log_f_prime.detach() - gaussian_log_prob(a_prime, mu_mean, mu_log_std), max=50.0)
+        rho, rho_prime = log_rho.exp(), log_rho_prime.exp()
+        # c_i = min(1, rho_i^(1/d)) for Retrace; Q_opc uses c_i = 1 (Section 4.2)
+        q_ret = self._retrace(batch, q_taken, values, torch.exp(torch.clamp(log_rho / d, max=0.0)))
+        q_opc = self._retrace(batch, q_taken, values, torch.ones_like(rho))
+        entropy = (log_std + 0.5 + 0.5 * np.log(2 * np.pi)).sum(-1)
+        gain = continuous_policy_gain(log_f, log_f_prime, rho, rho_prime, q_opc, q_sampled, v,
+                                      self.correction_term) + self.ent_coef * entropy
+        if self.trust_region:
+            with torch.no_grad():
+                avg = self.avg_policy.get_distribution(_slice_obs(obs, b))
+            kl = gaussian_kl(avg.mean, avg.log_std, mean, log_std)
+            policy_loss, active = trust_region_loss(phi, gain, kl, self.delta)
+        else:
+            policy_loss, active = -gain.mean(), None
+        # critic: (Q_ret - Q~) grad Q~ + min(1, rho) (Q_ret - Q~) grad V (Algorithm 3)
+        q_loss = 0.5 * (q_ret - q_taken).pow(2).mean()
+        v_target = torch.clamp(rho, max=1.0) * (q_ret - q_taken.detach()) + v.detach()
+        v_loss = 0.5 * (v_target - v).pow(2).mean()
+        stats = dict(policy_loss=-gain.detach().mean(), q_loss=q_loss.detach(), value_loss=v_loss.detach(),
+                     entropy=entropy.detach().mean(), rho_mean=rho.mean(), std=log_std.detach().exp().mean(),
+                     trust_region_active=active)
+        return policy_loss + self.q_coef * (q_loss + v_loss), stats
+
+    def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 100, tb_log_name: str = "ACER",
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "ACER":
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
+
+def _put_obs(buf: Any, step: int, obs: Any) -> None:
+    if isinstance(buf, dict):
+        for k in buf:
+            buf[k][step] = obs[k]
+    else:
+        buf[step] = obs
+
+
+def _flatten_obs(obs: Any) -> Any:
+    """``[T + 1, N, ...]`` -> ``[(T + 1) N, ...]`` (time-major rows)."""
+    if isinstance(obs, dict):
+        return {k: v.flatten(0, 1) for k, v in obs.items()}
+    return obs.flatten(0, 1)
+
+
+def _slice_obs(obs: Any, b: int) -> Any:
+    if isinstance(obs, dict):
+        return {k: v[:b] for k, v in obs.items()}
+    return obs[:b]

@@ -1,0 +1,1 @@
+"""Machinery shared by the algorithms: base classes, policies, buffers, the saved-model format."""

@@ -1,0 +1,389 @@
+"""The base class every algorithm derives from: env handling, learn plumbing, predict, save/load.
+
+Algorithms only add what is theirs: ``_setup_model`` (networks, optimizers, buffers),
+``_learn_loop`` (the collection/update cycle, provided by the on-/off-policy bases) and ``train``.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from collections import deque
+from typing import Any, Callable, ClassVar, Deque, Dict, Iterable, List, Optional, Tuple, Type, Union
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+import rlzoo
+from rlzoo.common.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical, check_action_space
+from rlzoo.common.policies import BasePolicy, is_image_space
+from rlzoo.common.save_format import (ModelFileError, from_json, read_model_zip, space_from_json, space_to_json,
+                                      state_from_files, state_to_files, to_json, write_model_zip)
+from rlzoo.common.utils import get_device, get_schedule_fn, set_global_seeds, tune_threads
+from rlzoo.envs import DummyVecEnv, Monitor, episode_stats, make_vec_env
+
+ALL_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+# constructor arguments that are plumbing, not hyperparameters
+_NOT_HYPERPARAMS = {"self", "policy", "env", "device", "_init_setup_model"}
+
+
+def wrap_env(env: Any, n_envs: int = 1, seed: Optional[int] = None) -> gym.vector.VectorEnv:
+    """An env id, a gymnasium Env or a vector env -> a same-step-autoreset vector env."""
+    if isinstance(env, str):
+        return make_vec_env(env, n_envs=n_envs, seed=seed)
+    if isinstance(env, gym.vector.VectorEnv):
+        mode = env.metadata.get("autoreset_mode")
+        if mode is not None and getattr(mode, "value", mode) != "SameStep":
+            raise ValueError("rlzoo needs vector envs with same-step autoreset: use rlzoo.envs.DummyVecEnv / "
+                             "SubprocVecEnv or gymnasium's autoreset_mode=AutoresetMode.SAME_STEP")
+        return env
+    if isinstance(env, gym.Env):
+        wrapped = env if _has_monitor(env) else Monitor(env)
+        return DummyVecEnv([lambda: wrapped])
+    raise ValueError(f"env must be an env id, a gymnasium.Env or a vector env, not {type(env).__name__}")
+
+
+def _has_monitor(env: gym.Env) -> bool:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, Monitor):
+            return True
+        env = env.env
+    return False
+
+
+class BaseAlgorithm:
+    """Shared interface of all rlzoo algorithms (API.md §1).
+
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class
+    :param env: env id, gymnasium Env or vector env (None only when loading)
+    :param learning_rate: a float or a schedule of the remaining progress (1 -> 0)
+    :param policy_kwargs: extra arguments for the policy (``net_arch``, ``activation_fn``, ...)
+    :param tensorboard_log: folder for TensorBoard events (None: no TensorBoard)
+    :param verbose: 0 silent, 1 training logs, 2 debug
+    :param seed: seed of python, numpy, torch and the env; same seed on CPU -> identical run
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    """
+
+    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {}
+    supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = ALL_ACTION_SPACES
+
+    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Union[float, Callable],
+                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
+                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto") -> None:
+        self.policy_class = self._resolve_policy(policy)
+        self.policy_name = policy if isinstance(policy, str) else None
+        self.learning_rate = learning_rate
+        self.lr_schedule = get_schedule_fn(learning_rate)
+        self.policy_kwargs = dict(policy_kwargs or {})
+        self.tensorboard_log = tensorboard_log
+        self.verbose = verbose
+        self.seed = seed
+        self.device = get_device(device)
+        self.num_timesteps = 0
+        self._total_timesteps = 0
+        self._num_timesteps_at_start = 0
+        self._n_updates = 0
+        self._current_progress_remaining = 1.0
+        self._last_obs: Any = None
+        self._last_episode_starts: Optional[np.ndarray] = None
+        self.ep_info_buffer: Deque[Dict[str, float]] = deque(maxlen=100)
+        self.start_time = time.time_ns()
+        self.logger: Any = None
+        self.policy: Any = None
+        self.env: Optional[gym.vector.VectorEnv] = None
+        if seed is not None:
+            set_global_seeds(seed)
+        if env is not None:
+            self.env = wrap_env(env, seed=seed)
+            self.observation_space = self.env.single_observation_space
+            self.action_space = self.env.single_action_space
+            self.n_envs = self.env.num_envs
+            check_action_space(self.action_space, self.supported_action_spaces, type(self).__name__)
+            if seed is not None:
+                self.action_space.seed(seed)
+
+    # ------------------------------------------------------------------ construction helpers
+    def _resolve_policy(self, policy: Union[str, Type[BasePolicy]]) -> Type[BasePolicy]:
+        if isinstance(policy, str):
+            if policy not in self.policy_aliases:
+                raise ValueError(f"unknown policy {policy!r} for {type(self).__name__}: "
+                                 f"choose from {', '.join(self.policy_aliases)}")
+            return self.policy_aliases[policy]
+        if isinstance(policy, type) and issubclass(policy, torch.nn.Module):
+            return policy
+        raise ValueError(f"policy must be a name ({', '.join(self.policy_aliases)}) or a policy class")
+
+    def _setup_model(self) -> None:
+        """Build networks, optimizers and buffers (each algorithm)."""
+        raise NotImplementedError
+
+    def _make_policy(self, **extra: Any) -> BasePolicy:
+        """Instantiate the policy class with ``policy_kwargs`` on the model's device."""
+        if self.device.type == "cpu":
+            tune_threads(small_model=not _has_image(self.observation_space))
+        policy = self.policy_class(self.observation_space, self.action_space, **{**self.policy_kwargs, **extra})
+        return policy.to(self.device)
+
+    def _update_learning_rate(self, optimizers: Union[torch.optim.Optimizer, Iterable[torch.optim.Optimizer]]) -> None:
+        """Set the learning rate of ``optimizers`` from the schedule at the current progress."""
+        lr = self.lr_schedule(self._current_progress_remaining)
+        for opt in [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.logger.record("train/learning_rate", lr)
+
+    # ------------------------------------------------------------------ learning
+    def _setup_learn(self, total_timesteps: int, callback: Any, reset_num_timesteps: bool, tb_log_name: str,
+                     progress_bar: bool) -> Tuple[int, Any]:
+        from rlzoo.common.callbacks import CallbackList, ProgressBarCallback, make_callback
+        from rlzoo.common.logger import configure_logger
+
+        if self.env is None:
+            raise ValueError("this model has no env: pass env= to load() or call set_env() before learn()")
+        total_timesteps = int(total_timesteps)
+        if total_timesteps <= 0:
+            raise ValueError(f"total_timesteps must be positive, got {total_timesteps}")
+        self.start_time = time.time_ns()
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+            self._n_updates = 0
+            self.ep_info_buffer = deque(maxlen=100)
+        else:
+            total_timesteps += self.num_timesteps
+        self._total_timesteps = total_timesteps
+        self._num_timesteps_at_start = self.num_timesteps
+        if reset_num_timesteps or self._last_obs is None:
+            seed = self.seed if self._last_obs is None else None
+            self._last_obs, _ = self.env.reset(seed=seed)
+            self._last_episode_starts = np.ones((self.n_envs,), dtype=bool)
+        self.logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
+        callback = make_callback(callback)
+        if progress_bar:
+            callback = CallbackList([callback, ProgressBarCallback()])
+        callback.init_callback(self)
+        return total_timesteps, callback
+
+    def _update_current_progress_remaining(self) -> None:
+        self._current_progress_remaining = 1.0 - self.num_timesteps / max(self._total_timesteps, 1)
+
+    def _update_info_buffer(self, infos: Dict[str, Any]) -> None:
+        """Record finished episodes reported by Monitor in this step's infos."""
+        if "final_info" in infos:
+            self.ep_info_buffer.extend(episode_stats(infos))
+
+    def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 1, tb_log_name: str = "run",
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "BaseAlgorithm":
+        """Train for ``total_timesteps`` environment steps; returns the model.
+
+        ``callback``: a BaseCallback, a list of them, or a function ``f(locals_, globals_)`` called
+        after every env step (return False to stop). ``reset_num_timesteps=False`` continues the
+        step count (and the schedules) of an earlier call.
+        """
+        total_timesteps, callback = self._setup_learn(total_timesteps, callback, reset_num_timesteps,
+                                                      tb_log_name, progress_bar)
+        callback.on_training_start(locals(), globals())
+        try:
+            self._learn_loop(total_timesteps, callback, log_interval)
+        finally:
+            callback.on_training_end()
+            self.logger.close()
+        return self
+
+    def _learn_loop(self, total_timesteps: int, callback: Any, log_interval: int) -> None:
+        raise NotImplementedError
+
+    def train(self) -> None:
+        """One update of the networks from collected experience (each algorithm)."""
+        raise NotImplementedError
+
+    def _log_time(self) -> None:
+        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+        self.logger.record("time/fps", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        if self.ep_info_buffer:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean([e["r"] for e in self.ep_info_buffer])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean([e["l"] for e in self.ep_info_buffer])))
+
+    # ------------------------------------------------------------------ acting
+    def predict(self, observation: Any, state: Optional[Any] = None, episode_start: Optional[np.ndarray] = None,
+                deterministic: bool = False) -> Tuple[np.ndarray, Optional[Any]]:
+        """Action(s) for one observation or a batch; returns ``(actions, state)``."""
+        return self.policy.predict(observation, state, episode_start, deterministic)
+
+    def action_probability(self, observation: Any, state: Optional[Any] = None, mask: Optional[np.ndarray] = None,
+                           actions: Optional[np.ndarray] = None, logp: bool = False) -> Any:
+        """The policy's action distribution at ``observation``.
+
+        Discrete: probabilities ``(n, n_actions)``; MultiDiscrete: a list of those per dimension;
+        MultiBinary: probabilities of 1; Box: ``(mean, std)``. With ``actions``, the probability
+        (or log-probability with ``logp``) of those actions instead.
+        """
+        obs, vectorized = self.policy.obs_to_tensor(observation)
+        with torch.inference_mode():
+            dist = self.policy.get_distribution(obs)
+            if actions is not None:
+                act = torch.as_tensor(np.asarray(actions), device=self.device)
+                act = act.reshape(-1, *self.action_space.shape) if self.action_space.shape else act.reshape(-1)
+                out = dist.log_prob(act)
+                out = (out if logp else out.exp()).cpu().numpy()
+                return out if vectorized else out[0]
+            if isinstance(dist, Categorical):
+                res: Any = dist.probs.cpu().numpy()
+            elif isinstance(dist, MultiCategorical):
+                res = [d.probs.cpu().numpy() for d in dist.parts]
+            elif isinstance(dist, Bernoulli):
+                res = dist.probs.cpu().numpy()
+            elif isinstance(dist, DiagGaussian):
+                res = (dist.mean.cpu().numpy(), dist.std.cpu().numpy())
+            else:
+                raise ValueError(f"action_probability is not available for {type(dist).__name__}")
+        if vectorized:
+            return res
+        return tuple(r[0] for r in res) if isinstance(res, tuple) else (
+            [r[0] for r in res] if isinstance(res, list) else res[0])
+
+    # ------------------------------------------------------------------ env
+    def get_env(self) -> Optional[gym.vector.VectorEnv]:
+        """The (vector) training env."""
+        return self.env
+
+    def set_env(self, env: Any, force_reset: bool = True) -> None:
+        """Use another env with the same spaces and number of envs (continual learning)."""
+        env = wrap_env(env)
+        if env.single_observation_space != self.observation_space:
+            raise ValueError(f"observation space mismatch: model has {self.observation_space}, "
+                             f"env has {env.single_observation_space}")
+        if env.single_action_space != self.action_space:
+            raise ValueError(f"action space mismatch: model has {self.action_space}, env has {env.single_action_space}")
+        if self.env is not None and env.num_envs != self.n_envs:
+            raise ValueError(f"the model was built for {self.n_envs} envs, the new env has {env.num_envs}")
+        self.n_envs = env.num_envs
+        self.env = env
+        if force_reset:
+            self._last_obs = None
+
+    # ------------------------------------------------------------------ persistence
+    def _state_objects(self) -> Dict[str, Any]:
+        """Objects with ``state_dict``/``load_state_dict`` saved in the model file."""
+        return {"policy": self.policy, "optimizer": self.optimizer}
+
+    def _hyperparameters(self) -> Dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p not in _NOT_HYPERPARAMS
+                 and inspect.signature(type(self).__init__).parameters[p].kind
+                 not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+        return {n: getattr(self, n) for n in names}
+
+    def get_parameters(self) -> Dict[str, Dict[str, Any]]:
+        """State dicts of the policy and optimizers, by name."""
+        return {name: obj.state_dict() for name, obj in self._state_objects().items()}
+
+    def set_parameters(self, params: Union[str, Dict[str, Dict[str, Any]]], exact_match: bool = True) -> None:
+        """Load state dicts (as from :meth:`get_parameters`, or a model zip's path)."""
+        if isinstance(params, str):
+            _, files = read_model_zip(params)
+            params = {name: state_from_files(name, files) for name in self._state_objects()}
+        objects = self._state_objects()
+        missing = set(objects) - set(params)
+        if exact_match and missing:
+            raise ValueError(f"parameters lack {sorted(missing)}")
+        for name, state in params.items():
+            if name not in objects:
+                raise ValueError(f"unknown parameter group {name!r}: expected {sorted(objects)}")
+            objects[name].load_state_dict(state)
+
+    def _policy_entry(self) -> Any:
+        if self.policy_name is not None:
+            return self.policy_name
+        return to_json(self.policy_class)
+
+    def save(self, path: str, exclude: Optional[List[str]] = None) -> str:
+        """Write the model (metadata JSON + safetensors, no pickle) to ``path`` (.zip added); atomic."""
+        hparams = {k: v for k, v in self._hyperparameters().items() if k not in set(exclude or ())}
+        policy_kwargs = getattr(self.policy, "constructor_kwargs", None)
+        metadata = {
+            "algo": type(self).__name__,
+            "rlzoo_version": rlzoo.__version__,
+            "torch_version": torch.__version__,
+            "policy": self._policy_entry(),
+            "policy_base": to_json(_rlzoo_base(type(self.policy))),
+            "effective_policy_kwargs": to_json(policy_kwargs) if policy_kwargs is not None else None,
+            "hyperparameters": to_json(hparams),
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
+            "n_envs": self.n_envs,
+            "num_timesteps": self.num_timesteps,
+            "n_updates": self._n_updates,
+            "progress_remaining": self._current_progress_remaining,
+        }
+        files: Dict[str, bytes] = {}
+        for name, obj in self._state_objects().items():
+            files.update(state_to_files(name, obj.state_dict()))
+        return write_model_zip(path, metadata, files)
+
+    @classmethod
+    def load(cls, path: str, env: Any = None, device: Union[str, torch.device] = "auto",
+             custom_objects: Optional[Dict[str, Any]] = None, **kwargs: Any) -> "BaseAlgorithm":
+        """Load a model saved by :meth:`save`; never executes code from the file.
+
+        ``custom_objects`` maps class paths stored in the file (user-defined policies or
+        features extractors) to the classes to use; ``kwargs`` override hyperparameters.
+        """
+        custom_objects = dict(custom_objects or {})
+        metadata, files = read_model_zip(path)
+        algo = metadata["algo"]
+        if algo.lower() != cls.__name__.lower():
+            raise ModelFileError(f"{path} holds a {algo} model, not {cls.__name__}: load it with {algo}.load")
+        try:
+            hparams = from_json(metadata["hyperparameters"], custom_objects)
+            obs_space = space_from_json(metadata["observation_space"])
+            act_space = space_from_json(metadata["action_space"])
+            policy = metadata["policy"]
+            if not isinstance(policy, str):
+                try:
+                    policy = from_json(policy, custom_objects)
+                except ModelFileError:
+                    # a user subclass not given: rebuild its nearest rlzoo base with the effective kwargs
+                    policy = from_json(metadata["policy_base"], custom_objects)
+                    hparams["policy_kwargs"] = from_json(metadata["effective_policy_kwargs"] or {}, custom_objects)
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"{path}: malformed metadata ({exc})") from None
+        hparams = {k: v for k, v in hparams.items() if k not in _NOT_HYPERPARAMS}
+        hparams.update(kwargs)
+        if hparams.get("learning_rate") is None:
+            hparams["learning_rate"] = 0.0
+        model = cls(policy=policy, env=None, device=device, _init_setup_model=False, **hparams)
+        model.observation_space, model.action_space = obs_space, act_space
+        model.n_envs = int(metadata.get("n_envs", 1))
+        if env is not None:
+            env = wrap_env(env)
+            model.n_envs = env.num_envs
+            model.set_env(env)
+        model._setup_model()
+        try:
+            for name, obj in model._state_objects().items():
+                obj.load_state_dict(state_from_files(name, files))
+        except ModelFileError:
+            raise
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise ModelFileError(f"{path}: saved tensors do not fit the {cls.__name__} model "
+                                 f"({str(exc).splitlines()[0]})") from None
+        model.num_timesteps = int(metadata.get("num_timesteps", 0))
+        model._n_updates = int(metadata.get("n_updates", 0))
+        model._current_progress_remaining = float(metadata.get("progress_remaining", 1.0))
+        return model
+
+
+def _has_image(space: spaces.Space) -> bool:
+    if isinstance(space, spaces.Dict):
+        return any(_has_image(s) for s in space.spaces.values())
+    return is_image_space(space)
+
+
+def _rlzoo_base(cls: type) -> type:
+    """The nearest class in ``cls``'s ancestry defined inside rlzoo."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("rlzoo."):
+            return klass
+    return cls

@@ -1,0 +1,189 @@
+"""Action distributions for the four action spaces.
+
+Each distribution is a light object built from the policy network's output for one batch; the
+``*Head`` classes own the parameters that map latent features to distribution parameters.
+Written without ``torch.distributions`` to keep argument validation out of the hot path.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+
+SUPPORTED = "Box, Discrete, MultiDiscrete or MultiBinary"
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class Distribution:
+    """Interface: ``log_prob``, ``entropy``, ``sample``, ``mode``, ``kl`` (to another of its kind)."""
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def entropy(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mode(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def kl(self, other: "Distribution") -> torch.Tensor:
+        raise NotImplementedError
+
+    def get_actions(self, deterministic: bool = False) -> torch.Tensor:
+        return self.mode() if deterministic else self.sample()
+
+
+class DiagGaussian(Distribution):
+    """Diagonal Gaussian N(mean, diag(std^2)); log-probabilities summed over action dimensions."""
+
+    def __init__(self, mean: torch.Tensor, log_std: torch.Tensor) -> None:
+        self.mean = mean
+        self.log_std = log_std.expand_as(mean)
+        self.std = self.log_std.exp()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        z = (actions - self.mean) / self.std
+        return (-0.5 * z.pow(2) - self.log_std - _LOG_SQRT_2PI).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return (self.log_std + 0.5 + _LOG_SQRT_2PI).sum(-1)
+
+    def sample(self) -> torch.Tensor:
+        return self.mean + self.std * torch.randn_like(self.mean)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def kl(self, other: "DiagGaussian") -> torch.Tensor:
+        # KL(self || other) for diagonal Gaussians, summed over dimensions
+        var_ratio = (self.std / other.std).pow(2)
+        t = ((self.mean - other.mean) / other.std).pow(2)
+        return 0.5 * (var_ratio + t - 1 - var_ratio.log()).sum(-1)
+
+
+class Categorical(Distribution):
+    """Categorical distribution over ``n`` actions parameterized by logits."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits - logits.logsumexp(-1, keepdim=True)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.exp()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -(self.probs * self.logits).sum(-1)
+
+    def sample(self) -> torch.Tensor:
+        # Gumbel-max trick: argmax(logits + Gumbel noise) is a sample of the categorical
+        u = torch.rand_like(self.logits).clamp_(1e-20, 1.0)
+        return (self.logits - (-u.log()).log()).argmax(-1)
+
+    def mode(self) -> torch.Tensor:
+        return self.logits.argmax(-1)
+
+    def kl(self, other: "Categorical") -> torch.Tensor:
+        return (self.probs * (self.logits - other.logits)).sum(-1)
+
+
+class MultiCategorical(Distribution):
+    """Independent categoricals, one per dimension of a MultiDiscrete space."""
+
+    def __init__(self, logits: torch.Tensor, nvec: List[int]) -> None:
+        self.parts = [Categorical(chunk) for chunk in torch.split(logits, nvec, dim=-1)]
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return sum(d.log_prob(actions[..., i]) for i, d in enumerate(self.parts))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(d.entropy() for d in self.parts)
+
+    def sample(self) -> torch.Tensor:
+        return torch.stack([d.sample() for d in self.parts], dim=-1)
+
+    def mode(self) -> torch.Tensor:
+        return torch.stack([d.mode() for d in self.parts], dim=-1)
+
+    def kl(self, other: "MultiCategorical") -> torch.Tensor:
+        return sum(a.kl(b) for a, b in zip(self.parts, other.parts))
+
+
+class Bernoulli(Distribution):
+    """Independent Bernoulli variables for a MultiBinary space."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return -F.binary_cross_entropy_with_logits(self.logits, actions.float(), reduction="none").sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        p = self.probs
+        return F.binary_cross_entropy_with_logits(self.logits, p, reduction="none").sum(-1)
+
+    def sample(self) -> torch.Tensor:
+        return torch.bernoulli(self.probs)
+
+    def mode(self) -> torch.Tensor:
+        return (self.logits > 0).float()
+
+    def kl(self, other: "Bernoulli") -> torch.Tensor:
+        p, lp, lq = self.probs, F.logsigmoid(self.logits), F.logsigmoid(other.logits)
+        l1p, l1q = F.logsigmoid(-self.logits), F.logsigmoid(-other.logits)
+        return (p * (lp - lq) + (1 - p) * (l1p - l1q)).sum(-1)
+
+
+class DistributionHead(nn.Module):
+    """Maps latent features to a :class:`Distribution` for a given action space."""
+
+    def __init__(self, action_space: spaces.Space, latent_dim: int, log_std_init: float = 0.0) -> None:
+        super().__init__()
+        self.action_space = action_space
+        self.log_std: Optional[nn.Parameter] = None
+        if isinstance(action_space, spaces.Box):
+            dim = int(np.prod(action_space.shape))
+            self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
+        elif isinstance(action_space, spaces.Discrete):
+            dim = int(action_space.n)
+        elif isinstance(action_space, spaces.MultiDiscrete):
+            self.nvec = [int(n) for n in action_space.nvec.ravel()]
+            dim = sum(self.nvec)
+        elif isinstance(action_space, spaces.MultiBinary):
+            dim = int(np.prod(action_space.shape))
+        else:
+            raise ValueError(f"unsupported action space {action_space}: supported are {SUPPORTED}")
+        self.linear = nn.Linear(latent_dim, dim)
+
+    def forward(self, latent: torch.Tensor) -> Distribution:
+        out = self.linear(latent)
+        space = self.action_space
+        if isinstance(space, spaces.Box):
+            return DiagGaussian(out, self.log_std)
+        if isinstance(space, spaces.Discrete):
+            return Categorical(out)
+        if isinstance(space, spaces.MultiDiscrete):
+            return MultiCategorical(out, self.nvec)
+        return Bernoulli(out)
+
+
+def check_action_space(action_space: spaces.Space, supported: tuple, algo: str) -> None:
+    """Raise a clear ``ValueError`` when ``algo`` does not support ``action_space``."""
+    if not isinstance(action_space, supported):
+        names = ", ".join(s.__name__ for s in supported)
+        raise ValueError(f"{algo} does not support the action space {type(action_space).__name__}: "
+                         f"supported are {names}")

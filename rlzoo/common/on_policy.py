@@ -1,0 +1,127 @@
+"""On-policy base: rollout collection into a :class:`RolloutBuffer`, then ``train()`` (A2C, PPO, TRPO, ACKTR)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Optional, Type, Union
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rlzoo.common.base import BaseAlgorithm
+from rlzoo.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
+from rlzoo.common.rollout import RolloutBuffer
+from rlzoo.common.utils import explained_variance, obs_to_tensor
+from rlzoo.envs import final_observations
+
+
+class OnPolicyAlgorithm(BaseAlgorithm):
+    """Collects ``n_steps`` per env with the current policy, computes GAE, then calls ``train()``.
+
+    :param n_steps: steps per env per rollout
+    :param gamma: discount factor
+    :param gae_lambda: GAE lambda (1.0: plain n-step returns)
+    :param ent_coef: entropy bonus coefficient
+    :param vf_coef: value-loss coefficient
+    :param max_grad_norm: gradient clipping norm
+    """
+
+    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+        "MlpPolicy": ActorCriticPolicy, "CnnPolicy": ActorCriticCnnPolicy,
+        "MultiInputPolicy": MultiInputActorCriticPolicy}
+
+    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any, n_steps: int,
+                 gamma: float, gae_lambda: float, ent_coef: float, vf_coef: float, max_grad_norm: float,
+                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
+                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto") -> None:
+        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+        self.n_steps = n_steps
+        self.gamma = gamma
+        self.gae_lambda = gae_lambda
+        self.ent_coef = ent_coef
+        self.vf_coef = vf_coef
+        self.max_grad_norm = max_grad_norm
+        self.rollout_buffer: Optional[RolloutBuffer] = None
+
+    def _setup_model(self) -> None:
+        """Policy, rollout buffer and the algorithm's optimizer (``_make_optimizer``)."""
+        self.policy = self._make_policy()
+        self._make_buffer()
+        self.optimizer = self._make_optimizer()
+
+    def _make_buffer(self) -> None:
+        self.rollout_buffer = RolloutBuffer(self.n_steps, self.n_envs, self.observation_space, self.action_space,
+                                            self.device, self.gamma, self.gae_lambda)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def set_env(self, env: Any, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset)
+        if self.rollout_buffer is not None and self.rollout_buffer.n_envs != self.n_envs:
+            self._make_buffer()
+
+    # ------------------------------------------------------------------ collection
+    def collect_rollouts(self, callback: Any) -> bool:
+        """Fill the rollout buffer with ``n_steps`` vector steps; False if a callback stopped training.
+
+        Time-limit truncations are bootstrapped: the reward of a truncated step gets
+        ``gamma * V(final_obs)`` added, so GAE treats it as non-terminal (Pardo et al. 2018).
+        """
+        env, buffer, policy = self.env, self.rollout_buffer, self.policy
+        buffer.reset()
+        callback.on_rollout_start()
+        box = isinstance(self.action_space, spaces.Box)
+        low, high = (self.action_space.low, self.action_space.high) if box else (None, None)
+        policy.train(False)
+        new_obs = self._last_obs
+        while not buffer.full:
+            obs_t = obs_to_tensor(self._last_obs, self.device)
+            with torch.inference_mode():
+                actions, values, log_probs = policy(obs_t)
+            actions_np = actions.cpu().numpy()
+            if box:
+                actions_np = np.clip(actions_np.reshape((-1, *self.action_space.shape)), low, high)
+            elif isinstance(self.action_space, spaces.MultiBinary):
+                actions_np = actions_np.astype(np.int8).reshape((-1, *self.action_space.shape))
+            new_obs, rewards, terminated, truncated, infos = env.step(actions_np)
+            self.num_timesteps += self.n_envs
+            rewards = np.asarray(rewards, dtype=np.float32)
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos)
+            bootstrap = truncated & ~terminated
+            if bootstrap.any():
+                idx = np.flatnonzero(bootstrap)
+                final = obs_to_tensor(final_observations(infos, idx), self.device)
+                with torch.inference_mode():
+                    rewards[idx] += self.gamma * policy.predict_values(final).cpu().numpy()
+            buffer.add(obs_t, actions, rewards, self._last_episode_starts, values, log_probs)
+            self._last_obs = new_obs
+            self._last_episode_starts = terminated | truncated
+        with torch.inference_mode():
+            last_values = policy.predict_values(obs_to_tensor(new_obs, self.device))
+        buffer.compute_returns_and_advantage(last_values, self._last_episode_starts)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _learn_loop(self, total_timesteps: int, callback: Any, log_interval: int) -> None:
+        iteration = 0
+        while self.num_timesteps < total_timesteps:
+            if not self.collect_rollouts(callback):
+                break
+            iteration += 1
+            self._update_current_progress_remaining()
+            self.policy.train(True)
+            self.train()
+            if log_interval and iteration % log_interval == 0:
+                self.logger.record("time/iterations", iteration, exclude="tensorboard")
+                self._log_time()
+                self._log_explained_variance()
+                self.logger.dump(self.num_timesteps)
+
+    def _log_explained_variance(self) -> None:
+        buf = self.rollout_buffer
+        self.logger.record("train/explained_variance",
+                           explained_variance(buf.values.cpu().numpy().ravel(), buf.returns.cpu().numpy().ravel()))

@@ -1,0 +1,50 @@
+"""Optimizers that the original (TensorFlow) Stable Baselines used and PyTorch lacks."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSprop as TensorFlow 1 computes it (used by A2C/ACER in the original implementations).
+
+    Differences from ``torch.optim.RMSprop``: epsilon is added *inside* the square root,
+    ``theta -= lr * g / sqrt(ms + eps)``, and the mean square starts at 1 instead of 0, which
+    keeps the first steps small. Parameters: ``lr``, ``alpha`` (decay of the mean square),
+    ``eps``, ``momentum`` (optional).
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 7e-4, alpha: float = 0.99,
+                 eps: float = 1e-5, momentum: float = 0.0) -> None:
+        if lr < 0 or eps < 0 or not 0.0 <= alpha < 1.0:
+            raise ValueError(f"invalid RMSpropTF settings lr={lr}, alpha={alpha}, eps={eps}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                if "square_avg" not in self.state[p]:
+                    self.state[p]["square_avg"] = torch.ones_like(p)
+                    if group["momentum"] > 0:
+                        self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+            sq = [self.state[p]["square_avg"] for p in params]
+            # ms <- alpha * ms + (1 - alpha) * g^2
+            torch._foreach_mul_(sq, group["alpha"])
+            torch._foreach_addcmul_(sq, grads, grads, value=1 - group["alpha"])
+            denom = torch._foreach_add(sq, group["eps"])
+            torch._foreach_sqrt_(denom)
+            if group["momentum"] > 0:
+                bufs = [self.state[p]["momentum_buffer"] for p in params]
+                torch._foreach_mul_(bufs, group["momentum"])
+                torch._foreach_addcdiv_(bufs, grads, denom)
+                torch._foreach_add_(params, bufs, alpha=-group["lr"])
+            else:
+                torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
+        return loss

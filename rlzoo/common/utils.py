@@ -1,0 +1,99 @@
+"""Small shared utilities: seeding, devices, schedules and tensor helpers."""
+from __future__ import annotations
+
+import os
+import random
+from typing import Any, Callable, Union
+
+import numpy as np
+import torch
+
+Schedule = Callable[[float], float]
+
+
+def set_global_seeds(seed: int) -> None:
+    """Seed python, numpy and torch so that a run on CPU is reproducible."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def get_device(device: Union[str, torch.device] = "auto") -> torch.device:
+    """Resolve ``"auto"`` to CUDA when available, else CPU; reject unknown devices with a clear error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available on this machine")
+    return dev
+
+
+class ConstantSchedule:
+    """A schedule that always returns ``value``; JSON-serializable through ``to_config``."""
+
+    def __init__(self, value: float) -> None:
+        self.value = float(value)
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.value
+
+    def to_config(self) -> dict:
+        return {"value": self.value}
+
+    def __repr__(self) -> str:
+        return f"ConstantSchedule({self.value})"
+
+
+class LinearSchedule:
+    """Linear interpolation from ``initial_value`` (progress 1) to ``final_value`` (progress 0)."""
+
+    def __init__(self, initial_value: float, final_value: float = 0.0) -> None:
+        self.initial_value = float(initial_value)
+        self.final_value = float(final_value)
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.final_value + progress_remaining * (self.initial_value - self.final_value)
+
+    def to_config(self) -> dict:
+        return {"initial_value": self.initial_value, "final_value": self.final_value}
+
+    def __repr__(self) -> str:
+        return f"LinearSchedule({self.initial_value}, {self.final_value})"
+
+
+def linear_schedule(initial_value: float, final_value: float = 0.0) -> LinearSchedule:
+    """Learning-rate (or clip-range) schedule decreasing linearly to ``final_value`` over training."""
+    return LinearSchedule(initial_value, final_value)
+
+
+def get_schedule_fn(value: Union[float, Schedule]) -> Schedule:
+    """Turn a constant into a :class:`ConstantSchedule`; keep callables as they are."""
+    if callable(value):
+        return value
+    return ConstantSchedule(float(value))
+
+
+def explained_variance(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """1 - Var[y_true - y_pred] / Var[y_true]: 1 is perfect, 0 no better than a constant."""
+    var_y = np.var(y_true)
+    return float("nan") if var_y == 0 else float(1.0 - np.var(y_true - y_pred) / var_y)
+
+
+def obs_to_tensor(obs: Any, device: torch.device) -> Any:
+    """numpy observation (array or dict of arrays) -> torch tensor(s) on ``device`` without copying on CPU."""
+    if isinstance(obs, dict):
+        return {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+    return torch.as_tensor(obs, device=device)
+
+
+def tune_threads(small_model: bool) -> None:
+    """Small MLPs run fastest on one intra-op thread; big (CNN) models use what torch picked."""
+    if small_model and os.environ.get("RLZOO_NUM_THREADS") is None:
+        torch.set_num_threads(1)
+    elif os.environ.get("RLZOO_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["RLZOO_NUM_THREADS"]))
