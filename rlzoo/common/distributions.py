@@ -73,7 +73,7 @@ class Categorical(Distribution):
     """Categorical distribution over ``n`` actions parameterized by logits."""
 
     def __init__(self, logits: torch.Tensor) -> None:
-        self.logits = logits - logits.logsumexp(-1, keepdim=True)
+        self.logits = torch.log_softmax(logits, dim=-1)
 
     @property
     def probs(self) -> torch.Tensor:

@@ -72,7 +72,6 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         callback.on_rollout_start()
         box = isinstance(self.action_space, spaces.Box)
         low, high = (self.action_space.low, self.action_space.high) if box else (None, None)
-        policy.train(False)
         new_obs = self._last_obs
         while not buffer.full:
             obs_t = obs_to_tensor(self._last_obs, self.device)
@@ -113,7 +112,6 @@ class OnPolicyAlgorithm(BaseAlgorithm):
                 break
             iteration += 1
             self._update_current_progress_remaining()
-            self.policy.train(True)
             self.train()
             if log_interval and iteration % log_interval == 0:
                 self.logger.record("time/iterations", iteration, exclude="tensorboard")

@@ -220,7 +220,6 @@ class BasePolicy(nn.Module):
     def predict(self, observation: Any, state: Optional[Any] = None, episode_start: Optional[np.ndarray] = None,
                 deterministic: bool = False) -> Tuple[np.ndarray, Optional[Any]]:
         """Actions for one observation or a batch (numpy in, numpy out), Box actions clipped to bounds."""
-        self.train(False)
         obs, vectorized = self.obs_to_tensor(observation)
         with torch.inference_mode():
             actions = self._predict(obs, deterministic=deterministic)
