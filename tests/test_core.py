@@ -270,3 +270,82 @@ def test_evaluate_policy_and_gym_env_input():
     model = PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=64, batch_size=64)
     mean, std = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=3)
     assert 5 <= mean <= 500 and std >= 0
+
+
+class DictObsEnv(gym.Env):
+    """Dict observation (vector + small image); reward for matching the sign of the vector."""
+
+    observation_space = spaces.Dict({"vec": spaces.Box(-1, 1, (3,), np.float32),
+                                     "img": spaces.Box(0, 255, (36, 36, 1), np.uint8)})
+    action_space = spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self):
+        self.v = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return {"vec": self.v, "img": np.full((36, 36, 1), 128, np.uint8)}
+
+    def step(self, action):
+        self.t += 1
+        r = float(int(action) == int(self.v[0] > 0))
+        return self._obs(), r, False, self.t >= 10, {}
+
+
+def test_multi_input_policy_dict_obs(tmp_path):
+    model = PPO("MultiInputPolicy", DummyVecEnv([DictObsEnv] * 2), n_steps=32, batch_size=32, seed=0)
+    model.learn(256)
+    obs = DictObsEnv().reset(seed=0)[0]
+    action, _ = model.predict(obs)
+    assert action in (0, 1)
+    model.save(tmp_path / "dict")
+    PPO.load(tmp_path / "dict").predict(obs)
+
+
+class TinyExtractor(torch.nn.Module):
+    def __init__(self, observation_space, features_dim=8):
+        super().__init__()
+        self.features_dim = features_dim
+        self.net = torch.nn.Linear(int(np.prod(observation_space.shape)), features_dim)
+
+    def forward(self, obs):
+        return torch.relu(self.net(obs.flatten(1)))
+
+
+def test_custom_features_extractor_and_target_kl(tmp_path):
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=16, n_epochs=30, target_kl=0.001,
+                learning_rate=3e-3, policy_kwargs=dict(features_extractor_class=TinyExtractor,
+                                                       features_extractor_kwargs=dict(features_dim=8)))
+    model.learn(128)
+    assert isinstance(model.policy.features_extractor, TinyExtractor)
+    # target_kl stops the epochs early: far fewer than n_epochs passes were made
+    assert model._n_updates < 2 * 30
+    model.save(tmp_path / "fe")
+    with pytest.raises(ModelFileError, match="custom_objects"):
+        PPO.load(tmp_path / "fe")
+    loaded = PPO.load(tmp_path / "fe", custom_objects={f"{__name__}.TinyExtractor": TinyExtractor})
+    assert isinstance(loaded.policy.features_extractor, TinyExtractor)
+
+
+def test_optimizer_state_roundtrip(tmp_path):
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, seed=0).learn(128)
+    model.save(tmp_path / "opt")
+    loaded = PPO.load(tmp_path / "opt", env="CartPole-v1")
+    a, b = model.optimizer.state_dict(), loaded.optimizer.state_dict()
+    assert a["state"].keys() == b["state"].keys() and len(a["state"]) > 0
+    for k in a["state"]:
+        for name, value in a["state"][k].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["state"][k][name]))
+    params = model.get_parameters()
+    fresh = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32)
+    fresh.set_parameters(params)
+    for k, v in model.policy.state_dict().items():
+        assert torch.equal(v, fresh.policy.state_dict()[k])
+
+
+def test_value_clipping_and_rmsprop_options():
+    PPO("MlpPolicy", "CartPole-v1", n_steps=32, batch_size=32, clip_range_vf=0.2).learn(64)
+    model = A2C("MlpPolicy", "CartPole-v1", use_rms_prop=False, normalize_advantage=True).learn(64)
+    assert isinstance(model.optimizer, torch.optim.Adam)

@@ -1,0 +1,1 @@
+"""The rlzoo command line: YAML hyperparameters -> experiment -> run folder (``rlzoo train`` ...)."""

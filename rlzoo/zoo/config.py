@@ -1,0 +1,732 @@
+"""Hyperparameter files (``hyperparams/<algo>.yml``): load, validate, override and resolve.
+
+A file maps env ids (plus ``atari`` and ``default``) to entries. An entry's keys are the algorithm's
+constructor arguments plus the zoo's own keys (:data:`ZOO_KEYS`). Validation happens before anything
+is written: an unknown key names the closest allowed one, a wrong type or malformed YAML is a
+one-line :class:`ZooError`. Resolution turns the plain YAML values into Python objects: ``lin_<v>``
+schedules, ``policy_kwargs`` activation/optimizer names, import paths of wrappers and callbacks.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from rlzoo.zoo.errors import ZooError, did_you_mean
+from rlzoo.zoo.resolve import import_object
+
+#: Keys every entry may use besides the algorithm's constructor arguments.
+ZOO_KEYS: dict[str, str] = {
+    "n_timesteps": "total environment steps to train",
+    "n_envs": "number of parallel environments",
+    "policy": "policy name (MlpPolicy, CnnPolicy, MultiInputPolicy)",
+    "normalize": "VecNormalize: true/false or a mapping of VecNormalize arguments",
+    "frame_stack": "number of stacked frames (VecFrameStack)",
+    "env_wrapper": "gymnasium wrapper import path, mapping {path: kwargs}, or a list of them",
+    "callback": "callback import path, mapping {path: kwargs}, or a list of them",
+    "env_kwargs": "mapping of keyword arguments for gymnasium.make",
+    "noise_type": "action noise: normal or ornstein-uhlenbeck",
+    "noise_std": "standard deviation of the action noise",
+}
+
+#: Constructor arguments that come from command-line options, never from a hyperparameter file.
+CLI_ONLY = {"env": "--env", "seed": "--seed", "device": "--device", "tensorboard_log": "-tb"}
+_IGNORED_PARAMS = {"self", "_init_setup_model", "args", "kwargs"}
+
+NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
+
+#: ``activation_fn`` names -> ``torch.nn`` class names (a fixed table, nothing is evaluated).
+ACTIVATIONS = {
+    "relu": "ReLU", "tanh": "Tanh", "elu": "ELU", "leaky_relu": "LeakyReLU", "selu": "SELU",
+    "gelu": "GELU", "silu": "SiLU", "swish": "SiLU", "mish": "Mish", "sigmoid": "Sigmoid",
+    "softplus": "Softplus", "identity": "Identity",
+}
+#: ``optimizer_class`` names -> ``torch.optim`` class names.
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD", "adagrad": "Adagrad"}
+_CLASS_KEYS = ("features_extractor_class", "optimizer_class", "activation_fn")
+
+
+# ----------------------------------------------------------------------------- YAML loading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loader that rejects duplicate keys in a mapping (``<<`` merges may still be overridden)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hashable = key in seen
+        except TypeError:
+            hashable = False
+        if hashable:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        try:
+            seen.add(key)
+        except TypeError:
+            pass
+    loader.flatten_mapping(node)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Read a YAML file with the safe loader; malformed YAML is a one-line :class:`ZooError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"file '{path}' does not exist")
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ZooError(f"cannot read '{path}': {e}") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text; errors name ``where`` and the line/column."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ZooError(f"{where}: malformed YAML{at}: {problem}") from None
+
+
+def hyperparams_dir() -> Path:
+    """Folder holding ``<algo>.yml`` files: ``$RLZOO_HYPERPARAMS_DIR``, the source tree, or the package."""
+    env = os.environ.get("RLZOO_HYPERPARAMS_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[2] / "hyperparams"
+    if here.is_dir():
+        return here
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("rlzoo.hyperparams")))
+    except (ImportError, ModuleNotFoundError, TypeError):
+        return here
+
+
+def hyperparams_file(algo: str) -> Path:
+    """Path of ``hyperparams/<algo>.yml``."""
+    return hyperparams_dir() / f"{algo}.yml"
+
+
+def load_hyperparams_file(path: str | os.PathLike) -> dict[str, dict]:
+    """Load a hyperparameter file: a mapping of entry name -> mapping."""
+    data = load_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ZooError(f"{path}: expected a mapping of env ids to hyperparameters, got {type(data).__name__}")
+    return data
+
+
+def tuned_envs(algo: str) -> list[str]:
+    """Entry names of ``hyperparams/<algo>.yml`` (empty when there is no file)."""
+    path = hyperparams_file(algo)
+    if not path.is_file():
+        return []
+    return [str(k) for k in load_hyperparams_file(path)]
+
+
+def select_entry(data: dict, env_id: str, atari: bool, where: str) -> tuple[str, dict]:
+    """Pick the entry for ``env_id``: the env id itself, else ``atari`` for ALE envs, else ``default``."""
+    for name in (env_id, "atari" if atari else None, "default"):
+        if name is not None and name in data:
+            entry = data[name]
+            if entry is None:
+                entry = {}
+            if not isinstance(entry, dict):
+                raise ZooError(f"{where} [{name}]: expected a mapping of hyperparameters, got {entry!r}")
+            return name, dict(entry)
+    names = ", ".join(map(str, data)) or "none"
+    raise ZooError(f"{where} has no entry for {env_id} and no 'default' entry (entries: {names})")
+
+
+# ----------------------------------------------------------------------------- schema
+@dataclass
+class ParamSpec:
+    """What a constructor argument accepts, read from its type hint and default value."""
+
+    name: str
+    kinds: frozenset = frozenset()  # subset of {bool, int, float, str, dict, list, None, "schedule"}; empty = any
+    default: Any = None
+
+
+def _hint_kinds(hint: Any) -> set:
+    """Map a resolved type hint to the YAML kinds it accepts; an empty set means 'do not check'."""
+    import types
+
+    if hint is inspect.Parameter.empty or hint is Any:
+        return set()
+    if isinstance(hint, str):
+        return _string_hint_kinds(hint)
+    if hint is None or hint is type(None):
+        return {None}
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        kinds: set = set()
+        for arg in typing.get_args(hint):
+            sub = _hint_kinds(arg)
+            if not sub:
+                return set()
+            kinds |= sub
+        return kinds
+    base = origin if origin is not None else hint
+    return _base_kinds(getattr(base, "__name__", str(base)))
+
+
+_BASE_KINDS: dict[str, set] = {
+    "bool": {bool}, "int": {int}, "float": {float, int}, "str": {str}, "None": {None}, "NoneType": {None},
+    "dict": {dict}, "Dict": {dict}, "Mapping": {dict}, "MutableMapping": {dict},
+    "list": {list}, "List": {list}, "Sequence": {list}, "tuple": {"tuple"}, "Tuple": {"tuple"},
+    "Callable": {"schedule"}, "Schedule": {"schedule"},
+}
+
+
+def _base_kinds(name: str) -> set:
+    return set(_BASE_KINDS.get(name.split(".")[-1], set()))
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def _string_hint_kinds(text: str) -> set:
+    """Kinds of an annotation left as a string (``from __future__ import annotations``)."""
+    text = text.strip().strip("'\"")
+    parts = _split_top(text, "|")
+    if len(parts) == 1:
+        m = re.match(r"^(?:typing\.)?(Optional|Union)\[(.*)\]$", text)
+        if m:
+            parts = _split_top(m.group(2), ",") + (["None"] if m.group(1) == "Optional" else [])
+        else:
+            return _base_kinds(text.split("[", 1)[0])
+    kinds: set = set()
+    for part in parts:
+        sub = _string_hint_kinds(part)
+        if not sub:
+            return set()
+        kinds |= sub
+    return kinds
+
+
+def constructor_schema(cls: type) -> dict[str, ParamSpec]:
+    """Constructor arguments of an algorithm class that a hyperparameter file may set."""
+    sig = inspect.signature(cls.__init__)
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:
+        hints = {}
+    schema = {}
+    for name, p in sig.parameters.items():
+        if name in _IGNORED_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if name in CLI_ONLY or name == "policy":
+            continue
+        kinds = _hint_kinds(hints.get(name, p.annotation))
+        default = None if p.default is inspect.Parameter.empty else p.default
+        if not kinds and default is not None:
+            # no usable hint: trust the default's type; a number may also be a schedule
+            kinds = _base_kinds(type(default).__name__)
+            if kinds == {float, int} or kinds == {int}:
+                kinds |= {float, int, "schedule"} if isinstance(default, float) else set()
+        if kinds and p.default is None:
+            kinds.add(None)
+        schema[name] = ParamSpec(name, frozenset(kinds), default)
+    return schema
+
+
+def allowed_keys(cls: type) -> list[str]:
+    """Every key an entry for ``cls`` may contain, sorted."""
+    return sorted(set(constructor_schema(cls)) | set(ZOO_KEYS))
+
+
+# ----------------------------------------------------------------------------- value checks
+def _is_schedule_str(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("lin_")
+
+
+def _parse_schedule(value: str, where: str, key: str) -> float:
+    try:
+        initial = float(value[4:])
+    except ValueError:
+        raise ZooError(f"{where}: '{key}' has a malformed schedule {value!r} (expected lin_<number>, e.g. lin_3e-4)") from None
+    if not math.isfinite(initial):
+        raise ZooError(f"{where}: '{key}' schedule must start at a finite number, got {value!r}")
+    return initial
+
+
+def _coerce_number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e5`` (no dot) as a string: accept numeric strings for numeric keys."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    return value
+
+
+_KIND_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
+               list: "a list", "tuple": "a list", None: "null", "schedule": "a lin_<value> schedule"}
+
+
+def _check_kind(value: Any, spec: ParamSpec, where: str) -> Any:
+    """Validate (and lightly normalize) ``value`` against ``spec``; return the plain YAML value."""
+    kinds = spec.kinds
+    if not kinds:
+        return value
+    if value is None:
+        if None in kinds:
+            return None
+    elif _is_schedule_str(value):
+        if "schedule" in kinds:
+            _parse_schedule(value, where, spec.name)
+            return value
+    elif isinstance(value, bool):
+        if bool in kinds:
+            return value
+    else:
+        number = _coerce_number(value) if (int in kinds or float in kinds) else value
+        if isinstance(number, int) and not isinstance(number, bool) and int in kinds:
+            return number
+        if isinstance(number, float) and int in kinds and float not in kinds and number.is_integer():
+            return int(number)
+        if isinstance(number, (int, float)) and not isinstance(number, bool) and float in kinds:
+            return float(number)
+        if isinstance(value, str) and str in kinds:
+            return value
+        if isinstance(value, dict) and dict in kinds:
+            return value
+        if isinstance(value, list) and (list in kinds or "tuple" in kinds):
+            return value
+    shown = [k for k in sorted(kinds, key=lambda k: list(_KIND_NAMES).index(k))
+             if not (k is int and float in kinds) and not (k == "tuple" and list in kinds)]
+    expected = " or ".join(_KIND_NAMES[k] for k in shown)
+    raise ZooError(f"{where}: '{spec.name}' must be {expected}, got {value!r}")
+
+
+def _positive_int(value: Any, where: str, key: str, allow_zero: bool = False) -> int:
+    number = _coerce_number(value)
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ZooError(f"{where}: '{key}' must be a positive integer, got {value!r}")
+    if number < 0 or (number == 0 and not allow_zero):
+        raise ZooError(f"{where}: '{key}' must be positive, got {number}")
+    return number
+
+
+def _import_spec_list(value: Any, where: str, key: str) -> list:
+    """Normalize ``env_wrapper``/``callback`` values to a list of ``path`` or ``{path: kwargs}``."""
+    try:
+        return _import_specs(value, where, key)
+    except ZooError as e:
+        if str(e).startswith(where):
+            raise
+        raise ZooError(f"{where}: {e}") from None
+
+
+def _import_specs(value: Any, where: str, key: str) -> list:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            import_object(item, key)
+            out.append(item)
+        elif isinstance(item, dict) and len(item) == 1:
+            (path, kwargs), = item.items()
+            if kwargs is None:
+                kwargs = {}
+            if not isinstance(path, str) or not isinstance(kwargs, dict):
+                raise ZooError(f"{where}: '{key}' entries are 'import.path' or {{import.path: {{kwargs}}}}, got {item!r}")
+            import_object(path, key)
+            out.append({path: kwargs})
+        else:
+            raise ZooError(f"{where}: '{key}' entries are 'import.path' or {{import.path: {{kwargs}}}}, got {item!r}")
+    return out
+
+
+def _check_net_arch(value: Any, where: str) -> None:
+    def int_list(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+
+    if int_list(value):
+        return
+    if isinstance(value, dict) and value and all(isinstance(k, str) and int_list(v) for k, v in value.items()):
+        return
+    raise ZooError(
+        f"{where}: policy_kwargs.net_arch must be a list of layer sizes like [64, 64] "
+        f"or a mapping like {{pi: [64, 64], vf: [64, 64]}}, got {value!r}"
+    )
+
+
+def _check_class_name(key: str, value: Any, where: str) -> None:
+    table = ACTIVATIONS if key == "activation_fn" else OPTIMIZERS if key == "optimizer_class" else {}
+    if not isinstance(value, str):
+        raise ZooError(f"{where}: policy_kwargs.{key} must be a name such as {next(iter(table), 'my_pkg.MyClass')!r}, got {value!r}")
+    if _class_from_table(key, value) is not None:
+        return
+    if "." in value:
+        try:
+            import_object(value, f"policy_kwargs.{key}")
+        except ZooError as e:
+            raise ZooError(f"{where}: {e}") from None
+        return
+    raise ZooError(f"{where}: unknown policy_kwargs.{key} {value!r}{did_you_mean(value.lower(), table)} (known: {', '.join(table)})")
+
+
+def _class_from_table(key: str, value: str) -> Any:
+    import torch
+
+    if key == "activation_fn":
+        lowered = {v.lower(): v for v in ACTIVATIONS.values()}
+        name = ACTIVATIONS.get(value.lower()) or lowered.get(value.lower().removeprefix("nn.").removeprefix("torch.nn."))
+        return getattr(torch.nn, name) if name else None
+    if key == "optimizer_class":
+        lowered = {v.lower(): v for v in OPTIMIZERS.values()}
+        name = OPTIMIZERS.get(value.lower()) or lowered.get(value.lower().removeprefix("torch.optim."))
+        return getattr(torch.optim, name) if name else None
+    return None
+
+
+def _check_policy_kwargs(value: Any, where: str) -> dict:
+    if isinstance(value, str):
+        raise ZooError(
+            f"{where}: policy_kwargs must be a YAML mapping (e.g. {{net_arch: [64, 64], activation_fn: relu}}), "
+            f"not a string: {value!r}"
+        )
+    if not isinstance(value, dict):
+        raise ZooError(f"{where}: policy_kwargs must be a mapping, got {value!r}")
+    for key, item in value.items():
+        if key == "net_arch":
+            _check_net_arch(item, where)
+        elif key in _CLASS_KEYS:
+            _check_class_name(key, item, where)
+        elif key.endswith("_kwargs") and not isinstance(item, dict):
+            raise ZooError(f"{where}: policy_kwargs.{key} must be a mapping, got {item!r}")
+    return value
+
+
+def validate_entry(entry: dict, cls: type, algo: str, where: str) -> dict:
+    """Check every key and value of one entry; return the normalized plain entry.
+
+    Raises :class:`ZooError` naming the first problem (unknown key with the closest allowed key).
+    """
+    schema = constructor_schema(cls)
+    allowed = sorted(set(schema) | set(ZOO_KEYS))
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if not isinstance(key, str):
+            raise ZooError(f"{where}: hyperparameter names must be strings, got {key!r}")
+        if key in CLI_ONLY:
+            raise ZooError(f"{where}: '{key}' is set on the command line with {CLI_ONLY[key]}, not in hyperparameters")
+        if key not in schema and key not in ZOO_KEYS:
+            raise ZooError(
+                f"{where}: unknown hyperparameter '{key}' for {algo}{did_you_mean(key, allowed)} "
+                f"(allowed: {', '.join(allowed)})"
+            )
+        if key == "n_timesteps":
+            value = _positive_int(value, where, key)
+        elif key == "n_envs":
+            value = _positive_int(value, where, key)
+        elif key == "policy":
+            if not isinstance(value, str) or not value:
+                raise ZooError(f"{where}: 'policy' must be a policy name such as 'MlpPolicy', got {value!r}")
+        elif key == "normalize":
+            value = _check_normalize(value, where)
+        elif key == "frame_stack":
+            value = False if value in (False, None) else _positive_int(value, where, key)
+        elif key in ("env_wrapper", "callback"):
+            value = None if value is None else _import_spec_list(value, where, key)
+        elif key == "env_kwargs":
+            if value is None:
+                value = {}
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ZooError(f"{where}: 'env_kwargs' must be a mapping of argument names to values, got {value!r}")
+        elif key == "noise_type":
+            if value not in NOISE_TYPES and value is not None:
+                raise ZooError(f"{where}: 'noise_type' must be one of {', '.join(NOISE_TYPES)}, got {value!r}")
+        elif key == "noise_std":
+            number = _coerce_number(value)
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+                raise ZooError(f"{where}: 'noise_std' must be a non-negative number, got {value!r}")
+            value = float(number)
+        elif key == "policy_kwargs":
+            value = {} if value is None else _check_policy_kwargs(value, where)
+        else:
+            value = _check_kind(value, schema[key], where)
+        out[key] = value
+    if ("noise_type" in out or "noise_std" in out) and "action_noise" not in schema:
+        raise ZooError(f"{where}: noise_type/noise_std need an algorithm with action noise; {algo} has none")
+    return out
+
+
+def _check_normalize(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, str):
+        raise ZooError(f"{where}: 'normalize' must be true/false or a mapping (e.g. {{norm_reward: false}}), got {value!r}")
+    if not isinstance(value, dict):
+        raise ZooError(f"{where}: 'normalize' must be true/false or a mapping, got {value!r}")
+    try:
+        from rlzoo.envs import VecNormalize
+
+        params = [p for p in inspect.signature(VecNormalize.__init__).parameters if p not in ("self", "venv")]
+    except ImportError:  # pragma: no cover
+        params = []
+    for key in value:
+        if params and key not in params:
+            raise ZooError(f"{where}: unknown normalize option '{key}'{did_you_mean(str(key), params)} (allowed: {', '.join(params)})")
+    return value
+
+
+# ----------------------------------------------------------------------------- overrides
+def parse_key_values(items: list[str] | None, where: str) -> dict[str, Any]:
+    """``["a=1", "b=lin_0.1", "c={x: 1}"]`` -> ``{"a": 1, "b": "lin_0.1", "c": {"x": 1}}`` (values read as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ZooError(f"{where}: expected key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ZooError(f"{where}: expected key=value, got {item!r}")
+        out[key] = parse_yaml(text, f"{where} {key}") if text.strip() else None
+    return out
+
+
+# ----------------------------------------------------------------------------- the resolved config
+@dataclass
+class ZooConfig:
+    """A validated experiment configuration.
+
+    ``hyperparams`` is the plain YAML mapping written to ``config.yml``; the other fields are the
+    resolved objects the experiment uses.
+    """
+
+    algo: str
+    env_id: str
+    source: str
+    hyperparams: dict[str, Any]
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_modules: tuple[str, ...] = ()  # modules that register the env (imported in every env process)
+
+    @property
+    def n_timesteps(self) -> int:
+        """Total training timesteps."""
+        return int(self.hyperparams["n_timesteps"])
+
+    @property
+    def n_envs(self) -> int:
+        """Number of parallel training envs."""
+        return int(self.hyperparams.get("n_envs", 1))
+
+    @property
+    def policy(self) -> str:
+        """Policy name (``MlpPolicy`` ...)."""
+        return self.hyperparams.get("policy", "MlpPolicy")
+
+    @property
+    def normalize(self) -> dict | None:
+        """VecNormalize kwargs or None (``gamma`` defaults to the algorithm's gamma)."""
+        value = self.hyperparams.get("normalize", False)
+        if not value:
+            return None
+        kwargs = dict(value) if isinstance(value, dict) else {}
+        if "gamma" in self.hyperparams and "gamma" not in kwargs and isinstance(self.hyperparams["gamma"], (int, float)):
+            kwargs["gamma"] = float(self.hyperparams["gamma"])
+        return kwargs
+
+    @property
+    def frame_stack(self) -> int | None:
+        """Number of stacked frames, or None."""
+        return self.hyperparams.get("frame_stack") or None
+
+    @property
+    def env_kwargs(self) -> dict:
+        """Keyword arguments of ``gymnasium.make``."""
+        return dict(self.hyperparams.get("env_kwargs") or {})
+
+    def env_wrappers(self) -> list[tuple[Callable, dict]]:
+        """Imported ``env_wrapper`` classes with their kwargs, outermost last."""
+        return _import_list(self.hyperparams.get("env_wrapper"), "env_wrapper")
+
+    def callbacks(self) -> list[tuple[Callable, dict]]:
+        """Imported ``callback`` classes with their kwargs."""
+        return _import_list(self.hyperparams.get("callback"), "callback")
+
+    @property
+    def noise(self) -> tuple[str, float] | None:
+        """``(noise_type, noise_std)`` or None."""
+        if not self.hyperparams.get("noise_type"):
+            return None
+        return self.hyperparams["noise_type"], float(self.hyperparams.get("noise_std", 0.1))
+
+    def to_yaml(self) -> str:
+        """``config.yml`` text: a header comment and the flat resolved entry (usable with --conf-file)."""
+        header = (
+            f"# rlzoo configuration of a {self.algo} run on {self.env_id} (from {self.source}).\n"
+            f"# Re-use it with: rlzoo train --algo {self.algo} --env {self.env_id} --conf-file config.yml\n"
+        )
+        return header + yaml.safe_dump(_plain(self.hyperparams), sort_keys=True, default_flow_style=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _import_list(value: Any, what: str) -> list[tuple[Callable, dict]]:
+    out = []
+    for item in value or []:
+        if isinstance(item, str):
+            out.append((import_object(item, what), {}))
+        else:
+            (path, kwargs), = item.items()
+            out.append((import_object(path, what), dict(kwargs or {})))
+    return out
+
+
+def resolve_schedule(value: Any) -> Any:
+    """``"lin_3e-4"`` -> ``linear_schedule(3e-4)``; anything else unchanged."""
+    if _is_schedule_str(value):
+        from rlzoo.utils import linear_schedule
+
+        return linear_schedule(float(value[4:]))
+    return value
+
+
+def resolve_policy_kwargs(policy_kwargs: dict) -> dict:
+    """Turn names in ``policy_kwargs`` into classes (activation, optimizer, features extractor)."""
+    out = {}
+    for key, value in policy_kwargs.items():
+        if key in _CLASS_KEYS and isinstance(value, str):
+            cls = _class_from_table(key, value)
+            out[key] = cls if cls is not None else import_object(value, f"policy_kwargs.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def model_kwargs_of(hyperparams: dict, cls: type) -> dict:
+    """Constructor keyword arguments (resolved objects) from a validated plain entry."""
+    schema = constructor_schema(cls)
+    kwargs = {}
+    for key, value in hyperparams.items():
+        if key in ZOO_KEYS:
+            continue
+        if key == "policy_kwargs":
+            kwargs[key] = resolve_policy_kwargs(value)
+        elif isinstance(value, list) and key in schema and "tuple" in schema[key].kinds and list not in schema[key].kinds:
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = resolve_schedule(value)
+    return kwargs
+
+
+def check_policy(cls: type, algo: str, policy: str, policy_kwargs: dict, where: str) -> None:
+    """The policy name must be one of the algorithm's, and ``policy_kwargs`` keys its constructor's."""
+    aliases = getattr(cls, "policy_aliases", None) or {}
+    if aliases and policy not in aliases:
+        raise ZooError(f"{where}: unknown policy '{policy}' for {algo}{did_you_mean(policy, aliases)} "
+                       f"(available: {', '.join(aliases)})")
+    policy_cls = aliases.get(policy)
+    if policy_cls is None or not policy_kwargs:
+        return
+    params = inspect.signature(policy_cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = sorted(set(params) - {"self", "observation_space", "action_space"})
+    for key in policy_kwargs:
+        if key not in allowed:
+            raise ZooError(f"{where}: unknown policy_kwargs key '{key}' for {policy}{did_you_mean(key, allowed)} "
+                           f"(allowed: {', '.join(allowed)})")
+
+
+def flat_or_keyed(data: dict, env_id: str, atari: bool, allowed: set[str], where: str) -> tuple[str, dict]:
+    """A ``--conf-file`` is either a flat entry (like ``config.yml``) or a file keyed by env id."""
+    if data and all(isinstance(k, str) and k in allowed for k in data):
+        return where, dict(data)
+    name, entry = select_entry(data, env_id, atari, where)
+    return f"{where} [{name}]", entry
+
+
+def build_config(
+    algo: str,
+    cls: type,
+    env_id: str,
+    atari: bool = False,
+    conf_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    n_timesteps: int | None = None,
+    n_envs: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> ZooConfig:
+    """Load, validate and resolve the configuration of one experiment.
+
+    Order (later wins): the entry of ``hyperparams/<algo>.yml`` (or of ``conf_file``), the
+    ``--hyperparams`` overrides, then the ``-n``, ``--n-envs`` and ``--env-kwargs`` options.
+    """
+    allowed = set(allowed_keys(cls))
+    if conf_file is not None:
+        data = load_yaml(conf_file)
+        if not isinstance(data, dict):
+            raise ZooError(f"{conf_file}: expected a mapping of hyperparameters, got {type(data).__name__}")
+        where, entry = flat_or_keyed(data, env_id, atari, allowed, str(conf_file))
+    else:
+        path = hyperparams_file(algo)
+        if not path.is_file():
+            raise ZooError(f"no hyperparameter file for {algo} ({path}); pass one with --conf-file")
+        rel = f"hyperparams/{path.name}"
+        name, entry = select_entry(load_hyperparams_file(path), env_id, atari, rel)
+        where = f"{rel} [{name}]"
+    hyperparams = validate_entry(entry, cls, algo, where)
+    if overrides:
+        hyperparams.update(validate_entry(overrides, cls, algo, "--hyperparams"))
+    if n_timesteps is not None:
+        if n_timesteps <= 0:
+            raise ZooError(f"the number of timesteps must be positive, got {n_timesteps}")
+        hyperparams["n_timesteps"] = int(n_timesteps)
+    if n_envs is not None:
+        if n_envs <= 0:
+            raise ZooError(f"--n-envs must be positive, got {n_envs}")
+        hyperparams["n_envs"] = int(n_envs)
+    if env_kwargs:
+        merged = dict(hyperparams.get("env_kwargs") or {})
+        merged.update(env_kwargs)
+        hyperparams["env_kwargs"] = merged
+    if "n_timesteps" not in hyperparams:
+        raise ZooError(f"{where}: 'n_timesteps' is missing (set it in the file or with -n)")
+    hyperparams.setdefault("policy", "MlpPolicy")
+    check_policy(cls, algo, hyperparams["policy"], hyperparams.get("policy_kwargs") or {}, where)
+    hyperparams.setdefault("n_envs", 1)
+    return ZooConfig(algo, env_id, where, hyperparams, model_kwargs_of(hyperparams, cls))

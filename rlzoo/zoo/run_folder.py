@@ -1,0 +1,228 @@
+"""Run folders ``logs/<algo>/<EnvId>_<N>``: creation without races, ``run.json``, atomic writes."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rlzoo.zoo.errors import ZooError
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yml"
+MODEL_FILE = "model.zip"
+BEST_MODEL_FILE = "best_model.zip"
+CHECKPOINT_DIR = "checkpoints"
+MONITOR_DIR = "monitor"
+TB_DIR = "tb"
+VECNORMALIZE_FILE = "vecnormalize.safetensors"
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def _file_mode() -> int:
+    """Permissions of a new regular file under the current umask (mkstemp alone gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    A crash or kill during the write leaves the previous file intact.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, _file_mode())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write a UTF-8 text file (see :func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def temp_path_like(path: str | os.PathLike) -> Path:
+    """A fresh hidden temporary path next to ``path`` with the same suffix (for writers that need a name)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, _file_mode())
+    return Path(tmp)
+
+
+# ----------------------------------------------------------------------------- naming
+_RUN_RE = re.compile(r"^(?P<env>.+)_(?P<n>\d+)$")
+
+
+def env_folder_name(env_id: str) -> str:
+    """Folder-safe name of an env id: ``"pkg:My-v0"`` -> ``"My-v0"``, ``"ALE/Pong-v5"`` -> ``"ALE-Pong-v5"``."""
+    if ":" in env_id:
+        env_id = env_id.split(":", 1)[1]
+    return env_id.replace("/", "-").replace("\\", "-")
+
+
+def list_runs(log_folder: str | os.PathLike, algo: str, env_id: str) -> list[tuple[int, Path]]:
+    """All run folders of ``algo`` on ``env_id`` under ``log_folder``, sorted by run number."""
+    base = Path(log_folder) / algo
+    name = env_folder_name(env_id)
+    runs = []
+    if base.is_dir():
+        for entry in base.iterdir():
+            m = _RUN_RE.match(entry.name)
+            if m and m.group("env") == name and entry.is_dir():
+                runs.append((int(m.group("n")), entry))
+    return sorted(runs)
+
+
+def create_run_dir(log_folder: str | os.PathLike, algo: str, env_id: str) -> Path:
+    """Create and return ``<log_folder>/<algo>/<EnvId>_<N>`` with N = 1 + highest existing run number.
+
+    ``os.mkdir`` fails when the folder exists, so two runs started at the same moment each get their
+    own folder: the loser of a race simply tries the next number.
+    """
+    base = Path(log_folder) / algo
+    base.mkdir(parents=True, exist_ok=True)
+    name = env_folder_name(env_id)
+    runs = list_runs(log_folder, algo, env_id)
+    n = runs[-1][0] + 1 if runs else 1
+    for _ in range(10_000):
+        path = base / f"{name}_{n}"
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            n += 1
+    raise ZooError(f"could not create a run folder under {base}")
+
+
+def find_run(log_folder: str | os.PathLike, algo: str, env_id: str, exp_id: int = 0) -> Path:
+    """The run folder ``<EnvId>_<exp_id>``, or the latest one when ``exp_id`` is 0."""
+    if not Path(log_folder).is_dir():
+        raise ZooError(f"log folder '{log_folder}' does not exist (use -f to point at your logs)")
+    runs = list_runs(log_folder, algo, env_id)
+    if not runs:
+        raise ZooError(
+            f"no {algo} runs on {env_id} in {Path(log_folder) / algo} "
+            f"(train one with: rlzoo train --algo {algo} --env {env_id})"
+        )
+    if exp_id == 0:
+        return runs[-1][1]
+    for n, path in runs:
+        if n == exp_id:
+            return path
+    have = ", ".join(str(n) for n, _ in runs)
+    raise ZooError(f"no run {env_folder_name(env_id)}_{exp_id} of {algo} in {log_folder} (runs: {have})")
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(steps, path)`` of every ``checkpoints/<steps>.zip`` of a run, sorted by steps."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    out = []
+    if folder.is_dir():
+        for p in folder.glob("*.zip"):
+            if p.stem.isdigit():
+                out.append((int(p.stem), p))
+    return sorted(out)
+
+
+# ----------------------------------------------------------------------------- run.json
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python, rlzoo and the main libraries, for ``run.json``."""
+    versions = {"python": platform.python_version()}
+    for name in ("rlzoo", "torch", "gymnasium", "numpy", "ale_py", "mujoco", "Box2D"):
+        module = sys.modules.get(name)
+        if module is None and name in ("rlzoo", "torch", "gymnasium", "numpy"):
+            try:
+                module = __import__(name)
+            except ImportError:
+                module = None
+        version = getattr(module, "__version__", None) if module is not None else None
+        if version is None:
+            try:
+                from importlib.metadata import version as _v
+
+                version = _v(name)
+            except Exception:
+                continue
+        versions[name] = str(version)
+    versions["platform"] = platform.platform()
+    return versions
+
+
+def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read ``run.json`` of a run folder (one-line error when missing or unreadable)."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise ZooError(f"{run_dir} is not a run folder (no {RUN_FILE})")
+    try:
+        info = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise ZooError(f"cannot read {path}: {e}") from None
+    if not isinstance(info, dict):
+        raise ZooError(f"cannot read {path}: not a JSON object")
+    return info
+
+
+def new_run_info(algo: str, env_id: str, run_dir: Path, seed: int, n_timesteps: int, argv: list[str]) -> dict:
+    """The initial ``run.json`` content (status ``running``)."""
+    import shlex
+
+    return {
+        "algo": algo,
+        "env": env_id,
+        "run": run_dir.name,
+        "command": shlex.join(["rlzoo", *argv]),
+        "argv": list(argv),
+        "cwd": os.getcwd(),
+        "host": socket.gethostname(),
+        "seed": int(seed),
+        "n_timesteps": int(n_timesteps),
+        "num_timesteps": 0,
+        "status": "running",
+        "started_at": _now(),
+        "ended_at": None,
+        "versions": package_versions(),
+        "segments": [{"started_at": _now(), "from_timesteps": 0, "command": shlex.join(["rlzoo", *argv])}],
+    }
+
+
+def update_run_info(run_dir: str | os.PathLike, **changes: Any) -> dict:
+    """Apply ``changes`` to ``run.json`` and rewrite it atomically; stamps ``ended_at`` on final statuses."""
+    info = read_run_info(run_dir)
+    info.update(changes)
+    if changes.get("status") in ("finished", "interrupted", "failed"):
+        info["ended_at"] = _now()
+    atomic_write_json(Path(run_dir) / RUN_FILE, info)
+    return info
+
+
+def now() -> str:
+    """Current local time, ISO format (for run.json entries)."""
+    return _now()

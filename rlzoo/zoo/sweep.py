@@ -1,0 +1,319 @@
+"""``rlzoo sweep``: every (algorithm, env, seed) combination as an ordinary ``rlzoo train`` run.
+
+Each run is the command ``python -m rlzoo.zoo.cli train --algo A --env E --seed S -f LOGS ...``, so a
+sweep's run folders are exactly those of single ``rlzoo train`` calls (``run.json``, ``config.yml``,
+``monitor/``, ``evaluations.csv``, ``model.zip``). Where the runs execute:
+
+* default: a local pool of ``--jobs`` worker processes;
+* ``--ray-address auto|HOST:PORT|local``: one Ray task per run, each asking ``--cpus-per-task`` CPUs
+  (``local`` starts a private Ray instance; Ray is the optional extra ``rlzoo[ray]``);
+* ``--emit-slurm FILE``: nothing runs; FILE is a SLURM array-job script with one task per run.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+from rlzoo.zoo import run_folder as rf
+from rlzoo.zoo.errors import ZooError
+
+_RUN_LINE = re.compile(r"^(?:training|resuming) \S+ on \S+: (?P<run>.+?) \(seed", re.MULTILINE)
+_SEED_RANGE = re.compile(r"^(?P<a>\d+)(?:-(?P<b>\d+))?$")
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One run of a sweep."""
+
+    algo: str
+    env: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo} {self.env} seed {self.seed}"
+
+
+def parse_names(text: str, what: str) -> list[str]:
+    """``"ppo,a2c"`` -> ``["ppo", "a2c"]`` (order kept, duplicates dropped)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ZooError(f"{what}: expected a comma-separated list, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"0,3,10-11"`` -> ``[0, 3, 10, 11]``."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        m = _SEED_RANGE.match(part)
+        if not m:
+            raise ZooError(f"--seeds: expected numbers and ranges like 0-4,7, got {text!r}")
+        a, b = int(m.group("a")), int(m.group("b") or m.group("a"))
+        if b < a:
+            raise ZooError(f"--seeds: range {part} is empty")
+        seeds.extend(range(a, b + 1))
+    return list(dict.fromkeys(seeds))
+
+
+def plan(algos: list[str], envs: list[str], seeds: list[int], train_options: list[str],
+         gym_packages: Optional[list[str]] = None) -> list[SweepJob]:
+    """Check every algorithm/env (and its configuration) before anything runs; return the jobs."""
+    from rlzoo.zoo.config import build_config, parse_key_values
+    from rlzoo.zoo.resolve import is_atari, resolve_algo, resolve_env
+
+    resolved_algos = [resolve_algo(a) for a in algos]
+    resolved_envs = [resolve_env(e, gym_packages) for e in envs]
+    overrides, conf_file = _config_options(train_options)
+    for algo, cls in resolved_algos:
+        for env in resolved_envs:
+            build_config(algo, cls, env, atari=is_atari(env), conf_file=conf_file,
+                         overrides=parse_key_values(overrides, "--hyperparams"))
+    return [SweepJob(algo, env, seed) for algo, _ in resolved_algos for env in resolved_envs for seed in seeds]
+
+
+def _config_options(train_options: list[str]) -> tuple[list[str], Optional[str]]:
+    overrides, conf_file, i = [], None, 0
+    while i < len(train_options) - 1:
+        if train_options[i] == "--hyperparams":
+            overrides.append(train_options[i + 1])
+        elif train_options[i] == "--conf-file":
+            conf_file = train_options[i + 1]
+        i += 1
+    return overrides, conf_file
+
+
+def train_args(job: SweepJob, log_folder: str, train_options: list[str]) -> list[str]:
+    """The ``rlzoo`` arguments of one run."""
+    return ["train", "--algo", job.algo, "--env", job.env, "--seed", str(job.seed), "-f", log_folder,
+            "--no-progress", *train_options]
+
+
+def run_train(args: list[str], cwd: str, threads: int = 1) -> dict:
+    """Run ``python -m rlzoo.zoo.cli <args>`` (this interpreter) and report how it went.
+
+    Used by the local pool and, on the cluster node, by each Ray task.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    m = _RUN_LINE.search(proc.stdout)
+    return {"returncode": proc.returncode, "run_dir": m.group("run") if m else None,
+            "wall_s": round(time.time() - start, 1), "host": socket.gethostname(),
+            "error": " ".join(proc.stderr.strip().splitlines()[-1:]) if proc.returncode else ""}
+
+
+def run_local(jobs: list[SweepJob], args: list[list[str]], n_jobs: int, threads: int,
+              on_result: Callable[[SweepJob, dict], None]) -> None:
+    """Run the jobs on a pool of ``n_jobs`` local processes."""
+    cwd = os.getcwd()
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        futures = {pool.submit(run_train, a, cwd, threads): job for job, a in zip(jobs, args)}
+        for future in as_completed(futures):
+            on_result(futures[future], future.result())
+
+
+def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_task: float,
+            on_result: Callable[[SweepJob, dict], None]) -> None:
+    """Run one Ray task per job on the cluster at ``address`` (``local``: a private local instance)."""
+    try:
+        import ray
+    except ImportError:
+        raise ZooError("--ray-address needs Ray: pip install 'rlzoo[ray]'") from None
+    import logging
+
+    try:
+        if address == "local":
+            ray.init(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
+        else:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except Exception as e:  # ConnectionError, RuntimeError ...
+        raise ZooError(f"cannot connect to Ray at '{address}': {' '.join(str(e).split())[:300]}") from None
+    try:
+        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_train)
+        threads = max(int(cpus_per_task), 1)
+        pending = {remote.remote(a, os.getcwd(), threads): job for job, a in zip(jobs, args)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as e:  # the task itself died (node lost, ...)
+                result = {"returncode": -1, "run_dir": None, "wall_s": 0.0, "host": "?",
+                          "error": " ".join(str(e).split())[:300]}
+            on_result(job, result)
+    finally:
+        ray.shutdown()
+
+
+def slurm_script(jobs: list[SweepJob], args: list[list[str]], log_folder: str, cpus_per_task: int,
+                 max_parallel: Optional[int] = None, time_limit: Optional[str] = None,
+                 partition: Optional[str] = None) -> str:
+    """A SLURM array-job script: task ``i`` runs ``args[i]``.
+
+    SIGTERM reaches ``rlzoo train`` 120 s before the time limit (``--signal=B:TERM@120`` and
+    ``exec``), so a pre-empted or timed-out run saves its model and is marked interrupted.
+    """
+    n = len(jobs)
+    array = f"0-{n - 1}" + (f"%{max_parallel}" if max_parallel else "")
+    slurm_dir = Path(log_folder) / "slurm"
+    lines = [
+        "#!/bin/bash",
+        f"# rlzoo sweep: {n} runs, one SLURM array task each. Submit with: sbatch {{this file}}",
+        "#SBATCH --job-name=rlzoo-sweep",
+        f"#SBATCH --array={array}",
+        f"#SBATCH --cpus-per-task={cpus_per_task}",
+        f"#SBATCH --output={slurm_dir}/%x_%A_%a.out",
+        "#SBATCH --signal=B:TERM@120",
+    ]
+    if time_limit:
+        lines.append(f"#SBATCH --time={time_limit}")
+    if partition:
+        lines.append(f"#SBATCH --partition={partition}")
+    lines += ["set -euo pipefail", "", "RUNS=("]
+    lines += [f"  {shlex.quote(shlex.join(a))}  # {job.label}" for job, a in zip(jobs, args)]
+    lines += [
+        ")",
+        'i="${SLURM_ARRAY_TASK_ID:?submit this script with sbatch (or set SLURM_ARRAY_TASK_ID)}"',
+        f"cd {shlex.quote(os.getcwd())}",
+        'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}" MKL_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"',
+        'eval "set -- ${RUNS[$i]}"',
+        f'exec {shlex.quote(sys.executable)} -m rlzoo.zoo.cli "$@"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: Optional[int] = None,
+          ray_address: Optional[str] = None, cpus_per_task: float = 1, emit_slurm: Optional[Path] = None,
+          slurm_time: Optional[str] = None, slurm_partition: Optional[str] = None, train_options: Optional[list[str]] = None,
+          gym_packages: Optional[list[str]] = None, dry_run: bool = False, progress: bool = True) -> list[tuple[SweepJob, dict]]:
+    """Run (or emit) every combination; returns ``(job, result)`` pairs. See ``rlzoo sweep --help``."""
+    if cpus_per_task <= 0:
+        raise ZooError(f"--cpus-per-task must be positive, got {cpus_per_task}")
+    if jobs is not None and jobs <= 0:
+        raise ZooError(f"--jobs must be positive, got {jobs}")
+    if emit_slurm is not None and ray_address is not None:
+        raise ZooError("use either --ray-address or --emit-slurm, not both")
+    options = list(train_options or []) + [x for p in gym_packages or [] for x in ("--gym-packages", p)]
+    plan_jobs = plan(parse_names(algos, "--algos"), parse_names(envs, "--envs"), parse_seeds(seeds), options,
+                     gym_packages)
+    log_folder = os.path.abspath(log_folder)  # the same folder for every worker and node
+    args = [train_args(job, log_folder, options) for job in plan_jobs]
+
+    if emit_slurm is not None:
+        (Path(log_folder) / "slurm").mkdir(parents=True, exist_ok=True)
+        rf.atomic_write_text(emit_slurm, slurm_script(plan_jobs, args, log_folder, max(int(cpus_per_task), 1), jobs,
+                                                      slurm_time, slurm_partition))
+        os.chmod(emit_slurm, 0o755)
+        print(f"wrote {emit_slurm}: a SLURM array of {len(plan_jobs)} runs; submit it with: sbatch {emit_slurm}")
+        return []
+    if dry_run:
+        for a in args:
+            print(shlex.join(["rlzoo", *a]))
+        return []
+
+    n_jobs = jobs or max((os.cpu_count() or 1) // max(int(cpus_per_task), 1), 1)
+    where = f"Ray at {ray_address} ({cpus_per_task} CPU per run)" if ray_address else f"{n_jobs} local process(es)"
+    print(f"sweep: {len(plan_jobs)} runs ({algos} x {envs} x seeds {seeds}) on {where}; logs in {log_folder}",
+          flush=True)
+    results: list[tuple[SweepJob, dict]] = []
+    with _SweepProgress(len(plan_jobs), progress) as bar:
+        def on_result(job: SweepJob, result: dict) -> None:
+            results.append((job, result))
+            bar.done(job, result)
+
+        if ray_address:
+            run_ray(plan_jobs, args, ray_address, cpus_per_task, on_result)
+        else:
+            run_local(plan_jobs, args, n_jobs, max(int(cpus_per_task), 1), on_result)
+    failed = [(j, r) for j, r in results if r["returncode"] != 0]
+    print(f"sweep done: {len(results) - len(failed)} of {len(results)} runs finished"
+          + (f"; summarize them with: rlzoo benchmark -f {log_folder}" if not failed else ""), flush=True)
+    if failed:
+        raise ZooError(f"{len(failed)} of {len(results)} runs failed: "
+                       + "; ".join(f"{j.label}: {r['error'] or 'exit ' + str(r['returncode'])}" for j, r in failed[:3]))
+    return results
+
+
+class _SweepProgress:
+    """A rich progress bar of finished runs, and one line per run."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(highlight=False)
+        self.progress = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=self.console, disable=not (enabled and sys.stdout.isatty()), transient=True)
+        self.task = self.progress.add_task("runs", total=total)
+        self.total, self.count = total, 0
+
+    def __enter__(self) -> "_SweepProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def done(self, job: SweepJob, result: dict) -> None:
+        self.count += 1
+        status = "ok" if result["returncode"] == 0 else f"FAILED (exit {result['returncode']}): {result['error']}"
+        self.console.print(f"[{self.count}/{self.total}] {job.label}: {status} in {result['wall_s']:.1f} s"
+                           f" -> {result['run_dir'] or '?'}", soft_wrap=True)
+        self.progress.advance(self.task)
+
+
+def register(app: Any) -> None:
+    """Add ``rlzoo sweep`` to the Typer app (called by ``rlzoo.zoo.cli``)."""
+    import typer
+
+    @app.command("sweep")
+    def sweep_command(
+        algos: str = typer.Option(..., "--algos", help="Comma-separated algorithms, e.g. ppo,a2c."),
+        envs: str = typer.Option(..., "--envs", help="Comma-separated env ids, e.g. CartPole-v1,Pendulum-v1."),
+        seeds: str = typer.Option("0-4", "--seeds", help="Seeds: ranges and lists, e.g. 0-4 or 0,3,7."),
+        log_folder: str = typer.Option("logs", "-f", "--log-folder", help="Root folder of the run folders."),
+        jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
+                                           help="Local runs at once (default: CPUs / cpus-per-task); SLURM: array limit."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address",
+                                                  help="Run on Ray: auto, HOST:PORT, or local (a private instance)."),
+        cpus_per_task: float = typer.Option(1, "--cpus-per-task", help="CPUs per run (Ray request, SLURM, threads)."),
+        emit_slurm: Optional[Path] = typer.Option(None, "--emit-slurm", help="Write a SLURM array script instead of running."),
+        slurm_time: Optional[str] = typer.Option(None, "--slurm-time", help="SLURM time limit per run, e.g. 04:00:00."),
+        slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="SLURM partition."),
+        n_timesteps: Optional[int] = typer.Option(None, "-n", "--n-timesteps", help="Timesteps per run (default: the file's)."),
+        n_envs: Optional[int] = typer.Option(None, "--n-envs", help="Parallel envs per run (default: the file's)."),
+        eval_freq: Optional[int] = typer.Option(None, "--eval-freq", help="Evaluate every K timesteps (train's default)."),
+        eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
+        save_freq: Optional[int] = typer.Option(None, "--save-freq", help="Checkpoint every K timesteps."),
+        hyperparams: Optional[List[str]] = typer.Option(None, "--hyperparams", "-params", help="key=value for every run."),
+        conf_file: Optional[Path] = typer.Option(None, "--conf-file", "-conf", help="Hyperparameter YAML for every run."),
+        device: Optional[str] = typer.Option(None, "--device", help="Torch device of every run."),
+        gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the train commands; run nothing."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    ) -> None:
+        """Train every algo x env x seed combination, each an ordinary `rlzoo train` run folder."""
+        options: list[str] = []
+        for flag, value in (("-n", n_timesteps), ("--n-envs", n_envs), ("--eval-freq", eval_freq),
+                            ("--eval-episodes", eval_episodes), ("--save-freq", save_freq), ("--device", device),
+                            ("--conf-file", str(conf_file) if conf_file else None)):
+            if value is not None:
+                options += [flag, str(value)]
+        for item in hyperparams or []:
+            options += ["--hyperparams", item]
+        sweep(algos, envs, seeds, log_folder=log_folder, jobs=jobs, ray_address=ray_address,
+              cpus_per_task=cpus_per_task, emit_slurm=emit_slurm, slurm_time=slurm_time,
+              slurm_partition=slurm_partition, train_options=options, gym_packages=gym_packages or [],
+              dry_run=dry_run, progress=progress)

@@ -1,0 +1,774 @@
+"""``rlzoo optimize``: hyperparameter search with Optuna, by one worker or many cooperating ones.
+
+* Storage: a journal file by default (``logs/<algo>/<EnvId>/optuna.log``; appends under a lock file,
+  so it is safe on a shared file system), or any Optuna RDB URL (``sqlite:///tune.db``,
+  ``postgresql://...``). Workers started with the same ``--storage`` and ``--study-name`` share
+  one study.
+* ``--max-total-trials`` caps the whole study: a new trial is created only after counting, under a
+  lock, the trials already finished, running or waiting (journal and SQLite: a lock file; PostgreSQL
+  and MySQL: an advisory lock). A worker that finds the cap reached stops.
+* Heartbeat: a running trial records a heartbeat every ``--heartbeat-interval`` seconds (RDB: Optuna's
+  own heartbeat table; journal: a trial system attribute). A trial silent for ``--grace-period``
+  seconds (its worker was killed or pre-empted) is marked FAIL by the next live worker and re-queued
+  with the same parameters (``RetryHeartbeatStaleTrialCallback``); a re-queued trial replaces the failed
+  one in the cap count.
+* A trial trains ``--n-seeds-per-trial`` agents one after the other, evaluating each one
+  ``--n-evaluations`` times; every evaluation is reported to the pruner (step ``seed * n_evaluations
+  + k``, so steps compare alike across trials). The score is the mean final evaluation over the
+  seeds. NaN rewards or parameters (a diverging run) prune the trial.
+* Output: ``<study>_trials.csv`` (one row per trial) and ``<study>_best.yml`` (the best trial as a
+  ready ``hyperparams/<algo>.yml`` entry) next to the journal file (or in ``logs/<algo>/<EnvId>``).
+  ``rlzoo train --storage S --study-name N --trial-id K`` trains with trial K's hyperparameters.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import io
+import json
+import math
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from enum import Enum
+from typing import Any, Iterator, List, Optional
+
+from rlzoo.zoo import run_folder as rf
+from rlzoo.zoo.errors import ZooError
+
+DEFAULT_STORAGE_FILE = "optuna.log"
+HEARTBEAT_ATTR = "rlzoo:heartbeat"
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "halving", "none")
+
+
+class Sampler(str, Enum):
+    """``--sampler`` choices."""
+
+    tpe = "tpe"
+    random = "random"
+
+
+class Pruner(str, Enum):
+    """``--pruner`` choices."""
+
+    median = "median"
+    halving = "halving"
+    none = "none"
+
+
+class MaxTrialsReached(Exception):
+    """Raised by a capped storage instead of creating a trial beyond ``--max-total-trials``."""
+
+
+# ----------------------------------------------------------------------------- storage
+def is_rdb_url(storage: str) -> bool:
+    """True for an SQLAlchemy URL (``sqlite:///x.db``, ``postgresql://...``), False for a journal file."""
+    return "://" in storage
+
+
+def default_storage(log_folder: str, algo: str, env_id: str) -> str:
+    """``<log_folder>/<algo>/<EnvId>/optuna.log``: the journal file used when ``--storage`` is not given."""
+    return str(Path(log_folder) / algo / rf.env_folder_name(env_id) / DEFAULT_STORAGE_FILE)
+
+
+def default_study_name(algo: str, env_id: str) -> str:
+    """``<algo>_<EnvId>``: the study name used when ``--study-name`` is not given."""
+    return f"{algo}_{rf.env_folder_name(env_id)}"
+
+
+def count_used_trials(trials: list) -> int:
+    """Trials that count towards the cap: all of them except failed trials that were re-queued."""
+    from optuna.trial import TrialState
+
+    retried = set()
+    for t in trials:
+        retried.update(t.system_attrs.get("retry_history", ()))
+    return sum(1 for t in trials if not (t.state == TrialState.FAIL and t.number in retried))
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """An exclusive lock file (``O_CREAT | O_EXCL``, NFS-safe; a lock older than 30 s is broken)."""
+    from optuna.storages.journal import JournalFileOpenLock
+
+    lock = JournalFileOpenLock(path, grace_period=30)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@functools.lru_cache(maxsize=None)
+def _storage_classes() -> tuple[type, type]:
+    """Optuna storages with the study-wide trial cap (and, for journal files, a heartbeat).
+
+    Built on first use so that importing this module (the CLI does) does not import Optuna.
+    """
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    class _CapMixin:
+        """``create_new_trial`` refuses to go past ``cap`` trials (checked under ``_cap_lock``).
+
+        Re-queued trials (``template_trial``, from the retry callback or ``enqueue_trial``) are not
+        capped: they replace a failed trial that already counted.
+        """
+
+        cap: Optional[int] = None
+
+        def _cap_lock(self) -> Any:
+            return contextlib.nullcontext()
+
+        def _capped(self, create: Any, study_id: int, template_trial: Any) -> Any:
+            if self.cap is None or template_trial is not None:
+                return create(study_id, template_trial)
+            with self._cap_lock():
+                used = count_used_trials(self.get_all_trials(study_id, deepcopy=False))
+                if used >= self.cap:
+                    raise MaxTrialsReached(f"the study has its {self.cap} trials (--max-total-trials)")
+                return create(study_id, None)
+
+    class ZooJournalStorage(_CapMixin, JournalStorage, BaseHeartbeat):
+        """Journal-file storage with a cap and a heartbeat kept as a trial system attribute."""
+
+        def __init__(self, path: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None,
+                     stale_trial_callback: Any = None, cap: Optional[int] = None) -> None:
+            self.path = path
+            self.heartbeat_interval = heartbeat_interval
+            self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
+            self.stale_trial_callback = stale_trial_callback
+            self.cap = cap
+            super().__init__(JournalFileBackend(path))
+
+        def _cap_lock(self) -> Any:
+            return _file_lock(self.path + ".cap")
+
+        def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+            return self._capped(super().create_new_trial, study_id, template_trial)
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            try:
+                self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            except Exception:  # the trial was finished (e.g. failed as stale by another worker)
+                pass
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            now = time.time()
+            stale = []
+            for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+                # a re-queued trial inherits the old heartbeat attribute: its (re)start time counts too
+                started = t.datetime_start.timestamp() if t.datetime_start is not None else now
+                last = max(float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0)), started)
+                if now - last > self.grace_period:
+                    stale.append(t._trial_id)
+            return stale
+
+        def get_heartbeat_interval(self) -> Optional[int]:
+            return self.heartbeat_interval
+
+        def get_heartbeat_stale_trial_callback(self) -> Any:
+            return self.stale_trial_callback
+
+        get_failed_trial_callback = get_heartbeat_stale_trial_callback  # older Optuna name
+
+    class ZooRDBStorage(_CapMixin, RDBStorage):
+        """Optuna's RDB storage (with its heartbeat) plus the cap, locked per database kind."""
+
+        def __init__(self, url: str, cap: Optional[int] = None, **kwargs: Any) -> None:
+            self.cap = cap
+            super().__init__(url, **kwargs)
+
+        def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+            # both create_new_trial and Optuna's cache (_CachedStorage) create trials through here
+            return self._capped(super()._create_new_trial, study_id, template_trial)
+
+        @contextlib.contextmanager
+        def _cap_lock(self) -> Iterator[None]:
+            backend = self.engine.url.get_backend_name()
+            database = self.engine.url.database
+            if backend == "sqlite" and database and database != ":memory:":
+                with _file_lock(str(Path(database).resolve()) + ".cap"):
+                    yield
+            elif backend in ("postgresql", "mysql", "mariadb"):
+                import sqlalchemy
+
+                key = 0x726C7A6F  # "rlzo"
+                lock, unlock = (("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)")
+                                if backend == "postgresql" else
+                                ("SELECT GET_LOCK(CAST(:k AS CHAR), 60)", "SELECT RELEASE_LOCK(CAST(:k AS CHAR))"))
+                with self.engine.connect() as conn:
+                    conn.execute(sqlalchemy.text(lock), {"k": key})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(sqlalchemy.text(unlock), {"k": key})
+            else:
+                yield  # no cross-process lock known for this database: the cap is best effort
+
+    return ZooJournalStorage, ZooRDBStorage
+
+
+def open_storage(storage: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None,
+                 max_retry: Optional[int] = 3, max_total_trials: Optional[int] = None,
+                 must_exist: bool = False) -> Any:
+    """Open ``storage`` (journal file path or RDB URL) with the cap and heartbeat settings.
+
+    ``heartbeat_interval`` None or 0 disables the heartbeat. ``must_exist``: error out (instead of
+    creating an empty storage) when the journal or SQLite file does not exist.
+    """
+    import optuna
+
+    journal_cls, rdb_cls = _storage_classes()
+    interval = int(heartbeat_interval) if heartbeat_interval else None
+    callback = None
+    if interval:
+        retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
+            or optuna.storages.RetryFailedTrialCallback
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            retry = retry_cls(max_retry=max_retry)
+        grace = grace_period or 2 * interval
+
+        def callback(study: Any, trial: Any) -> None:
+            retry(study, trial)
+            print(f"trial {trial.number} had no heartbeat for {grace} s (its worker died): marked FAIL and "
+                  "re-queued with the same hyperparameters", flush=True)
+    if not is_rdb_url(storage):
+        path = Path(storage)
+        if must_exist and not path.is_file():
+            raise ZooError(f"journal file '{storage}' does not exist (run rlzoo optimize first, or pass --storage)")
+        if path.is_dir():
+            raise ZooError(f"--storage '{storage}' is a folder; give a journal file path (e.g. {path / DEFAULT_STORAGE_FILE})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return journal_cls(str(path), interval, grace_period, callback, max_total_trials)
+    engine_kwargs: dict = {}
+    if storage.startswith("sqlite"):
+        database = storage.split(":///", 1)[1] if ":///" in storage else ""
+        if database and database != ":memory:":
+            if must_exist and not Path(database).is_file():
+                raise ZooError(f"SQLite database '{database}' does not exist")
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    kwargs: dict = {"engine_kwargs": engine_kwargs}
+    if interval:
+        kwargs.update(heartbeat_interval=interval, grace_period=grace_period or 2 * interval)
+        import inspect
+
+        params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+        kwargs["heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
+               else "failed_trial_callback"] = callback
+    try:
+        return rdb_cls(storage, cap=max_total_trials, **kwargs)
+    except Exception as e:  # bad URL, missing driver, unreachable server
+        raise ZooError(f"cannot open storage '{storage}': {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def load_study(storage: Any, study_name: str, storage_text: str) -> Any:
+    """Load an existing study (one-line error listing the studies that exist)."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise ZooError(f"no study '{study_name}' in {storage_text} (studies: {', '.join(names) or 'none'})") from None
+
+
+# ----------------------------------------------------------------------------- the objective
+def _finite_params(model: Any) -> bool:
+    import torch
+
+    with torch.no_grad():
+        return all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
+
+
+@functools.lru_cache(maxsize=None)
+def _trial_eval_callback_cls() -> type:
+    from rlzoo.callbacks import EvalCallback
+
+    class TrialEvalCallback(EvalCallback):
+        """EvalCallback that reports each evaluation to the trial and stops on pruning or NaN."""
+
+        def __init__(self, eval_env: Any, trial: Any, step_offset: int, n_eval_episodes: int, eval_freq: int,
+                     deterministic: bool, max_evals: int) -> None:
+            super().__init__(eval_env, n_eval_episodes=n_eval_episodes, eval_freq=eval_freq,
+                             deterministic=deterministic, verbose=0, warn=False)
+            self.trial = trial
+            self.step_offset = step_offset
+            self.n_evals, self.max_evals = 0, max_evals
+            self.pruned = False
+            self.diverged = False
+
+        def _on_step(self) -> bool:
+            if self.eval_freq <= 0 or self.n_calls % self.eval_freq != 0 or self.n_evals >= self.max_evals:
+                return True  # (rollouts longer than the budget overshoot it: only max_evals are reported)
+            continue_training = super()._on_step()
+            value = self.last_mean_reward
+            if not math.isfinite(value) or not _finite_params(self.model):
+                self.diverged = True
+                return False
+            self.trial.report(value, self.step_offset + self.n_evals)
+            self.n_evals += 1
+            if self.trial.should_prune():
+                self.pruned = True
+                return False
+            return continue_training
+
+    return TrialEvalCallback
+
+
+def _action_noise(config: Any, env: Any) -> Any:
+    """``noise_type``/``noise_std`` of the config as an action-noise object (Box actions only)."""
+    if config.noise is None:
+        return None
+    import numpy as np
+    from gymnasium import spaces
+
+    from rlzoo.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+    space = env.single_action_space if hasattr(env, "single_action_space") else env.action_space
+    if not isinstance(space, spaces.Box):
+        return None
+    kind, std = config.noise
+    n = int(np.prod(space.shape))
+    cls = NormalActionNoise if kind == "normal" else OrnsteinUhlenbeckActionNoise
+    return cls(mean=np.zeros(n), sigma=std * np.ones(n))
+
+
+class Objective:
+    """Train and evaluate one trial's hyperparameters (the Optuna objective of a worker)."""
+
+    def __init__(self, algo: str, cls: type, env_id: str, fixed: dict, conf_file: Optional[Path],
+                 n_timesteps: Optional[int], n_envs: Optional[int], env_kwargs: dict, n_evaluations: int,
+                 eval_episodes: int, n_seeds: int, seed: int, device: str, ctx: Any) -> None:
+        self.algo, self.cls, self.env_id = algo, cls, env_id
+        self.fixed, self.conf_file = fixed, conf_file
+        self.n_timesteps, self.n_envs, self.env_kwargs = n_timesteps, n_envs, env_kwargs
+        self.n_evaluations, self.eval_episodes, self.n_seeds = n_evaluations, eval_episodes, n_seeds
+        self.seed, self.device, self.ctx = seed, device, ctx
+
+    def config(self, hyperparams: dict, full_budget: bool = False) -> Any:
+        """The validated experiment config of a trial (its hyperparameters over the file entry);
+        ``full_budget``: the file's ``n_timesteps`` instead of the tuning budget ``-n``."""
+        from rlzoo.zoo.config import build_config
+        from rlzoo.zoo.resolve import is_atari
+
+        return build_config(self.algo, self.cls, self.env_id, atari=is_atari(self.env_id), conf_file=self.conf_file,
+                            overrides=hyperparams, n_timesteps=None if full_budget else self.n_timesteps,
+                            n_envs=self.n_envs, env_kwargs=self.env_kwargs)
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        from rlzoo.zoo.search_spaces import sample_hyperparams
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            sampled = sample_hyperparams(self.algo, trial, self.cls, self.ctx)
+        hyperparams = {**sampled, **self.fixed}
+        trial.set_user_attr("hyperparams", hyperparams)
+        finals: list[float] = []
+        try:
+            config = self.config(hyperparams)
+            trial.set_user_attr("n_timesteps", config.n_timesteps)
+            for s in range(self.n_seeds):
+                finals.append(self._train_one(trial, config, self.seed + s, s * self.n_evaluations))
+                trial.set_user_attr("seed_rewards", finals)
+        except optuna.TrialPruned as e:
+            trial.set_user_attr("note", str(e))
+            raise
+        except Exception as e:  # the trial fails (the worker goes on); keep a one-line reason
+            trial.set_user_attr("note", " ".join(f"{type(e).__name__}: {e}".split())[:300])
+            raise
+        if not all(math.isfinite(f) for f in finals):
+            raise optuna.TrialPruned("diverged: non-finite reward")
+        return float(sum(finals) / len(finals))
+
+    def _train_one(self, trial: Any, config: Any, seed: int, step_offset: int) -> float:
+        import optuna
+
+        from rlzoo.evaluation import evaluate_policy
+        from rlzoo.zoo.experiment import make_env, normalize_env
+        from rlzoo.zoo.resolve import is_atari
+
+        env = normalize_env(make_env(config, config.n_envs, seed), config)
+        eval_env = normalize_env(make_env(config, 1, seed + 10_000), config, training=False)
+        try:
+            kwargs = dict(config.model_kwargs)
+            noise = _action_noise(config, env)
+            if noise is not None:
+                kwargs["action_noise"] = noise
+            model = self.cls(config.policy, env, seed=seed, device=self.device, verbose=0, **kwargs)
+            eval_freq = max(config.n_timesteps // (self.n_evaluations * config.n_envs), 1)
+            callback = _trial_eval_callback_cls()(eval_env, trial, step_offset, self.eval_episodes, eval_freq,
+                                                  deterministic=not is_atari(config.env_id),
+                                                  max_evals=self.n_evaluations)
+            try:
+                with warnings.catch_warnings():  # overflow warnings of a diverging run: it is pruned below
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    model.learn(config.n_timesteps, callback=callback)
+            except Exception as e:  # NaN in a distribution, an exploding loss ...
+                if not _finite_params(model):
+                    raise optuna.TrialPruned(f"diverged: {type(e).__name__}: {e}") from None
+                raise
+            if callback.diverged:
+                raise optuna.TrialPruned("diverged: non-finite reward or parameters")
+            if callback.pruned:
+                raise optuna.TrialPruned(f"pruned at evaluation {callback.n_evals} of seed {seed}")
+            if callback.n_evals == 0:
+                mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=self.eval_episodes,
+                                          deterministic=not is_atari(config.env_id))
+                return float(mean)
+            return float(callback.last_mean_reward)
+        finally:
+            env.close()
+            eval_env.close()
+
+
+# ----------------------------------------------------------------------------- progress display
+class TrialReporter:
+    """Optuna callback: a rich progress bar of trials and one line per finished trial."""
+
+    def __init__(self, n_trials: Optional[int], cap: Optional[int], enabled: bool, fixed: Any = ()) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.console = Console(highlight=False)
+        self.cap, self.n_trials, self.own = cap, n_trials, 0
+        self.fixed = set(fixed)  # hyperparameters given with --hyperparams: their sampled twins are not shown
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self.console, disable=not enabled, transient=True)
+        self.task = self.progress.add_task("trials", total=cap or n_trials)
+
+    def __enter__(self) -> "TrialReporter":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        self.own += 1
+        seconds = trial.duration.total_seconds() if trial.duration is not None else float("nan")
+        value = f"{trial.value:.4g}" if trial.value is not None else "-"
+        params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items() if k not in self.fixed)
+        note = trial.user_attrs.get("note", "")
+        self.console.print(f"trial {trial.number:>3} {trial.state.name:<8} value {value:>9} ({seconds:.1f} s) "
+                           f"{params}{'  ' + note if note else ''}", soft_wrap=True)
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state.is_finished()]
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
+        best = max(complete, key=lambda t: t.value) if complete else None
+        done = count_used_trials(finished) if self.cap else self.own
+        best_text = f"best {best.value:.4g} (trial {best.number})" if best else "no complete trial yet"
+        self.progress.update(self.task, completed=done, description=f"trials · {best_text}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# ----------------------------------------------------------------------------- reports
+def _yaml_inline(value: Any) -> str:
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9)
+    return text.removesuffix("...\n").strip()
+
+
+def write_report(study: Any, out_dir: Path, algo: str, env_id: str, base_entry: dict,
+                 tuning_timesteps: Optional[int]) -> tuple[Path, Optional[Path]]:
+    """Write ``<study>_trials.csv`` and (with a complete trial) ``<study>_best.yml`` into ``out_dir``."""
+    import yaml
+    from optuna.trial import TrialState
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", study.study_name)
+    trials = study.get_trials(deepcopy=False)
+    param_names = sorted({name for t in trials for name in t.params})
+    header = ["number", "state", "value", "duration_s", "datetime_start", "retry_of", "n_reports",
+              "seed_rewards"] + [f"params_{n}" for n in param_names]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for t in trials:
+        writer.writerow([t.number, t.state.name, "" if t.value is None else t.value,
+                         "" if t.duration is None else round(t.duration.total_seconds(), 2),
+                         "" if t.datetime_start is None else t.datetime_start.isoformat(timespec="seconds"),
+                         t.system_attrs.get("failed_trial", ""), len(t.intermediate_values),
+                         json.dumps(t.user_attrs.get("seed_rewards", []))]
+                        + [t.params.get(n, "") for n in param_names])
+    csv_path = out_dir / f"{stem}_trials.csv"
+    rf.atomic_write_text(csv_path, buffer.getvalue())
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        return csv_path, None
+    best = max(complete, key=lambda t: t.value)
+    entry = {**base_entry, **best.user_attrs.get("hyperparams", {})}
+    budget = f", {tuning_timesteps} timesteps per seed while tuning" if tuning_timesteps else ""
+    text = (f"# Best trial of study '{study.study_name}': trial {best.number}, mean final evaluation reward "
+            f"{best.value:.4g}{budget}.\n"
+            f"# Paste this entry into hyperparams/{algo}.yml, or train with it directly:\n"
+            f"#   rlzoo train --algo {algo} --env {env_id} --conf-file {stem}_best.yml\n"
+            + yaml.safe_dump({env_id: entry}, sort_keys=True, default_flow_style=False))
+    yml_path = out_dir / f"{stem}_best.yml"
+    rf.atomic_write_text(yml_path, text)
+    return csv_path, yml_path
+
+
+def trial_overrides(algo: str, env_id: str, storage: Optional[str], study_name: Optional[str],
+                    trial_id: Optional[int], log_folder: str = "logs") -> list[str]:
+    """``key=value`` overrides (``--hyperparams`` syntax) with the hyperparameters of trial number ``trial_id``."""
+    import optuna
+
+    from rlzoo.zoo.resolve import resolve_algo, resolve_env
+
+    if trial_id is None:
+        raise ZooError("--storage/--study-name select a study; add --trial-id K to train with trial K's hyperparameters")
+    if trial_id < 0:
+        raise ZooError(f"--trial-id must be >= 0, got {trial_id}")
+    algo, _ = resolve_algo(algo)
+    env_id = resolve_env(env_id)
+    storage_text = storage or default_storage(log_folder, algo, env_id)
+    study_name = study_name or default_study_name(algo, env_id)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = load_study(open_storage(storage_text, must_exist=True), study_name, storage_text)
+    owner = study.user_attrs.get("algo"), study.user_attrs.get("env")
+    if owner[0] and (owner[0] != algo or owner[1] != env_id):
+        raise ZooError(f"study '{study_name}' tunes {owner[0]} on {owner[1]}, not {algo} on {env_id}")
+    trials = study.get_trials(deepcopy=False)
+    match = [t for t in trials if t.number == trial_id]
+    if not match:
+        raise ZooError(f"study '{study_name}' has no trial {trial_id} (trials 0-{len(trials) - 1})" if trials
+                       else f"study '{study_name}' has no trials yet")
+    hyperparams = match[0].user_attrs.get("hyperparams")
+    if hyperparams is None:
+        raise ZooError(f"trial {trial_id} of study '{study_name}' has no hyperparameters yet (state {match[0].state.name})")
+    print(f"hyperparameters of trial {trial_id} ({match[0].state.name}, value {match[0].value}) "
+          f"of study '{study_name}' in {storage_text}", flush=True)
+    return [f"{key}={_yaml_inline(value)}" for key, value in hyperparams.items()]
+
+
+# ----------------------------------------------------------------------------- optimize
+def _make_sampler(name: str, n_startup_trials: int, seed: Optional[int]) -> Any:
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: parallel workers see running trials as bad, so they do not propose the same point
+    return optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, seed=seed, multivariate=True,
+                                      constant_liar=True)
+
+
+def _make_pruner(name: str, n_startup_trials: int, n_evaluations: int) -> Any:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_evaluations // 3)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4)
+    return optuna.pruners.NopPruner()
+
+
+def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_trials: Optional[int] = None,
+             n_timesteps: Optional[int] = None, n_evaluations: int = 10, eval_episodes: int = 5,
+             n_seeds_per_trial: int = 1, sampler: str = "tpe", pruner: str = "median", n_startup_trials: int = 5,
+             storage: Optional[str] = None, study_name: Optional[str] = None, seed: Optional[int] = None,
+             timeout: Optional[float] = None, heartbeat_interval: int = 60, grace_period: Optional[int] = None,
+             max_retry: int = 3, log_folder: str = "logs", conf_file: Optional[Path] = None,
+             hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
+             n_envs: Optional[int] = None, device: str = "auto", gym_packages: Optional[list[str]] = None,
+             progress: bool = True, verbose: int = 0) -> Any:
+    """Run one tuning worker on the study; returns the Optuna study. See ``rlzoo optimize --help``."""
+    import gymnasium as gym
+    import optuna
+
+    from rlzoo.zoo.config import parse_key_values
+    from rlzoo.zoo.resolve import resolve_algo, resolve_env
+    from rlzoo.zoo.search_spaces import SEARCH_SPACES, SpaceContext
+
+    # ---- check everything before touching the storage
+    if n_trials is None and max_total_trials is None:
+        raise ZooError("give --n-trials N (trials of this worker) and/or --max-total-trials M (trials of the study)")
+    for name, value in (("--n-trials", n_trials), ("--max-total-trials", max_total_trials),
+                        ("--n-evaluations", n_evaluations), ("--eval-episodes", eval_episodes),
+                        ("--n-seeds-per-trial", n_seeds_per_trial), ("--n-timesteps", n_timesteps)):
+        if value is not None and value <= 0:
+            raise ZooError(f"{name} must be positive, got {value}")
+    if sampler not in SAMPLERS:
+        raise ZooError(f"unknown sampler '{sampler}' (choose from {', '.join(SAMPLERS)})")
+    if pruner not in PRUNERS:
+        raise ZooError(f"unknown pruner '{pruner}' (choose from {', '.join(PRUNERS)})")
+    if heartbeat_interval < 0 or (grace_period is not None and grace_period <= heartbeat_interval):
+        raise ZooError("--heartbeat-interval must be >= 0 and --grace-period larger than it")
+    algo, cls = resolve_algo(algo)
+    if algo not in SEARCH_SPACES:
+        raise ZooError(f"no search space for '{algo}' (spaces exist for: {', '.join(sorted(SEARCH_SPACES))})")
+    env_id = resolve_env(env_id, gym_packages)
+    fixed = parse_key_values(hyperparams, "--hyperparams")
+    objective = Objective(algo, cls, env_id, fixed, conf_file, n_timesteps, n_envs,
+                          parse_key_values(env_kwargs, "--env-kwargs"), n_evaluations, eval_episodes,
+                          n_seeds_per_trial, 0 if seed is None else seed, device, None)
+    base = objective.config(fixed)  # validates the file entry and the fixed overrides now
+    entry = objective.config(fixed, full_budget=True)  # the best-trial YAML keeps the file's full budget
+    probe = gym.make(env_id, **base.env_kwargs)
+    continuous = isinstance(probe.action_space, gym.spaces.Box)
+    probe.close()
+    objective.ctx = SpaceContext(n_envs=base.n_envs, continuous=continuous, n_timesteps=base.n_timesteps)
+
+    storage_text = storage or default_storage(log_folder, algo, env_id)
+    study_name = study_name or default_study_name(algo, env_id)
+    out_dir = (Path(storage_text).parent if not is_rdb_url(storage_text)
+               else Path(log_folder) / algo / rf.env_folder_name(env_id))
+
+    # failed trials are reported by TrialReporter (one line); Optuna's own log adds tracebacks
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    backend = open_storage(storage_text, heartbeat_interval, grace_period, max_retry, max_total_trials)
+    study = optuna.create_study(storage=backend, study_name=study_name, direction="maximize", load_if_exists=True,
+                                sampler=_make_sampler(sampler, n_startup_trials, seed),
+                                pruner=_make_pruner(pruner, n_startup_trials, n_evaluations * n_seeds_per_trial))
+    owner = study.user_attrs.get("algo"), study.user_attrs.get("env")
+    if owner[0] is None:
+        study.set_user_attr("algo", algo)
+        study.set_user_attr("env", env_id)
+    elif owner != (algo, env_id):
+        raise ZooError(f"study '{study_name}' in {storage_text} tunes {owner[0]} on {owner[1]}, not {algo} on {env_id}")
+
+    cap = f", study cap {max_total_trials}" if max_total_trials else ""
+    print(f"optimizing {algo} on {env_id}: study '{study_name}' in {storage_text} ({sampler} sampler, {pruner} "
+          f"pruner, {base.n_timesteps} timesteps x {n_seeds_per_trial} seed(s) per trial"
+          f"{f', {n_trials} trials for this worker' if n_trials else ''}{cap})", flush=True)
+    reporter = TrialReporter(n_trials, max_total_trials, progress and sys.stdout.isatty(), fixed)
+    try:
+        with reporter:
+            reason = _work(study, objective, n_trials, timeout, bool(heartbeat_interval), heartbeat_interval, reporter)
+    finally:
+        csv_path, yml_path = write_report(study, out_dir, algo, env_id, entry.hyperparams, base.n_timesteps)
+    _summary(study, reporter, reason, csv_path, yml_path)
+    return study
+
+
+def _work(study: Any, objective: Any, n_trials: Optional[int], timeout: Optional[float], heartbeat: bool,
+          interval: int, reporter: TrialReporter) -> str:
+    """Run trials until this worker's ``n_trials``, the timeout, or the study cap; returns why it stopped.
+
+    At the cap, a worker with a heartbeat waits while other trials are still running: if their
+    worker died, the trial turns stale, is re-queued, and this worker runs it.
+    """
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waiting_said = False
+    while True:
+        remaining = None if n_trials is None else n_trials - reporter.own
+        if remaining is not None and remaining <= 0:
+            return f"ran its {n_trials} trials"
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return "timeout"
+        try:
+            study.optimize(objective, n_trials=remaining, timeout=left, catch=(Exception,),
+                           callbacks=[reporter], gc_after_trial=True)
+            return "timeout" if deadline is not None and time.monotonic() >= deadline else f"ran its {n_trials} trials"
+        except MaxTrialsReached as e:
+            others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+            if not heartbeat or not others:
+                return str(e)
+            if not waiting_said:
+                reporter.console.print(f"{e}; waiting for {len(others)} running trial(s) of other workers "
+                                       "(a trial whose worker died is re-queued after the grace period)")
+                waiting_said = True
+            time.sleep(max(interval, 1))
+        except UpdateFinishedTrialError:  # another worker declared our trial stale and failed it
+            continue
+        except optuna.exceptions.StorageInternalError as e:
+            raise ZooError(f"storage error: {e}") from None
+
+
+def _summary(study: Any, reporter: TrialReporter, reason: str, csv_path: Path, yml_path: Optional[Path]) -> None:
+    from collections import Counter
+
+    from optuna.trial import TrialState
+    from rich.table import Table
+
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name for t in trials)
+    console = reporter.console
+    console.print(f"worker done ({reason}): this worker ran {reporter.own} trial(s); study has {len(trials)} trial(s): "
+                  + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())), soft_wrap=True)
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
+    if complete:
+        table = Table(title=f"best trials of '{study.study_name}'")
+        for column in ("trial", "value", "hyperparameters"):
+            table.add_column(column)
+        for t in complete[:5]:
+            table.add_row(str(t.number), f"{t.value:.4g}", " ".join(f"{k}={_short(v)}" for k, v in t.params.items()))
+        console.print(table)
+    console.print(f"trials report: {csv_path}", soft_wrap=True)
+    if yml_path is not None:
+        console.print(f"best hyperparameters: {yml_path}", soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------- command line
+def register(app: Any) -> None:
+    """Add ``rlzoo optimize`` to the Typer app (called by ``rlzoo.zoo.cli``)."""
+    import typer
+
+    @app.command("optimize")
+    def optimize_command(
+        algo: str = typer.Option(..., "--algo", help="Algorithm name (see `rlzoo list`)."),
+        env: str = typer.Option(..., "--env", help="Gymnasium env id."),
+        n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials run by this worker."),
+        max_total_trials: Optional[int] = typer.Option(None, "--max-total-trials",
+                                                       help="Cap on the trials of the whole study (all workers)."),
+        n_timesteps: Optional[int] = typer.Option(None, "-n", "--n-timesteps",
+                                                  help="Training steps per seed of a trial (default: the file's)."),
+        n_evaluations: int = typer.Option(10, "--n-evaluations", help="Evaluations per seed, reported for pruning."),
+        eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per evaluation."),
+        n_seeds_per_trial: int = typer.Option(1, "--n-seeds-per-trial", help="Seeds averaged in a trial's score."),
+        sampler: Sampler = typer.Option(Sampler.tpe, "--sampler", help="tpe or random."),
+        pruner: Pruner = typer.Option(Pruner.median, "--pruner", help="median, halving or none."),
+        n_startup_trials: int = typer.Option(5, "--n-startup-trials", help="Random trials before TPE and pruning."),
+        storage: Optional[str] = typer.Option(None, "--storage",
+                                              help="Journal FILE.log (default logs/<algo>/<env>/optuna.log) or RDB URL."),
+        study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name (default <algo>_<env>)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed (and first training seed)."),
+        timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
+        heartbeat_interval: int = typer.Option(60, "--heartbeat-interval", help="Seconds between heartbeats (0: off)."),
+        grace_period: Optional[int] = typer.Option(None, "--grace-period",
+                                                   help="Seconds without heartbeat before a trial is failed and "
+                                                        "re-queued (default 2 x interval)."),
+        max_retry: int = typer.Option(3, "--max-retry", help="Re-queues of a trial whose worker died."),
+        log_folder: str = typer.Option("logs", "-f", "--log-folder", help="Root folder of logs and reports."),
+        conf_file: Optional[Path] = typer.Option(None, "--conf-file", "-conf", help="Base hyperparameter YAML file."),
+        hyperparams: Optional[List[str]] = typer.Option(None, "--hyperparams", "-params",
+                                                        help="Fixed key=value hyperparameters (not tuned)."),
+        env_kwargs: Optional[List[str]] = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
+        n_envs: Optional[int] = typer.Option(None, "--n-envs", help="Parallel envs (default: the file's)."),
+        device: str = typer.Option("auto", "--device", help="Torch device."),
+        gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the trial progress bar."),
+        verbose: int = typer.Option(0, "--verbose", "-v", help="2: Optuna's own log lines."),
+    ) -> None:
+        """Tune hyperparameters with Optuna; start it several times on one --storage to add workers."""
+        optimize(algo, env, n_trials=n_trials, max_total_trials=max_total_trials, n_timesteps=n_timesteps,
+                 n_evaluations=n_evaluations, eval_episodes=eval_episodes, n_seeds_per_trial=n_seeds_per_trial,
+                 sampler=sampler.value, pruner=pruner.value, n_startup_trials=n_startup_trials, storage=storage,
+                 study_name=study_name, seed=seed, timeout=timeout, heartbeat_interval=heartbeat_interval,
+                 grace_period=grace_period, max_retry=max_retry, log_folder=log_folder, conf_file=conf_file,
+                 hyperparams=hyperparams or [], env_kwargs=env_kwargs or [], n_envs=n_envs, device=device,
+                 gym_packages=gym_packages or [], progress=progress, verbose=verbose)
