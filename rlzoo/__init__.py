@@ -5,7 +5,7 @@ The algorithms are imported lazily (on first access of ``rlzoo.PPO``, ``rlzoo.AL
 """
 from typing import Any
 
-__version__ = "0.1.0"
+from rlzoo.version import __version__
 
 _ALGO_NAMES = ("A2C", "ACER", "ACKTR", "DDPG", "DQN", "PPO", "SAC", "TD3", "TRPO")
 __all__ = ["ALGOS", "__version__", *_ALGO_NAMES]

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-import rlzoo
 from rlzoo.common.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical, check_action_space
 from rlzoo.common.policies import BasePolicy, is_image_space
 from rlzoo.common.save_format import (ModelFileError, from_json, read_model_zip, space_from_json, space_to_json,
                                       state_from_files, state_to_files, to_json, write_model_zip)
 from rlzoo.common.utils import get_device, get_schedule_fn, set_global_seeds, tune_threads
+from rlzoo.version import __version__
 from rlzoo.envs import DummyVecEnv, Monitor, episode_stats, make_vec_env
 
 ALL_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -304,7 +304,7 @@ class BaseAlgorithm:
         policy_kwargs = getattr(self.policy, "constructor_kwargs", None)
         metadata = {
             "algo": type(self).__name__,
-            "rlzoo_version": rlzoo.__version__,
+            "rlzoo_version": __version__,
             "torch_version": torch.__version__,
             "policy": self._policy_entry(),
             "policy_base": to_json(_rlzoo_base(type(self.policy))),

@@ -11,7 +11,6 @@ import csv
 import datetime
 import os
 import sys
-import tempfile
 import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -19,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from rlzoo.common.evaluation import as_vector_env, evaluate_policy, sync_envs_normalization, unwrap_vec_normalize
+from rlzoo.fileio import atomic_path
 
 VECNORMALIZE_SUFFIX = ".vecnormalize.safetensors"
 
@@ -359,12 +359,10 @@ class EvalCallback(EventCallback):
     def _write_csv(self) -> None:
         n_rewards = max(sum(k.startswith("reward_") for k in row) for row in self._rows)
         header = ["timesteps", "mean_reward", "std_reward", "mean_ep_length"] + [f"reward_{i}" for i in range(n_rewards)]
-        fd, tmp = tempfile.mkstemp(dir=self.log_path, suffix=".tmp")
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=header, restval="", extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self._rows)
-        os.replace(tmp, self.csv_path)
 
     def _on_step(self) -> bool:
         if self.eval_freq <= 0 or self.n_calls % self.eval_freq != 0:

@@ -24,6 +24,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple,
 import numpy as np
 import torch
 
+from rlzoo.fileio import atomic_path, atomic_write_text
+
 DEBUG, INFO, WARN, ERROR, DISABLED = 10, 20, 30, 40, 50
 FORMATS = ("stdout", "log", "csv", "json", "tensorboard")
 
@@ -130,7 +132,7 @@ class CSVOutputFormat(KVWriter):
                 header = next(csv.reader(f), None)
             self.keys = list(header or [])
         else:
-            _atomic_write_text(path, "")
+            atomic_write_text(path, "")
 
     def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Tuple[str, ...]], step: int = 0) -> None:
         items = {k: v for k, v in key_values.items()
@@ -148,13 +150,11 @@ class CSVOutputFormat(KVWriter):
             with open(self.path, newline="", encoding="utf-8") as f:
                 old_rows = list(csv.reader(f))[1:]
         self.keys.extend(new_keys)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)), suffix=".tmp")
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(self.keys)
             for row in old_rows:
                 writer.writerow(row + [""] * (len(self.keys) - len(row)))
-        os.replace(tmp, self.path)
 
 
 class JSONOutputFormat(KVWriter):
@@ -200,13 +200,6 @@ class TensorBoardOutputFormat(KVWriter):
 
     def close(self) -> None:
         self.writer.close()
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def make_output_format(fmt: str, folder: Optional[str], append: bool = False) -> KVWriter:

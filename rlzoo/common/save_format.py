@@ -16,7 +16,6 @@ import importlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any, Dict, Tuple
 
@@ -25,6 +24,8 @@ import torch
 from gymnasium import spaces
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+
+from rlzoo.fileio import atomic_write_bytes
 
 FORMAT_VERSION = 1
 
@@ -187,23 +188,6 @@ def state_from_files(name: str, files: Dict[str, bytes]) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- zip files
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def zip_path(path: str) -> str:
     """``path`` with a ``.zip`` suffix added when it has none."""
     path = os.fspath(path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from gymnasium.vector import VectorEnv
 from gymnasium.wrappers.utils import RunningMeanStd as _GymRunningMeanStd
 
 from rlzoo.envs.vec_env import VecEnvWrapper, is_image_space, unwrap_vec_wrapper
+from rlzoo.fileio import atomic_write_bytes
 
 __all__ = ["RunningMeanStd", "VecNormalize", "unwrap_vec_normalize"]
 
@@ -291,21 +291,7 @@ class VecNormalize(VecEnvWrapper):
             tensors[f"{name}/var"] = np.array(rms.var, dtype=np.float64, order="C")
         meta = {"format": _FORMAT, "format_version": str(_FORMAT_VERSION), "config": json.dumps(self._config()),
                 "counts": json.dumps({name: float(rms.count) for name, rms in items.items()})}
-        data = st_save(tensors, metadata=meta)
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".vecnormalize")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
     @classmethod
     def load(cls, path: str | os.PathLike, venv: VectorEnv) -> VecNormalize:

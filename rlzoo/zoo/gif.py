@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from rlzoo.fileio import atomic_path
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.enjoy import has_display, load_agent, make_agent_env
 from rlzoo.zoo.errors import ZooError
@@ -64,13 +65,8 @@ def record_gif(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0
             frames.append(_frame(env))
     finally:
         env.close()
-    tmp = rf.temp_path_like(output)
-    try:
-        write_gif(tmp, frames, fps)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(output, suffix=output.suffix) as tmp:
+        write_gif(Path(tmp), frames, fps)
     size = output.stat().st_size / 1e6
     print(f"wrote {output} ({len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, {fps} fps, "
           f"{size:.1f} MB)", file=sys.stdout, flush=True)

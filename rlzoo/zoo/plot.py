@@ -6,7 +6,6 @@ their mean with a ±1 std band over a common x grid (their shared range), a sing
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from rlzoo.fileio import atomic_path
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
 
@@ -129,13 +129,9 @@ def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = rf.temp_path_like(output)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, output)
+        with atomic_path(output, suffix=output.suffix) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return output

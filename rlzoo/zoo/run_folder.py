@@ -8,10 +8,10 @@ import platform
 import re
 import socket
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from rlzoo.fileio import atomic_write_bytes, atomic_write_text  # re-exported: zoo modules write via rf.*
 from rlzoo.zoo.errors import ZooError
 
 RUN_FILE = "run.json"
@@ -25,52 +25,9 @@ VECNORMALIZE_FILE = "vecnormalize.safetensors"
 
 
 # ----------------------------------------------------------------------------- atomic writes
-def _file_mode() -> int:
-    """Permissions of a new regular file under the current umask (mkstemp alone gives 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A crash or kill during the write leaves the previous file intact.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomically write a UTF-8 text file (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def temp_path_like(path: str | os.PathLike) -> Path:
-    """A fresh hidden temporary path next to ``path`` with the same suffix (for writers that need a name)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, _file_mode())
-    return Path(tmp)
 
 
 # ----------------------------------------------------------------------------- naming
