@@ -216,6 +216,7 @@ class ACER(BaseAlgorithm):
         self.continuous = isinstance(self.action_space, spaces.Box)
         # the average policy network of Section 3.3, an exponential moving average of the parameters
         self.avg_policy = copy.deepcopy(self.policy).requires_grad_(False)
+        self._params, self._avg_params = list(self.policy.parameters()), list(self.avg_policy.parameters())
         self.optimizer = RMSpropTF(self.policy.parameters(), lr=self.lr_schedule(1.0), alpha=self.rprop_alpha,
                                    eps=self.rprop_epsilon)
         self._rng = np.random.default_rng(self.seed)
@@ -322,10 +323,10 @@ class ACER(BaseAlgorithm):
         loss, stats = loss_fn(obs, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm, foreach=True)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, self.max_grad_norm, foreach=True)
         self.optimizer.step()
         with torch.no_grad():  # average policy network: theta_a <- alpha theta_a + (1 - alpha) theta
-            torch._foreach_lerp_(list(self.avg_policy.parameters()), list(self.policy.parameters()), 1.0 - self.alpha)
+            torch._foreach_lerp_(self._avg_params, self._params, 1.0 - self.alpha)
         self._n_updates += 1
         for key, value in stats.items():
             self.logger.record_mean(f"train/{key}", value)
@@ -333,11 +334,16 @@ class ACER(BaseAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     def _retrace(self, batch: Dict[str, torch.Tensor], q_taken: torch.Tensor, values: torch.Tensor,
-                 trace: torch.Tensor) -> torch.Tensor:
+                 *traces: torch.Tensor) -> List[torch.Tensor]:
+        """Retrace targets for each set of trace coefficients (computed side by side in one pass)."""
         t_max, n = batch["rewards"].shape
-        return retrace_targets(batch["rewards"], q_taken.detach().view(t_max, n), values.detach().view(t_max + 1, n),
-                               trace.view(t_max, n), batch["terminated"], batch["truncated"], batch["final_values"],
-                               self.gamma).flatten()
+        k = len(traces)
+        tile = lambda x: x.repeat(1, k)  # noqa: E731  [T, N] -> [T, k N]
+        out = retrace_targets(tile(batch["rewards"]), tile(q_taken.detach().view(t_max, n)),
+                              tile(values.detach().view(t_max + 1, n)),
+                              torch.cat([c.view(t_max, n) for c in traces], dim=1), tile(batch["terminated"]),
+                              tile(batch["truncated"]), tile(batch["final_values"]), self.gamma)
+        return [part.flatten() for part in out.split(n, dim=1)]
 
     def _discrete_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
         """Algorithm 2 for a categorical policy; statistics ``phi`` are the probabilities ``f``."""
@@ -352,7 +358,7 @@ class ACER(BaseAlgorithm):
         rho_a = rho.gather(1, actions[:, None]).squeeze(1)
         q_a = q.gather(1, actions[:, None]).squeeze(1)
         values = (f_all * q_all).sum(-1)
-        q_ret = self._retrace(batch, q_a, values, torch.clamp(rho_a, max=1.0))  # c_i = min(1, rho_i)
+        (q_ret,) = self._retrace(batch, q_a, values, torch.clamp(rho_a, max=1.0))  # c_i = min(1, rho_i)
         entropy = -(f * torch.log(f + _EPS)).sum(-1)
         gain = discrete_policy_gain(f, q, actions, q_ret, rho, self.correction_term) + self.ent_coef * entropy
         if self.trust_region:
@@ -364,7 +370,7 @@ class ACER(BaseAlgorithm):
             policy_loss, active = -gain.mean(), None
         q_loss = 0.5 * (q_ret - q_a).pow(2).mean()
         stats = dict(policy_loss=-gain.detach().mean(), q_loss=q_loss.detach(), entropy=entropy.detach().mean(),
-                     rho_mean=rho_a.mean(), trust_region_active=active)
+                     rho_mean=rho_a.mean(), trust_region_active=active, explained_variance=_explained(q_a, q_ret))
         return policy_loss + self.q_coef * q_loss, stats
 
     def _continuous_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
@@ -395,8 +401,8 @@ class ACER(BaseAlgorithm):
         log_rho_prime = torch.clamp(log_f_prime.detach() - gaussian_log_prob(a_prime, mu_mean, mu_log_std), max=50.0)
         rho, rho_prime = log_rho.exp(), log_rho_prime.exp()
         # c_i = min(1, rho_i^(1/d)) for Retrace; Q_opc uses c_i = 1 (Section 4.2)
-        q_ret = self._retrace(batch, q_taken, values, torch.exp(torch.clamp(log_rho / d, max=0.0)))
-        q_opc = self._retrace(batch, q_taken, values, torch.ones_like(rho))
+        q_ret, q_opc = self._retrace(batch, q_taken, values, torch.exp(torch.clamp(log_rho / d, max=0.0)),
+                                     torch.ones_like(rho))
         entropy = (log_std + 0.5 + 0.5 * np.log(2 * np.pi)).sum(-1)
         gain = continuous_policy_gain(log_f, log_f_prime, rho, rho_prime, q_opc, q_sampled, v,
                                       self.correction_term) + self.ent_coef * entropy
@@ -413,12 +419,17 @@ class ACER(BaseAlgorithm):
         v_loss = 0.5 * (v_target - v).pow(2).mean()
         stats = dict(policy_loss=-gain.detach().mean(), q_loss=q_loss.detach(), value_loss=v_loss.detach(),
                      entropy=entropy.detach().mean(), rho_mean=rho.mean(), std=log_std.detach().exp().mean(),
-                     trust_region_active=active)
+                     trust_region_active=active, explained_variance=_explained(q_taken, q_ret))
         return policy_loss + self.q_coef * (q_loss + v_loss), stats
 
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 100, tb_log_name: str = "ACER",
               reset_num_timesteps: bool = True, progress_bar: bool = False) -> "ACER":
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
+
+def _explained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Var[target - pred] / Var[target], as a 0-d tensor (no synchronisation)."""
+    return 1.0 - (target - pred.detach()).var() / (target.var() + 1e-8)
 
 
 def _put_obs(buf: Any, step: int, obs: Any) -> None:

@@ -5,10 +5,11 @@ References
 - Martens & Grosse 2015, "Optimizing Neural Networks with Kronecker-factored Approximate
   Curvature" (K-FAC): F_l ~= A_{l-1} (x) G_l, factored Tikhonov damping (section 6.3).
 - Grosse & Martens 2016, "A Kronecker-factored approximate Fisher matrix for convolution
-  layers" (KFC): convolution factors from image patches (section 3.1).
+  layers" (KFC): convolution factors from image patches.
 - Wu et al. 2017, "Scalable trust-region method for deep reinforcement learning using
-  Kronecker-factored approximation" (ACKTR), section 3: sampled Fisher loss, running
-  statistics, and the trust-region step size ``min(eta_max, sqrt(2 delta / (dtheta^T F dtheta)))``.
+  Kronecker-factored approximation" (ACKTR): sampled Fisher loss (section 3.1) and the
+  trust-region step size ``min(eta_max, sqrt(2 delta / (dtheta^T F dtheta)))`` (section 3.2,
+  "step-size selection and trust-region optimization").
 """
 
 from __future__ import annotations
@@ -43,27 +44,33 @@ class KFAC(torch.optim.Optimizer):
     ``F ~= A (x) G`` (bias folded in as a column of ones in the input), where
 
     - ``A = E_batch[sum_t a_t a_t^T]`` over the layer inputs ``a_t`` (for a convolution,
-      one row per output location t of the unfolded patches, Grosse & Martens 2016 eq. 16;
+      one row per output location t of the unfolded patches, the KFC factor of Grosse & Martens 2016;
       for a Linear layer on ``(B, in)`` inputs there is a single t),
     - ``G = E_{batch, t}[Ds_t Ds_t^T]`` over the per-sample gradients ``Ds_t`` of the
       *sampled* Fisher loss with respect to the layer outputs.
 
     Both are running averages with weight ``max(1 - stats_decay, 1/k)`` at the k-th update
     (a plain mean for the first ``1/(1-stats_decay)`` updates, then an exponential average).
-    Eigen-decompositions ``A = Q_A diag(d_A) Q_A^T``, ``G = Q_G diag(d_G) Q_G^T`` are refreshed
-    every ``kfac_update`` steps and give the preconditioned gradient of a layer with gradient
-    matrix ``V = [dW | db]``::
+    Every ``kfac_update`` steps the curvature is refreshed, and a layer with gradient matrix
+    ``V = [dW | db]`` gets the preconditioned gradient::
 
         factored damping (default, Martens & Grosse 2015 section 6.3):
             U = (G + gamma/pi I)^-1 V (A + gamma*pi I)^-1,  gamma = sqrt(damping),
             pi = sqrt((tr A / dim A) / (tr G / dim G))
+            (the two damped inverses are refreshed, by Cholesky factorisation)
         factored_damping=False (damping of the Kronecker product, as the ACKTR reference code):
             U = Q_G [(Q_G^T V Q_A) / (d_G d_A^T + damping)] Q_A^T
+            (the eigen-decompositions A = Q_A diag(d_A) Q_A^T, G = Q_G diag(d_G) Q_G^T are refreshed)
+
+    The Cholesky route gives the same factored-damping result as going through the
+    eigen-decompositions, several times faster on large factors (the 3137x3137 input factor of
+    the Nature CNN's dense layer). With factored damping, a change of ``damping`` takes effect at
+    the next refresh.
 
     Parameters of other layers (for instance a state-independent ``log_std``) are not
     preconditioned: their update direction is their plain gradient (identity Fisher block).
 
-    Trust region (ACKTR section 3.1). With ``v`` the preconditioned gradient of all parameters
+    Trust region (ACKTR section 3.2). With ``v`` the preconditioned gradient of all parameters
     and ``g`` the raw gradient, ``v^T g = v^T F_damped v``, so ``lr^2 v^T g`` is the
     quadratic form ``dtheta^T F dtheta`` of the step ``dtheta = lr v``; the update is scaled by::
 
@@ -204,15 +211,36 @@ class KFAC(torch.optim.Optimizer):
             evals, evecs = torch.linalg.eigh(matrix + jitter * torch.eye(len(matrix), dtype=matrix.dtype))
         return evals.clamp_min(0.0), evecs
 
+    @staticmethod
+    def _damped_inverse(matrix: torch.Tensor, damping: torch.Tensor) -> torch.Tensor:
+        eye = torch.eye(len(matrix), dtype=matrix.dtype, device=matrix.device)
+        chol, info = torch.linalg.cholesky_ex(matrix + damping * eye)
+        if int(info) != 0:  # not numerically positive definite: fall back to the eigen route
+            evals, evecs = KFAC._eigh(matrix)
+            return (evecs / (evals + damping).clamp_min(1e-30)) @ evecs.T
+        return torch.cholesky_inverse(chol)
+
     @torch.no_grad()
-    def update_eigen(self) -> None:
-        """Refresh the eigen-decompositions of all factors (done by ``step`` every ``kfac_update``)."""
+    def update_curvature(self) -> None:
+        """Refresh the damped inverses (or eigen-decompositions) of all factors.
+
+        ``step`` calls this every ``kfac_update`` K-FAC steps.
+        """
+        group = self.param_groups[0]
         for module in self.layers:
             state = self.state[module.weight]
             if "A" not in state:
                 continue
-            state["dA"], state["QA"] = self._eigh(state["A"])
-            state["dG"], state["QG"] = self._eigh(state["G"])
+            a, g = state["A"], state["G"]
+            if group["factored_damping"]:
+                # Martens & Grosse 2015 section 6.3: pi balances the damping between the two factors
+                gamma = math.sqrt(group["damping"])
+                pi = torch.sqrt((a.diagonal().mean() / g.diagonal().mean().clamp_min(1e-12)).clamp_min(1e-12))
+                state["A_inv"] = self._damped_inverse(a, gamma * pi)
+                state["G_inv"] = self._damped_inverse(g, gamma / pi)
+            else:
+                state["dA"], state["QA"] = self._eigh(a)
+                state["dG"], state["QG"] = self._eigh(g)
 
     @staticmethod
     def _grad_matrix(module: nn.Module, grads: dict[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -229,17 +257,16 @@ class KFAC(torch.optim.Optimizer):
         out = dict(grads)
         for module in self.layers:
             state = self.state[module.weight]
-            if "QA" not in state or module.weight not in grads:
+            if module.weight not in grads or ("A_inv" if group["factored_damping"] else "QA") not in state:
                 continue
-            d_a, q_a, d_g, q_g = state["dA"], state["QA"], state["dG"], state["QG"]
-            v = q_g.T @ self._grad_matrix(module, grads) @ q_a
+            v = self._grad_matrix(module, grads)
             if group["factored_damping"]:
-                gamma = math.sqrt(damping)
-                pi = torch.sqrt((d_a.mean() / d_g.mean().clamp_min(1e-12)).clamp_min(1e-12))
-                v = v / ((d_g + gamma / pi).unsqueeze(1) * (d_a + gamma * pi).unsqueeze(0)).clamp_min(1e-30)
+                v = state["G_inv"] @ v @ state["A_inv"]
             else:
+                d_a, q_a, d_g, q_g = state["dA"], state["QA"], state["dG"], state["QG"]
+                v = q_g.T @ v @ q_a
                 v = v / (d_g.unsqueeze(1) * d_a.unsqueeze(0) + damping).clamp_min(1e-30)
-            v = q_g @ v @ q_a.T
+                v = q_g @ v @ q_a.T
             if module.bias is not None:
                 out[module.bias] = v[:, -1].contiguous()
                 v = v[:, :-1]
@@ -271,12 +298,13 @@ class KFAC(torch.optim.Optimizer):
         if kfac_steps < 0 or group["stats_updates"] == 0:
             updates, lr = grads, group["cold_lr"]  # warm-up: plain SGD with momentum
         else:
+            key = "A_inv" if group["factored_damping"] else "QA"
             if kfac_steps % group["kfac_update"] == 0 or any(
-                "QA" not in self.state[m.weight] and "A" in self.state[m.weight] for m in self.layers
+                key not in self.state[m.weight] and "A" in self.state[m.weight] for m in self.layers
             ):
-                self.update_eigen()
+                self.update_curvature()
             updates = self.precondition(grads)
-            # ACKTR section 3.1: dtheta^T F dtheta = lr^2 v^T g, scale to respect kfac_clip
+            # ACKTR section 3.2: dtheta^T F dtheta = lr^2 v^T g, scale to respect kfac_clip
             vg = sum((updates[p] * grads[p]).sum() for p in params)
             scale = torch.sqrt(group["kfac_clip"] / (lr**2 * vg).clamp_min(1e-30)).clamp(max=1.0)
             updates = {p: u * scale for p, u in updates.items()}

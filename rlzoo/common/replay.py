@@ -336,8 +336,8 @@ class ReplayBuffer:
             raise
         return path
 
-    def load(self, path: str) -> None:
-        """Replace this buffer's content with a file written by :meth:`save` (same spaces, n_envs)."""
+    @staticmethod
+    def _read(path: str) -> tuple:
         path = os.fspath(path)
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path += ".npz"
@@ -349,6 +349,25 @@ class ReplayBuffer:
                 arrays = {k: data[k] for k in data.files if k != "__meta__"}
         except (ValueError, OSError, KeyError, EOFError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not a readable replay buffer file ({type(exc).__name__})") from None
+        return path, meta, arrays
+
+    @staticmethod
+    def saved_config(path: str) -> Dict[str, Any]:
+        """The storage options (``optimize_memory_usage``, ``frame_stack``, ``stack_axis``) of a saved buffer."""
+        path = os.fspath(path)
+        path = path if os.path.exists(path) or not os.path.exists(path + ".npz") else path + ".npz"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(data["__meta__"].tobytes().decode())
+            return {k: meta[k] for k in ("optimize_memory_usage", "frame_stack", "stack_axis")}
+        except FileNotFoundError:
+            raise ValueError(f"replay buffer file not found: {path}") from None
+        except (ValueError, OSError, KeyError, EOFError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a readable replay buffer file ({type(exc).__name__})") from None
+
+    def load(self, path: str) -> None:
+        """Replace this buffer's content with a file written by :meth:`save` (same spaces, n_envs)."""
+        path, meta, arrays = self._read(path)
         if meta.get("class") != type(self).__name__:
             raise ValueError(f"{path} holds a {meta.get('class')}, not a {type(self).__name__}")
         for key in ("n_envs", "optimize_memory_usage", "frame_stack", "stack_axis"):

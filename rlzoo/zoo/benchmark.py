@@ -89,10 +89,11 @@ def collect(log_folders: list[str], algos: list[str], envs: list[str], all_runs:
 
 
 def _steps(n: float) -> str:
+    """Training steps to 3 significant digits: 100096 -> ``100k``, 1234567 -> ``1.23M``."""
     for unit, size in (("M", 1e6), ("k", 1e3)):
-        if n >= size and (n / size) == round(n / size, 1):
-            return f"{n / size:g}{unit}"
-    return f"{int(round(n)):,}"
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(int(round(n)))
 
 
 def _duration(seconds: Optional[float]) -> str:

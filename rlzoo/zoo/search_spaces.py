@@ -60,6 +60,13 @@ def _actor_critic_kwargs(trial: Any, ctx: SpaceContext, sizes: tuple = ("small",
     return kwargs
 
 
+def _rollout_steps(trial: Any, ctx: SpaceContext, choices: list) -> int:
+    """``n_steps`` per env, cut to what the training budget can fill (a rollout of 2048 x 8 envs
+    would otherwise cost far more than a 10k-step tuning budget)."""
+    n_steps = trial.suggest_categorical("n_steps", choices)
+    return min(n_steps, max(ctx.n_timesteps // max(ctx.n_envs, 1), min(choices)))
+
+
 def _off_policy_common(trial: Any, ctx: SpaceContext) -> dict:
     """Replay, update schedule and target smoothing shared by DQN/DDPG/TD3/SAC."""
     buffer_size = trial.suggest_categorical("buffer_size", [10_000, 100_000, 1_000_000])
@@ -78,7 +85,7 @@ def _off_policy_common(trial: Any, ctx: SpaceContext) -> dict:
 # ----------------------------------------------------------------------------- on-policy
 def sample_ppo(trial: Any, ctx: SpaceContext) -> dict:
     """PPO (Schulman et al., 2017): rollout/minibatch sizes, epochs, clipping, GAE, network."""
-    n_steps = trial.suggest_categorical("n_steps", [8, 16, 32, 64, 128, 256, 512, 1024, 2048])
+    n_steps = _rollout_steps(trial, ctx, [8, 16, 32, 64, 128, 256, 512, 1024, 2048])
     batch_size = trial.suggest_categorical("batch_size", [8, 16, 32, 64, 128, 256, 512])
     return {
         "n_steps": n_steps,
@@ -98,7 +105,7 @@ def sample_ppo(trial: Any, ctx: SpaceContext) -> dict:
 def sample_a2c(trial: Any, ctx: SpaceContext) -> dict:
     """A2C (Mnih et al., 2016): short rollouts, RMSprop or Adam, advantage normalization, network."""
     return {
-        "n_steps": trial.suggest_categorical("n_steps", [5, 8, 16, 32, 64, 128, 256, 512]),
+        "n_steps": _rollout_steps(trial, ctx, [5, 8, 16, 32, 64, 128, 256, 512]),
         "gamma": trial.suggest_categorical("gamma", GAMMAS),
         "gae_lambda": trial.suggest_categorical("gae_lambda", GAE_LAMBDAS),
         "learning_rate": _learning_rate(trial, 1e-5, 1e-2),
@@ -113,7 +120,7 @@ def sample_a2c(trial: Any, ctx: SpaceContext) -> dict:
 
 def sample_trpo(trial: Any, ctx: SpaceContext) -> dict:
     """TRPO (Schulman et al., 2015): KL step size, conjugate-gradient iterations, critic updates."""
-    n_steps = trial.suggest_categorical("n_steps", [64, 128, 256, 512, 1024, 2048])
+    n_steps = _rollout_steps(trial, ctx, [64, 128, 256, 512, 1024, 2048])
     batch_size = trial.suggest_categorical("batch_size", [32, 64, 128, 256, 512])
     return {
         "n_steps": n_steps,
@@ -131,7 +138,7 @@ def sample_trpo(trial: Any, ctx: SpaceContext) -> dict:
 def sample_acktr(trial: Any, ctx: SpaceContext) -> dict:
     """ACKTR (Wu et al., 2017): K-FAC step size (learning rate), trust-region clip, damping."""
     return {
-        "n_steps": trial.suggest_categorical("n_steps", [8, 16, 20, 32, 64]),
+        "n_steps": _rollout_steps(trial, ctx, [8, 16, 20, 32, 64]),
         "gamma": trial.suggest_categorical("gamma", GAMMAS),
         "gae_lambda": trial.suggest_categorical("gae_lambda", GAE_LAMBDAS),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 1.0, log=True),
@@ -147,7 +154,7 @@ def sample_acktr(trial: Any, ctx: SpaceContext) -> dict:
 def sample_acer(trial: Any, ctx: SpaceContext) -> dict:
     """ACER (Wang et al., 2017): replay ratio, Q-loss weight, truncation constant, trust region."""
     return {
-        "n_steps": trial.suggest_categorical("n_steps", [5, 10, 20, 32]),
+        "n_steps": _rollout_steps(trial, ctx, [5, 10, 20, 32]),
         "gamma": trial.suggest_categorical("gamma", GAMMAS),
         "learning_rate": _learning_rate(trial, 1e-5, 1e-2),
         "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),

@@ -6,13 +6,15 @@
   one study.
 * ``--max-total-trials`` caps the whole study: a new trial is created only after counting, under a
   lock, the trials already finished, running or waiting (journal and SQLite: a lock file; PostgreSQL
-  and MySQL: an advisory lock). A worker that finds the cap reached stops.
+  and MySQL: an advisory lock). A worker that finds the cap reached stops once no trial of another
+  worker is still running (one of them may yet be re-queued, see below).
 * Heartbeat: a running trial records a heartbeat every ``--heartbeat-interval`` seconds (RDB: Optuna's
   own heartbeat table; journal: a trial system attribute). A trial silent for ``--grace-period``
   seconds (its worker was killed or pre-empted) is marked FAIL by the next live worker and re-queued
   with the same parameters (``RetryHeartbeatStaleTrialCallback``); a re-queued trial replaces the failed
   one in the cap count.
-* A trial trains ``--n-seeds-per-trial`` agents one after the other, evaluating each one
+* A trial trains ``--n-seeds-per-trial`` agents (seeds 0, 1, ... in every trial, so trials compare
+  alike; ``--seed`` seeds the sampler only) one after the other, evaluating each one
   ``--n-evaluations`` times; every evaluation is reported to the pruner (step ``seed * n_evaluations
   + k``, so steps compare alike across trials). The score is the mean final evaluation over the
   seeds. NaN rewards or parameters (a diverging run) prune the trial.
@@ -619,7 +621,7 @@ def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_t
     fixed = parse_key_values(hyperparams, "--hyperparams")
     objective = Objective(algo, cls, env_id, fixed, conf_file, n_timesteps, n_envs,
                           parse_key_values(env_kwargs, "--env-kwargs"), n_evaluations, eval_episodes,
-                          n_seeds_per_trial, 0 if seed is None else seed, device, None)
+                          n_seeds_per_trial, 0, device, None)  # every trial trains seeds 0..n-1: alike
     base = objective.config(fixed)  # validates the file entry and the fixed overrides now
     entry = objective.config(fixed, full_budget=True)  # the best-trial YAML keeps the file's full budget
     probe = gym.make(env_id, **base.env_kwargs)
@@ -746,7 +748,7 @@ def register(app: Any) -> None:
         storage: Optional[str] = typer.Option(None, "--storage",
                                               help="Journal FILE.log (default logs/<algo>/<env>/optuna.log) or RDB URL."),
         study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name (default <algo>_<env>)."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed (and first training seed)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed (give each worker its own)."),
         timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
         heartbeat_interval: int = typer.Option(60, "--heartbeat-interval", help="Seconds between heartbeats (0: off)."),
         grace_period: Optional[int] = typer.Option(None, "--grace-period",

@@ -1,0 +1,192 @@
+"""Deep Q-Network (Mnih et al. 2015, "Human-level control through deep reinforcement learning"),
+with the options of the original Stable Baselines: double Q-learning (van Hasselt et al. 2016),
+dueling heads (Wang et al. 2016) and proportional prioritized replay (Schaul et al. 2016)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, polyak_update, target_pairs
+from rlzoo.common.off_policy_policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
+from rlzoo.common.policies import BasePolicy
+from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
+from rlzoo.common.utils import obs_to_tensor
+
+
+class DQN(OffPolicyAlgorithm):
+    """DQN with epsilon-greedy exploration, Huber loss, gradient clipping and a target network.
+
+    Defaults are those of the original Stable Baselines (ANCHORS.md).
+
+    :param learning_rate: Adam learning rate (float or schedule)
+    :param buffer_size: replay buffer capacity
+    :param learning_starts: random steps before learning
+    :param batch_size: minibatch size
+    :param tau: target update coefficient (1: hard copy every ``target_update_interval`` steps)
+    :param gamma: discount factor
+    :param train_freq: update every ``train_freq`` env steps (or ``(n, "episode")``)
+    :param gradient_steps: gradient steps per update (-1: as many as env steps collected)
+    :param target_update_interval: env steps between target network updates
+    :param exploration_fraction: fraction of training over which epsilon decays linearly
+    :param exploration_initial_eps: initial epsilon
+    :param exploration_final_eps: final epsilon
+    :param max_grad_norm: gradient clipping norm
+    :param double_q: double Q-learning target: the online network picks the next action
+    :param dueling: dueling value / advantage heads
+    :param prioritized_replay: proportional prioritized experience replay
+    :param prioritized_replay_alpha: prioritization exponent alpha
+    :param prioritized_replay_beta0: initial importance-sampling exponent, annealed to 1 over training
+    :param prioritized_replay_eps: added to the |TD error| priorities
+    """
+
+    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+        "MlpPolicy": DQNPolicy, "CnnPolicy": DQNCnnPolicy, "MultiInputPolicy": DQNMultiInputPolicy}
+    supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = (spaces.Discrete,)
+
+    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 5e-4,
+                 buffer_size: int = 50_000, learning_starts: int = 1000, batch_size: int = 32, tau: float = 1.0,
+                 gamma: float = 0.99, train_freq: Any = 1, gradient_steps: int = 1,
+                 target_update_interval: int = 500, exploration_fraction: float = 0.1,
+                 exploration_initial_eps: float = 1.0, exploration_final_eps: float = 0.02,
+                 max_grad_norm: float = 10.0, double_q: bool = True, dueling: bool = True,
+                 prioritized_replay: bool = False, prioritized_replay_alpha: float = 0.6,
+                 prioritized_replay_beta0: float = 0.4, prioritized_replay_eps: float = 1e-6,
+                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
+                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
+                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 _init_setup_model: bool = True) -> None:
+        buffer_class = PrioritizedReplayBuffer if prioritized_replay else ReplayBuffer
+        buffer_kwargs = dict(replay_buffer_kwargs or {})
+        if prioritized_replay:
+            buffer_kwargs = {"alpha": prioritized_replay_alpha, "beta": prioritized_replay_beta0,
+                             "eps": prioritized_replay_eps, **buffer_kwargs}
+        super().__init__(policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,
+                         train_freq, gradient_steps, None, buffer_class, buffer_kwargs, optimize_memory_usage,
+                         policy_kwargs, tensorboard_log, verbose, seed, device)
+        if not 0.0 <= exploration_fraction <= 1.0:
+            raise ValueError(f"exploration_fraction must be in [0, 1], got {exploration_fraction}")
+        if target_update_interval < 1:
+            raise ValueError(f"target_update_interval must be >= 1, got {target_update_interval}")
+        self.replay_buffer_kwargs = dict(replay_buffer_kwargs or {})  # as given (saved with the model)
+        self._buffer_kwargs = buffer_kwargs
+        self.target_update_interval = int(target_update_interval)
+        self.exploration_fraction = float(exploration_fraction)
+        self.exploration_initial_eps = float(exploration_initial_eps)
+        self.exploration_final_eps = float(exploration_final_eps)
+        self.max_grad_norm = float(max_grad_norm)
+        self.double_q = bool(double_q)
+        self.dueling = bool(dueling)
+        self.prioritized_replay = bool(prioritized_replay)
+        self.prioritized_replay_alpha = float(prioritized_replay_alpha)
+        self.prioritized_replay_beta0 = float(prioritized_replay_beta0)
+        self.prioritized_replay_eps = float(prioritized_replay_eps)
+        self.exploration_rate = self.exploration_initial_eps
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_networks(self) -> None:
+        kwargs = {"dueling": self.dueling} if "dueling" not in self.policy_kwargs else {}
+        self.policy = self._make_policy(**kwargs)
+        self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
+        self.optimizer = make_adam(self.q_net.parameters(), lr=self.lr_schedule(1.0))
+        self._params = list(self.q_net.parameters())
+        self._target = target_pairs(self.q_net, self.q_net_target)
+
+    def _make_replay_buffer(self, **overrides: Any) -> ReplayBuffer:
+        saved, self.replay_buffer_kwargs = self.replay_buffer_kwargs, self._buffer_kwargs
+        try:
+            return super()._make_replay_buffer(**overrides)
+        finally:
+            self.replay_buffer_kwargs = saved
+
+    # ------------------------------------------------------------------ acting
+    def _epsilon(self) -> float:
+        """Linear decay from the initial to the final epsilon over ``exploration_fraction`` of training."""
+        done = 1.0 - self._current_progress_remaining
+        if self.exploration_fraction <= 0 or done >= self.exploration_fraction:
+            return self.exploration_final_eps
+        frac = done / self.exploration_fraction
+        return self.exploration_initial_eps + frac * (self.exploration_final_eps - self.exploration_initial_eps)
+
+    def _on_step(self) -> None:
+        """Update epsilon; copy the online network to the target every ``target_update_interval`` env steps."""
+        self._n_calls += 1
+        self._update_current_progress_remaining()
+        self.exploration_rate = self._epsilon()
+        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
+            params, target_params, bufs, target_bufs = self._target
+            polyak_update(params, target_params, self.tau)
+            if bufs:
+                polyak_update(bufs, target_bufs, 1.0)
+
+    def _sample_action(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Epsilon-greedy: a uniformly random action with probability epsilon, else argmax_a Q(s, a)."""
+        n = self.n_envs
+        eps = 1.0 if self.num_timesteps < self.learning_starts else self.exploration_rate
+        explore = np.random.random(n) < eps
+        if explore.all():
+            actions = np.random.randint(self.action_space.n, size=n)
+        else:
+            with torch.inference_mode():
+                actions = self.q_net(obs_to_tensor(self._last_obs, self.device)).argmax(dim=1).cpu().numpy()
+            if explore.any():
+                actions = np.where(explore, np.random.randint(self.action_space.n, size=n), actions)
+        return actions, actions
+
+    def predict(self, observation: Any, state: Optional[Any] = None, episode_start: Optional[np.ndarray] = None,
+                deterministic: bool = False) -> Tuple[np.ndarray, Optional[Any]]:
+        """Greedy actions; with ``deterministic=False`` epsilon-greedy at the current exploration rate."""
+        actions, state = self.policy.predict(observation, state, episode_start, deterministic)
+        if not deterministic and self.exploration_rate > 0:
+            batch = np.asarray(actions)
+            explore = np.random.random(batch.shape) < self.exploration_rate
+            if explore.any():
+                actions = np.where(explore, np.random.randint(self.action_space.n, size=batch.shape), batch)
+                actions = actions.astype(batch.dtype) if batch.ndim else batch.dtype.type(actions)
+        return actions, state
+
+    # ------------------------------------------------------------------ learning
+    def train(self, gradient_steps: int, batch_size: int) -> None:
+        """``gradient_steps`` minimizations of the Huber TD error (Mnih et al. 2015, Algorithm 1)."""
+        self._update_learning_rate(self.optimizer)
+        prioritized = isinstance(self.replay_buffer, PrioritizedReplayBuffer)
+        if prioritized:  # anneal the importance-sampling exponent to 1 (Schaul et al. 2016, §3.4)
+            beta0 = self.prioritized_replay_beta0
+            self.replay_buffer.beta = beta0 + (1.0 - beta0) * (1.0 - self._current_progress_remaining)
+        loss_sum = torch.zeros((), device=self.device)
+        q_sum = torch.zeros((), device=self.device)
+        for batch in self._sample_batches(gradient_steps, batch_size):
+            with torch.no_grad():
+                next_q_target = self.q_net_target(batch.next_observations)
+                if self.double_q:
+                    # double DQN: argmax by the online network, value by the target network
+                    next_actions = self.q_net(batch.next_observations).argmax(dim=1, keepdim=True)
+                    next_q = next_q_target.gather(1, next_actions).squeeze(1)
+                else:
+                    next_q = next_q_target.max(dim=1).values
+                # y = r + gamma (1 - terminated) max_a' Q_target(s', a')
+                target = batch.rewards + (1.0 - batch.dones) * self.gamma * next_q
+            q = self.q_net(batch.observations).gather(1, batch.actions.long().view(-1, 1)).squeeze(1)
+            if prioritized:
+                loss = (batch.weights * F.smooth_l1_loss(q, target, reduction="none")).mean()
+                self.replay_buffer.update_priorities(batch.indices, (q - target).detach().abs())
+            else:
+                loss = F.smooth_l1_loss(q, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self._params, self.max_grad_norm, foreach=True)
+            self.optimizer.step()
+            loss_sum += loss.detach()
+            q_sum += q.detach().mean()
+        self._n_updates += gradient_steps
+        self.logger.record("train/loss", loss_sum / gradient_steps)
+        self.logger.record("train/q_mean", q_sum / gradient_steps)
+        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+
+    def _dump_logs(self) -> None:
+        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+        super()._dump_logs()
