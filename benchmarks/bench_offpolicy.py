@@ -5,7 +5,8 @@
 Workloads (ANCHORS.md): DQN CartPole-v1 with the RL Zoo's settings (50k steps), SAC and TD3 on
 Pendulum-v1 (lr 1e-3, 3k steps of which 500 random, TD3 net [400, 300]). Every run is a fresh
 subprocess and the two libraries alternate, so both see the same machine load; the ratio of the
-medians is printed. SB3 runs with torch's default threads (``--sb3-threads N`` to force N).
+medians is printed. Both libraries run with ``--threads`` torch threads (default 1, what rlzoo picks
+for small networks); ``--sb3-threads 0`` leaves SB3 at torch's default (all cores), as its users get it.
 """
 import argparse
 import json
@@ -40,6 +41,8 @@ else:
     import rlzoo as mod
     kwargs = {{**kwargs, **extra}}
 model = getattr(mod, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs)
+if threads:
+    torch.set_num_threads(threads)  # after construction: rlzoo tunes threads when it builds its networks
 start = time.perf_counter()
 model.learn(steps)
 elapsed = time.perf_counter() - start
@@ -47,9 +50,9 @@ print(json.dumps({{"steps_per_s": steps / elapsed, "threads": torch.get_num_thre
 """
 
 
-def run(lib: str, name: str, sb3_threads: int) -> dict:
+def run(lib: str, name: str, threads: int) -> dict:
     algo, env_id, steps, kwargs, extra = WORKLOADS[name]
-    args = json.dumps([lib, algo, env_id, steps, kwargs, extra, sb3_threads if lib == "sb3" else 0])
+    args = json.dumps([lib, algo, env_id, steps, kwargs, extra, threads])
     out = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT), args], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -59,7 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="dqn,sac,td3")
-    parser.add_argument("--sb3-threads", type=int, default=0, help="0: torch's default")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of both libraries")
+    parser.add_argument("--sb3-threads", type=int, default=None, help="SB3's threads if different (0: torch default)")
     args = parser.parse_args()
     print(f"{'workload':34s} {'SB3 steps/s':>12s} {'rlzoo steps/s':>14s} {'ratio':>7s}")
     for name in args.only.split(","):
@@ -67,7 +71,8 @@ def main() -> None:
         for r in range(args.rounds):
             order = ("sb3", "rlzoo") if r % 2 == 0 else ("rlzoo", "sb3")
             for lib in order:
-                results[lib].append(run(lib, name, args.sb3_threads))
+                sb3_threads = args.threads if args.sb3_threads is None else args.sb3_threads
+                results[lib].append(run(lib, name, sb3_threads if lib == "sb3" else args.threads))
         sb3 = statistics.median(x["steps_per_s"] for x in results["sb3"])
         ours = statistics.median(x["steps_per_s"] for x in results["rlzoo"])
         algo, env_id, steps = WORKLOADS[name][:3]

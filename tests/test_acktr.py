@@ -28,6 +28,7 @@ def test_kfac_wiring_and_linear_lr_decay():
     assert isinstance(opt, KFAC)
     linears = [m for m in model.policy.modules() if isinstance(m, torch.nn.Linear)]
     assert opt.layers == linears  # every Linear layer is K-FAC preconditioned
+    assert opt.param_groups[0]["factored_damping"] is False  # damping as the ACKTR reference code
     log_std = model.policy.action_head.log_std
     model.learn(16 * 10)
     assert opt.param_groups[0]["step"] == 10

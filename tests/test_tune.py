@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from rlzoo import ALGOS  # noqa: E402
 from rlzoo.zoo import tune  # noqa: E402
-from rlzoo.zoo.config import validate_entry  # noqa: E402
+from rlzoo.zoo.config import check_policy, validate_entry  # noqa: E402
 from rlzoo.zoo.search_spaces import SEARCH_SPACES, SpaceContext, sample_hyperparams  # noqa: E402
 
 # a trial of a2c on CartPole-v1 that takes a fraction of a second: 256 steps, one 1-episode evaluation
@@ -53,8 +54,11 @@ def test_search_space_samples_valid_entries(algo):
         if cls is None:  # the algorithm has not landed in rlzoo yet: the space still samples
             params = SEARCH_SPACES[algo](trial, ctx)
         else:
-            params = sample_hyperparams(algo, trial, cls, ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # the space only uses names the algorithm and its policy have
+                params = sample_hyperparams(algo, trial, cls, ctx)
             validate_entry(params, cls, algo, "sampled")  # every value passes the hyperparameter-file checks
+            check_policy(cls, algo, "MlpPolicy", params.get("policy_kwargs") or {}, "sampled")
         assert params and "learning_rate" in params
         if "batch_size" in params and "n_steps" in params:
             assert params["batch_size"] <= params["n_steps"] * ctx.n_envs

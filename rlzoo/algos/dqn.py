@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, polyak_update, target_pairs
+from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, polyak_update, target_pairs
 from rlzoo.common.off_policy_policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
@@ -151,37 +151,50 @@ class DQN(OffPolicyAlgorithm):
 
     # ------------------------------------------------------------------ learning
     def train(self, gradient_steps: int, batch_size: int) -> None:
-        """``gradient_steps`` minimizations of the Huber TD error (Mnih et al. 2015, Algorithm 1)."""
+        """``gradient_steps`` minimizations of the Huber TD error (Mnih et al. 2015, Algorithm 1).
+
+        The target network only changes between calls (in ``_on_step``), so with uniform replay the
+        minibatches of all steps are drawn at once and their target-network values computed in a
+        single forward pass: the same updates as step-by-step sampling, with one large matmul.
+        """
         self._update_learning_rate(self.optimizer)
-        prioritized = isinstance(self.replay_buffer, PrioritizedReplayBuffer)
+        buffer, env = self.replay_buffer, self._vec_normalize
+        prioritized = isinstance(buffer, PrioritizedReplayBuffer)
         if prioritized:  # anneal the importance-sampling exponent to 1 (Schaul et al. 2016, §3.4)
             beta0 = self.prioritized_replay_beta0
-            self.replay_buffer.beta = beta0 + (1.0 - beta0) * (1.0 - self._current_progress_remaining)
+            buffer.beta = beta0 + (1.0 - beta0) * (1.0 - self._current_progress_remaining)
         loss_sum = torch.zeros((), device=self.device)
         q_sum = torch.zeros((), device=self.device)
-        for batch in self._sample_batches(gradient_steps, batch_size):
+        chunks = [1] * gradient_steps if prioritized else [gradient_steps]
+        for n in chunks:
+            batch = buffer.sample(batch_size * n, env=env)
             with torch.no_grad():
                 next_q_target = self.q_net_target(batch.next_observations)
+                if not self.double_q:
+                    # y = r + gamma (1 - terminated) max_a' Q_target(s', a')
+                    target_all = batch.rewards + (1.0 - batch.dones) * self.gamma * next_q_target.max(dim=1).values
+            for i in range(n):
+                sl = slice(i * batch_size, (i + 1) * batch_size)
                 if self.double_q:
-                    # double DQN: argmax by the online network, value by the target network
-                    next_actions = self.q_net(batch.next_observations).argmax(dim=1, keepdim=True)
-                    next_q = next_q_target.gather(1, next_actions).squeeze(1)
+                    with torch.no_grad():
+                        # double DQN: the online network picks a', the target network evaluates it
+                        next_actions = self.q_net(_rows(batch.next_observations, sl)).argmax(dim=1, keepdim=True)
+                        next_q = next_q_target[sl].gather(1, next_actions).squeeze(1)
+                        target = batch.rewards[sl] + (1.0 - batch.dones[sl]) * self.gamma * next_q
                 else:
-                    next_q = next_q_target.max(dim=1).values
-                # y = r + gamma (1 - terminated) max_a' Q_target(s', a')
-                target = batch.rewards + (1.0 - batch.dones) * self.gamma * next_q
-            q = self.q_net(batch.observations).gather(1, batch.actions.long().view(-1, 1)).squeeze(1)
-            if prioritized:
-                loss = (batch.weights * F.smooth_l1_loss(q, target, reduction="none")).mean()
-                self.replay_buffer.update_priorities(batch.indices, (q - target).detach().abs())
-            else:
-                loss = F.smooth_l1_loss(q, target)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self._params, self.max_grad_norm, foreach=True)
-            self.optimizer.step()
-            loss_sum += loss.detach()
-            q_sum += q.detach().mean()
+                    target = target_all[sl]
+                q = self.q_net(_rows(batch.observations, sl)).gather(1, batch.actions[sl].long().view(-1, 1)).squeeze(1)
+                if prioritized:
+                    loss = (batch.weights * F.smooth_l1_loss(q, target, reduction="none")).mean()
+                    buffer.update_priorities(batch.indices, (q - target).detach().abs())
+                else:
+                    loss = F.smooth_l1_loss(q, target)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                clip_grad_norm(self._params, self.max_grad_norm)
+                self.optimizer.step()
+                loss_sum += loss.detach()
+                q_sum += q.detach().mean()
         self._n_updates += gradient_steps
         self.logger.record("train/loss", loss_sum / gradient_steps)
         self.logger.record("train/q_mean", q_sum / gradient_steps)
@@ -190,3 +203,7 @@ class DQN(OffPolicyAlgorithm):
     def _dump_logs(self) -> None:
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
         super()._dump_logs()
+
+
+def _rows(obs: Any, sl: slice) -> Any:
+    return {k: v[sl] for k, v in obs.items()} if isinstance(obs, dict) else obs[sl]

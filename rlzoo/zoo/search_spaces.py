@@ -202,7 +202,7 @@ def sample_sac(trial: Any, ctx: SpaceContext) -> dict:
     params.update({
         "tau": trial.suggest_categorical("tau", [0.001, 0.005, 0.01, 0.02, 0.05, 0.08]),
         "ent_coef": "auto",
-        "policy_kwargs": {**_continuous_net(trial), "log_std_init": trial.suggest_float("log_std_init", -4.0, 1.0)},
+        "policy_kwargs": _continuous_net(trial),
     })
     return params
 
@@ -239,8 +239,8 @@ def _constructor_params(cls: type) -> set:
 def sample_hyperparams(algo: str, trial: Any, cls: type, ctx: SpaceContext) -> dict:
     """Draw one trial's hyperparameters for ``algo`` (a plain hyperparameter-file entry).
 
-    Keys the class does not accept are dropped with a warning (``noise_type``/``noise_std`` are
-    zoo keys and kept when the class has ``action_noise``).
+    Keys the class (or its ``MlpPolicy``, for ``policy_kwargs``) does not accept are dropped with a
+    warning (``noise_type``/``noise_std`` are zoo keys, kept when the class has ``action_noise``).
     """
     from rlzoo.zoo.errors import ZooError
 
@@ -252,6 +252,13 @@ def sample_hyperparams(algo: str, trial: Any, cls: type, ctx: SpaceContext) -> d
     if "action_noise" in accepted:
         accepted |= {"noise_type", "noise_std"}
     dropped = sorted(set(params) - accepted)
+    policy_cls = (getattr(cls, "policy_aliases", None) or {}).get("MlpPolicy")
+    if isinstance(params.get("policy_kwargs"), dict) and policy_cls is not None:
+        policy_params = inspect.signature(policy_cls.__init__).parameters
+        if not any(p.kind == p.VAR_KEYWORD for p in policy_params.values()):
+            kwargs = params["policy_kwargs"]
+            dropped += [f"policy_kwargs.{k}" for k in sorted(set(kwargs) - set(policy_params))]
+            params["policy_kwargs"] = {k: v for k, v in kwargs.items() if k in policy_params}
     if dropped:
         warnings.warn(f"{cls.__name__} has no {', '.join(dropped)}: left out of the search", UserWarning, stacklevel=2)
     return {k: v for k, v in params.items() if k in accepted}

@@ -326,24 +326,6 @@ def _trial_eval_callback_cls() -> type:
     return TrialEvalCallback
 
 
-def _action_noise(config: Any, env: Any) -> Any:
-    """``noise_type``/``noise_std`` of the config as an action-noise object (Box actions only)."""
-    if config.noise is None:
-        return None
-    import numpy as np
-    from gymnasium import spaces
-
-    from rlzoo.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
-
-    space = env.single_action_space if hasattr(env, "single_action_space") else env.action_space
-    if not isinstance(space, spaces.Box):
-        return None
-    kind, std = config.noise
-    n = int(np.prod(space.shape))
-    cls = NormalActionNoise if kind == "normal" else OrnsteinUhlenbeckActionNoise
-    return cls(mean=np.zeros(n), sigma=std * np.ones(n))
-
-
 class Objective:
     """Train and evaluate one trial's hyperparameters (the Optuna objective of a worker)."""
 
@@ -397,16 +379,15 @@ class Objective:
         import optuna
 
         from rlzoo.evaluation import evaluate_policy
-        from rlzoo.zoo.experiment import make_env, normalize_env
+        from rlzoo.zoo.experiment import make_action_noise, make_env, normalize_env
         from rlzoo.zoo.resolve import is_atari
 
         env = normalize_env(make_env(config, config.n_envs, seed), config)
         eval_env = normalize_env(make_env(config, 1, seed + 10_000), config, training=False)
         try:
             kwargs = dict(config.model_kwargs)
-            noise = _action_noise(config, env)
-            if noise is not None:
-                kwargs["action_noise"] = noise
+            if config.noise is not None:  # noise_type/noise_std, as rlzoo train builds it
+                kwargs["action_noise"] = make_action_noise(config.noise, env.single_action_space)
             model = self.cls(config.policy, env, seed=seed, device=self.device, verbose=0, **kwargs)
             eval_freq = max(config.n_timesteps // (self.n_evaluations * config.n_envs), 1)
             callback = _trial_eval_callback_cls()(eval_env, trial, step_offset, self.eval_episodes, eval_freq,
