@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rlzoo.common.on_policy import OnPolicyAlgorithm
-from rlzoo.common.optim import RMSpropTF
+from rlzoo.common.optim import RMSpropTF, clip_grad_norm, make_adam
 from rlzoo.common.policies import BasePolicy
 
 
@@ -36,9 +36,10 @@ class A2C(OnPolicyAlgorithm):
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         lr = self.lr_schedule(1.0)
+        self._params = list(self.policy.parameters())
         if self.use_rms_prop:
             return RMSpropTF(self.policy.parameters(), lr=lr, alpha=0.99, eps=self.rms_prop_eps)
-        return torch.optim.Adam(self.policy.parameters(), lr=lr, eps=self.rms_prop_eps)
+        return make_adam(self.policy.parameters(), lr=lr, eps=self.rms_prop_eps)
 
     def train(self) -> None:
         """One step on the A3C loss (paper §4 / Algorithm S3) over the whole rollout."""
@@ -57,7 +58,7 @@ class A2C(OnPolicyAlgorithm):
         loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm, foreach=True)
+        clip_grad_norm(self._params, self.max_grad_norm)
         self.optimizer.step()
         self._n_updates += 1
         self.logger.record("train/policy_loss", policy_loss.detach())

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rlzoo.common.on_policy import OnPolicyAlgorithm
+from rlzoo.common.optim import clip_grad_norm, make_adam
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.utils import get_schedule_fn
 
@@ -47,8 +48,8 @@ class PPO(OnPolicyAlgorithm):
             self._setup_model()
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        # one fused kernel for all parameters instead of a Python loop over them
-        return torch.optim.Adam(self.policy.parameters(), lr=self.lr_schedule(1.0), eps=1e-5, fused=True)
+        # fused Adam: one kernel for all parameters instead of a Python loop over them
+        return make_adam(self.policy.parameters(), lr=self.lr_schedule(1.0), eps=1e-5)
 
     def train(self) -> None:
         """Several epochs of minibatch SGD on the clipped surrogate (PPO paper, Algorithm 1)."""
@@ -88,7 +89,7 @@ class PPO(OnPolicyAlgorithm):
                     break
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
+                clip_grad_norm(params, self.max_grad_norm)
                 self.optimizer.step()
             self._n_updates += 1
             if stop:
