@@ -1,17 +1,20 @@
-"""rlzoo vs Stable-Baselines3, side by side: env steps per second of a whole ``learn()`` call.
+"""rlzoo vs Stable-Baselines3, side by side: env steps per second of training (``learn``).
 
-    python benchmarks/bench_offpolicy.py [--rounds 2] [--only dqn,sac,td3] [--sb3-threads 0]
+    python benchmarks/bench_offpolicy.py [--only dqn,sac,td3] [--chunks 6] [--threads 1] [--sb3-threads N]
 
 Workloads (ANCHORS.md): DQN CartPole-v1 with the RL Zoo's settings (50k steps), SAC and TD3 on
-Pendulum-v1 (lr 1e-3, 3k steps of which 500 random, TD3 net [400, 300]). Every run is a fresh
-subprocess and the two libraries alternate, so both see the same machine load; the ratio of the
-medians is printed. Both libraries run with ``--threads`` torch threads (default 1, what rlzoo picks
-for small networks); ``--sb3-threads 0`` leaves SB3 at torch's default (all cores), as its users get it.
+Pendulum-v1 (lr 1e-3, 3k steps of which 500 random, TD3 net [400, 300]); identical
+hyperparameters for both libraries (rlzoo's DQN with double_q / dueling off, like SB3's).
+
+The machine this runs on is shared, so the two libraries are *interleaved*: both models live in one
+process and train in turns, ``learn(total / chunks, reset_num_timesteps=False)`` each, so that both
+see the same load; each one's steps/s is its total steps over its total training time, and the
+ratio is printed. Both use ``--threads`` torch threads (default 1, what rlzoo picks for small
+networks); ``--sb3-threads 0`` gives SB3 torch's default (all cores), as its users get it.
 """
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 
@@ -31,54 +34,51 @@ WORKLOADS = {
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
-lib, algo, env_id, steps, kwargs, extra, threads = json.loads(sys.argv[1])
+algo, env_id, steps, kwargs, extra, threads, sb3_threads, chunks = json.loads(sys.argv[1])
 import torch
-if threads:
-    torch.set_num_threads(threads)
-if lib == "sb3":
-    import stable_baselines3 as mod
-else:
-    import rlzoo as mod
-    kwargs = {{**kwargs, **extra}}
-model = getattr(mod, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs)
-if threads:
-    torch.set_num_threads(threads)  # after construction: rlzoo tunes threads when it builds its networks
-start = time.perf_counter()
-model.learn(steps)
-elapsed = time.perf_counter() - start
-print(json.dumps({{"steps_per_s": steps / elapsed, "threads": torch.get_num_threads()}}))
+import rlzoo
+import stable_baselines3 as sb3
+default_threads = torch.get_num_threads()
+models = {{"sb3": getattr(sb3, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs),
+          "rlzoo": getattr(rlzoo, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs, **extra)}}
+n_threads = {{"sb3": sb3_threads or default_threads, "rlzoo": threads or default_threads}}
+elapsed = {{"sb3": 0.0, "rlzoo": 0.0}}
+chunk = steps // chunks
+for i in range(chunks):
+    for lib in (("sb3", "rlzoo") if i % 2 == 0 else ("rlzoo", "sb3")):
+        torch.set_num_threads(n_threads[lib])
+        start = time.perf_counter()
+        models[lib].learn(chunk, reset_num_timesteps=(i == 0))
+        elapsed[lib] += time.perf_counter() - start
+print(json.dumps({{lib: {{"steps_per_s": models[lib].num_timesteps / elapsed[lib], "threads": n_threads[lib],
+                         "steps": models[lib].num_timesteps}} for lib in models}}))
 """
 
 
-def run(lib: str, name: str, threads: int) -> dict:
+def run(name: str, threads: int, sb3_threads: int, chunks: int) -> dict:
     algo, env_id, steps, kwargs, extra = WORKLOADS[name]
-    args = json.dumps([lib, algo, env_id, steps, kwargs, extra, threads])
-    out = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT), args], capture_output=True, text=True,
-                         check=True)
+    args = json.dumps([algo, env_id, steps, kwargs, extra, threads, sb3_threads, chunks])
+    out = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT), args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="dqn,sac,td3")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of both libraries")
-    parser.add_argument("--sb3-threads", type=int, default=None, help="SB3's threads if different (0: torch default)")
+    parser.add_argument("--chunks", type=int, default=6, help="turns each library gets")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of both libraries (0: default)")
+    parser.add_argument("--sb3-threads", type=int, default=None, help="SB3's threads if different (0: default)")
     args = parser.parse_args()
-    print(f"{'workload':34s} {'SB3 steps/s':>12s} {'rlzoo steps/s':>14s} {'ratio':>7s}")
+    sb3_threads = args.threads if args.sb3_threads is None else args.sb3_threads
+    print(f"{'workload':28s} {'SB3 steps/s':>12s} {'rlzoo steps/s':>14s} {'ratio':>7s}")
     for name in args.only.split(","):
-        results = {"sb3": [], "rlzoo": []}
-        for r in range(args.rounds):
-            order = ("sb3", "rlzoo") if r % 2 == 0 else ("rlzoo", "sb3")
-            for lib in order:
-                sb3_threads = args.threads if args.sb3_threads is None else args.sb3_threads
-                results[lib].append(run(lib, name, sb3_threads if lib == "sb3" else args.threads))
-        sb3 = statistics.median(x["steps_per_s"] for x in results["sb3"])
-        ours = statistics.median(x["steps_per_s"] for x in results["rlzoo"])
+        res = run(name, args.threads, sb3_threads, args.chunks)
         algo, env_id, steps = WORKLOADS[name][:3]
-        label = f"{algo} {env_id} {steps // 1000}k"
-        threads = f"(threads: SB3 {results['sb3'][0]['threads']}, rlzoo {results['rlzoo'][0]['threads']})"
-        print(f"{label:34s} {sb3:12.0f} {ours:14.0f} {ours / sb3:6.2f}x  {threads}", flush=True)
+        sb3, ours = res["sb3"]["steps_per_s"], res["rlzoo"]["steps_per_s"]
+        print(f"{algo + ' ' + env_id + ' ' + str(steps // 1000) + 'k':28s} {sb3:12.0f} {ours:14.0f} {ours / sb3:6.2f}x"
+              f"  (torch threads: SB3 {res['sb3']['threads']}, rlzoo {res['rlzoo']['threads']})", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ def test_registered():
 def test_atari_pong_example():
     """The announcement's example: Pong, 4 envs, 4 stacked frames, CnnPolicy, learn, then play."""
     env = VecFrameStack(make_atari_env("PongNoFrameskip-v4", n_envs=4, seed=0), n_stack=4)
-    model = ACER("CnnPolicy", env, seed=0, n_steps=5, buffer_size=50, replay_start=10, replay_ratio=1.0)
-    model.learn(total_timesteps=80)
-    assert model.num_timesteps >= 80 and model._n_updates > 80 // 20  # on-policy + replayed updates
+    model = ACER("CnnPolicy", env, seed=0, n_steps=5, buffer_size=50, replay_start=5, replay_ratio=1.0)
+    model.learn(total_timesteps=60)
+    assert model.num_timesteps == 60 and model._n_updates >= 3  # on-policy (+ replayed) updates
     memory = model.replay_memory
     assert memory.n_stack == 4 and len(memory) > 0  # frames stored once, stacks rebuilt on sampling
     obs, _ = env.reset(seed=1)
-    for _ in range(20):
+    for _ in range(10):
         action, _ = model.predict(obs)
         assert action.shape == (4,) and np.all((action >= 0) & (action < env.single_action_space.n))
         obs, rewards, terminated, truncated, infos = env.step(action)
@@ -37,10 +37,11 @@ def test_atari_pong_example():
 
 
 def test_cartpole_learns():
-    env = make_vec_env("CartPole-v1", n_envs=8, seed=0)
-    model = ACER("MlpPolicy", env, seed=0, ent_coef=0.0, replay_start=200).learn(25_000)
+    env = make_vec_env("CartPole-v1", n_envs=4, seed=0)
+    model = ACER("MlpPolicy", env, seed=0, n_steps=10, ent_coef=0.0, learning_rate=1e-3, replay_start=200)
+    model.learn(10_000)
     mean, _ = evaluate_policy(model, make_vec_env("CartPole-v1", n_envs=1, seed=5), n_eval_episodes=5)
-    assert mean > 150, mean  # a random policy scores about 22
+    assert mean > 100, mean  # a random policy scores about 22
 
 
 class ReachTarget(gym.Env):
@@ -69,12 +70,26 @@ def test_continuous_acer_learns():
     model = ACER("MlpPolicy", env, seed=0, n_steps=10, ent_coef=0.0, gamma=0.5, learning_rate=3e-3,
                  buffer_size=2000, replay_start=100, replay_ratio=4)
     before, _ = evaluate_policy(model, Monitor(ReachTarget()), n_eval_episodes=10)
-    model.learn(3_000)
+    model.learn(4_000)
     after, _ = evaluate_policy(model, Monitor(ReachTarget()), n_eval_episodes=10)
-    # acting at random scores about -3.5 to -5 per episode; acting on the target approaches 0
-    assert after > -1.5 and after > before + 1.5, (before, after)
-    mean, std = model.action_probability(np.array([0.5], dtype=np.float32))
-    assert mean.shape == (1,) and std.shape == (1,) and abs(mean[0] - 0.5) < 0.3 and std[0] < 0.8
+    # ignoring the target scores about -5 per episode; acting on it approaches 0
+    assert after > -2.5 and after > before + 2, (before, after)
+    action, _ = model.predict(np.array([0.5], dtype=np.float32), deterministic=True)
+    assert action.shape == (1,) and abs(action[0] - 0.5) < 0.4
+    mean, std = model.action_probability(np.array([0.5], dtype=np.float32))  # before tanh squashing
+    assert mean.shape == (1,) and std.shape == (1,) and std[0] < 0.8
+
+
+def test_squashed_density_integrates_to_one():
+    model = ACER("MlpPolicy", DummyVecEnv([lambda: ReachTarget()]), seed=0,
+                 policy_kwargs=dict(log_std_init=0.5))
+    grid = np.linspace(-2, 2, 4001, dtype=np.float32)[1:-1]
+    obs = np.full((len(grid), 1), 0.3, dtype=np.float32)
+    density = model.action_probability(obs, actions=grid[:, None])
+    assert density.shape == (len(grid),) and np.all(density > 0)
+    assert np.sum(density) * (grid[1] - grid[0]) == pytest.approx(1.0, abs=0.02)
+    log_density = model.action_probability(obs[:3], actions=grid[:3, None], logp=True)
+    np.testing.assert_allclose(np.exp(log_density), density[:3], rtol=1e-5)
 
 
 def test_pendulum_runs_with_stochastic_dueling_network():
@@ -86,7 +101,7 @@ def test_pendulum_runs_with_stochastic_dueling_network():
 
 def test_same_seed_same_result():
     def run():
-        return ACER("MlpPolicy", "CartPole-v1", seed=3, replay_start=40).learn(800).policy.state_dict()
+        return ACER("MlpPolicy", "CartPole-v1", seed=3, replay_start=40).learn(400).policy.state_dict()
 
     a, b = run(), run()
     for key in a:
@@ -106,6 +121,10 @@ def test_save_load_roundtrip(tmp_path):
         torch.testing.assert_close(p, q)  # the average policy network is part of the model
     assert [m.out_features for m in loaded.policy.q_net if isinstance(m, torch.nn.Linear)] == [48]
     assert loaded.replay_ratio == model.replay_ratio and loaded.num_timesteps == 600
+    buffer_path = model.save_replay_buffer(tmp_path / "memory")
+    loaded.load_replay_buffer(buffer_path)
+    assert len(loaded.replay_memory) == len(model.replay_memory) > 0
+    np.testing.assert_array_equal(loaded.replay_memory.get(0)["obs"], model.replay_memory.get(0)["obs"])
     loaded.learn(200, reset_num_timesteps=False)
     assert loaded.num_timesteps == 800
     with pytest.raises(ModelFileError):

@@ -159,7 +159,7 @@ def test_replay_roundtrip_ring_and_save(tmp_path):
             np.testing.assert_array_equal(got[key], val)
     sampled = mem.sample(np.random.default_rng(0))
     assert any(np.array_equal(sampled["obs"], s["obs"]) for s in segs[1:])
-    mem.save(tmp_path / "mem.npz")
+    assert mem.save(tmp_path / "mem") == str(tmp_path / "mem.npz")
     other = SegmentReplayMemory(15, 5, 2, box, spaces.Discrete(3), 3)
     other.load(tmp_path / "mem.npz")
     assert len(other) == 3 and other.pos == mem.pos

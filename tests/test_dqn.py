@@ -105,6 +105,7 @@ def test_dqn_save_load(tmp_path):
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], before)
     assert loaded.prioritized_replay and loaded.double_q and loaded.dueling
     assert loaded.num_timesteps == model.num_timesteps
+    assert loaded.exploration_rate == pytest.approx(model.exploration_rate)  # from the saved progress
     loaded.load_replay_buffer(tmp_path / "buffer.npz")
     assert loaded.replay_buffer.size() == model.replay_buffer.size()
     np.testing.assert_array_equal(loaded.replay_buffer.sum_tree.tree, model.replay_buffer.sum_tree.tree)

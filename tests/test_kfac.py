@@ -245,11 +245,27 @@ def test_cold_iterations_are_plain_sgd_and_momentum():
     g1, d1 = _one_step(model, opt, x, y)
     g2, d2 = _one_step(model, opt, x, y)
     for p in g1:
-        torch.testing.assert_close(d1[p], 0.02 * g1[p])
+        torch.testing.assert_close(d1[p], 0.02 * g1[p])  # heavy ball: buf = 0.5 buf + g
         torch.testing.assert_close(d2[p], 0.02 * (g2[p] + 0.5 * g1[p]))
     assert opt.last_scale is None
     _one_step(model, opt, x, y)
     assert opt.last_scale is not None  # third step is a K-FAC step
+
+
+def test_kfac_momentum_is_an_average_of_scaled_steps():
+    """buf = m buf + (1 - m) scale v: the steady-state step is lr * scale * v (ACKTR reference code)."""
+    torch.manual_seed(12)
+    model = nn.Linear(D_IN, D_OUT).double()
+    x, y = _data(12)
+    lr = 0.5
+    opt = KFAC(model, lr=lr, momentum=0.5, cold_iter=0, kfac_clip=1e6, kfac_update=100)
+    g1, d1 = _one_step(model, opt, x, y)
+    v1 = opt.precondition(g1)  # curvature refreshed at the first step only (kfac_update=100)
+    g2, d2 = _one_step(model, opt, x, y)
+    v2 = opt.precondition(g2)
+    for p in g1:
+        torch.testing.assert_close(d1[p], lr * 0.5 * v1[p])
+        torch.testing.assert_close(d2[p], lr * (0.5 * v2[p] + 0.25 * v1[p]))
 
 
 def test_statistics_only_recorded_inside_context():

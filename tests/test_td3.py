@@ -5,7 +5,7 @@ import torch
 from offpolicy_envs import Target, target_score
 
 from rlzoo import TD3
-from rlzoo.common.off_policy import polyak_update
+from rlzoo.common.off_policy import LeanAdam, polyak_update
 from rlzoo.envs import DummyVecEnv
 from rlzoo.evaluation import evaluate_policy
 from rlzoo.noise import NormalActionNoise, VectorizedActionNoise
@@ -60,3 +60,29 @@ def test_episode_train_freq_and_gradient_steps_minus_one():
     model.learn(300)
     # 3 one-step episodes per vector step: 2 episodes are reached after 1 vector step = 3 transitions
     assert calls and set(calls) == {3}
+
+
+def test_lean_adam_matches_torch_adam():
+    def run(cls, steps=15, state=None):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        opt = cls(net.parameters(), lr=1e-2)
+        if state is not None:
+            net.load_state_dict(state[0])
+            opt.load_state_dict(state[1])
+        x = torch.randn(32, 3)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            net(x).square().mean().backward()
+            opt.step()
+        return net, opt
+
+    lean, lean_opt = run(LeanAdam)
+    ref, ref_opt = run(torch.optim.Adam)
+    for p, q in zip(lean.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # the state dict continues a run exactly like torch's Adam
+    resumed, _ = run(LeanAdam, steps=5, state=(lean.state_dict(), lean_opt.state_dict()))
+    longer, _ = run(torch.optim.Adam, steps=20)
+    for p, q in zip(resumed.parameters(), longer.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

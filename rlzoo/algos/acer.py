@@ -11,6 +11,7 @@ The update math (Retrace, truncation with bias correction, trust region) is in
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
 
 import numpy as np
@@ -51,6 +52,9 @@ class ACERPolicy(BasePolicy):
     :param activation_fn: activation class (default ``nn.Tanh``)
     :param ortho_init: orthogonal initialization (gains sqrt(2) hidden, 0.01 policy, 1 critic)
     :param log_std_init: initial log standard deviation for Box actions
+    :param squash_output: Box actions with finite bounds: the Gaussian is over pre-squash actions ``u``
+        and the env receives ``low + (tanh(u) + 1) (high - low) / 2``, so that the critic and the policy
+        never extrapolate beyond the bounds (importance ratios and KL are unchanged by the squashing)
     """
 
     default_net_arch: Optional[Any] = None
@@ -58,7 +62,7 @@ class ACERPolicy(BasePolicy):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  net_arch: Optional[Union[List[int], Dict[str, List[int]]]] = None,
                  activation_fn: Type[nn.Module] = nn.Tanh, ortho_init: bool = True, log_std_init: float = 0.0,
-                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
+                 squash_output: bool = True, features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
                  features_extractor_kwargs: Optional[Dict[str, Any]] = None,
                  normalize_images: bool = True) -> None:
         super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
@@ -76,11 +80,17 @@ class ACERPolicy(BasePolicy):
             pi_arch = qf_arch = list(net_arch)
         self.net_arch, self.activation_fn, self.ortho_init, self.log_std_init = net_arch, activation_fn, ortho_init, log_std_init
         self.constructor_kwargs = dict(net_arch=net_arch, activation_fn=activation_fn, ortho_init=ortho_init,
-                                       log_std_init=log_std_init,
+                                       log_std_init=log_std_init, squash_output=squash_output,
                                        features_extractor_class=self.features_extractor_class,
                                        features_extractor_kwargs=self.features_extractor_kwargs,
                                        normalize_images=normalize_images)
         self.continuous = isinstance(action_space, spaces.Box)
+        self.squash = bool(squash_output and self.continuous and np.all(np.isfinite(action_space.low))
+                           and np.all(np.isfinite(action_space.high)))
+        if self.squash:
+            low, high = (torch.as_tensor(b, dtype=torch.float32).flatten() for b in (action_space.low, action_space.high))
+            self.register_buffer("action_center", (high + low) / 2, persistent=False)
+            self.register_buffer("action_half_range", (high - low) / 2, persistent=False)
         self.features_extractor = self.make_features_extractor()
         dim = self.features_extractor.features_dim
         self.pi_net = create_mlp(dim, pi_arch, activation_fn)
@@ -120,13 +130,25 @@ class ACERPolicy(BasePolicy):
         return self.value_head(self.q_net(features)).squeeze(-1)
 
     def advantage(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Box: ``A(x, a)`` for ``actions`` of shape ``[B, K, action_dim]`` -> ``[B, K]``."""
+        """Box: ``A(x, a)`` for (pre-squash) ``actions`` of shape ``[B, K, action_dim]`` -> ``[B, K]``.
+
+        The network sees the action the env executes (squashed), scaled to [-1, 1]."""
+        if self.squash:
+            actions = torch.tanh(actions)
         feats = features.unsqueeze(1).expand(-1, actions.shape[1], -1)
         return self.adv_net(torch.cat([feats, actions], dim=-1)).squeeze(-1)
 
+    def env_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Map sampled (pre-squash) actions to the env's action space (identity unless squashing)."""
+        if not self.squash:
+            return actions
+        return self.action_center + self.action_half_range * torch.tanh(actions)
+
     # -------------------------------------------------------------- acting
     def forward(self, obs: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Sample actions and return them with the behaviour statistics ``mu`` to store."""
+        """Sample actions and return them with the behaviour statistics ``mu`` to store.
+
+        Box actions are returned before squashing (see :meth:`env_action`)."""
         dist = self.get_distribution(obs)
         actions = dist.sample()
         if self.continuous:
@@ -144,7 +166,7 @@ class ACERPolicy(BasePolicy):
         return (self.distribution(features).probs * self.q_values(features)).sum(-1)
 
     def _predict(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
-        return self.get_distribution(obs).get_actions(deterministic)
+        return self.env_action(self.get_distribution(obs).get_actions(deterministic))
 
 
 class ACERCnnPolicy(ACERPolicy):
@@ -238,6 +260,18 @@ class ACER(BaseAlgorithm):
         if self.replay_memory is not None and len(self.replay_memory) == 0:
             self._make_memory()
 
+    def save_replay_buffer(self, path: Union[str, os.PathLike]) -> str:
+        """Write the replay memory to ``path`` (``.npz``; numpy arrays only, no pickle), atomically."""
+        if self.replay_memory is None:
+            raise ValueError("this model has no replay memory (replay_ratio is 0 or it has no env)")
+        return self.replay_memory.save(path)
+
+    def load_replay_buffer(self, path: Union[str, os.PathLike]) -> None:
+        """Load a replay memory written by :meth:`save_replay_buffer` (same spaces, n_envs and sizes)."""
+        if self.replay_memory is None:
+            raise ValueError("this model has no replay memory (replay_ratio is 0 or it has no env)")
+        self.replay_memory.load(path)
+
     def _state_objects(self) -> Dict[str, Any]:
         return {"policy": self.policy, "avg_policy": self.avg_policy, "optimizer": self.optimizer}
 
@@ -265,7 +299,8 @@ class ACER(BaseAlgorithm):
             env_actions = actions_np
             if self.continuous:
                 actions_np = actions_np.reshape((n, *act_shape))
-                env_actions = np.clip(actions_np, self.action_space.low, self.action_space.high)
+                env_actions = policy.env_action(actions).cpu().numpy().reshape((n, *act_shape))
+                env_actions = np.clip(env_actions, self.action_space.low, self.action_space.high)
             new_obs, rewards, terminated, truncated, infos = env.step(env_actions)
             self.num_timesteps += n
             callback.update_locals(locals())
@@ -421,6 +456,22 @@ class ACER(BaseAlgorithm):
                      entropy=entropy.detach().mean(), rho_mean=rho.mean(), std=log_std.detach().exp().mean(),
                      trust_region_active=active, explained_variance=_explained(q_taken, q_ret))
         return policy_loss + self.q_coef * (q_loss + v_loss), stats
+
+    def action_probability(self, observation: Any, state: Optional[Any] = None, mask: Optional[np.ndarray] = None,
+                           actions: Optional[np.ndarray] = None, logp: bool = False) -> Any:
+        """As :meth:`BaseAlgorithm.action_probability`; with squashed Box actions, ``(mean, std)`` are those
+        of the Gaussian before squashing, and densities of given ``actions`` include the tanh Jacobian."""
+        if actions is None or not getattr(self.policy, "squash", False):
+            return super().action_probability(observation, state, mask, actions, logp)
+        obs, vectorized = self.policy.obs_to_tensor(observation)
+        with torch.inference_mode():
+            dist = self.policy.get_distribution(obs)
+            act = torch.as_tensor(np.asarray(actions), dtype=torch.float32, device=self.device).reshape(dist.mean.shape)
+            y = ((act - self.policy.action_center) / self.policy.action_half_range).clamp(-1 + 1e-6, 1 - 1e-6)
+            pre = torch.atanh(y)  # the pre-squash action, and the change of variables below
+            log_p = dist.log_prob(pre) - torch.log(self.policy.action_half_range * (1 - y.pow(2))).sum(-1)
+            out = (log_p if logp else log_p.exp()).cpu().numpy()
+        return out if vectorized else out[0]
 
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 100, tb_log_name: str = "ACER",
               reset_num_timesteps: bool = True, progress_bar: bool = False) -> "ACER":

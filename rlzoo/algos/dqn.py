@@ -84,7 +84,6 @@ class DQN(OffPolicyAlgorithm):
         self.prioritized_replay_alpha = float(prioritized_replay_alpha)
         self.prioritized_replay_beta0 = float(prioritized_replay_beta0)
         self.prioritized_replay_eps = float(prioritized_replay_eps)
-        self.exploration_rate = self.exploration_initial_eps
         if _init_setup_model:
             self._setup_model()
 
@@ -104,8 +103,10 @@ class DQN(OffPolicyAlgorithm):
             self.replay_buffer_kwargs = saved
 
     # ------------------------------------------------------------------ acting
-    def _epsilon(self) -> float:
-        """Linear decay from the initial to the final epsilon over ``exploration_fraction`` of training."""
+    @property
+    def exploration_rate(self) -> float:
+        """Current epsilon: linear decay from the initial to the final value over ``exploration_fraction``
+        of training (the final value once a loaded model's training is over)."""
         done = 1.0 - self._current_progress_remaining
         if self.exploration_fraction <= 0 or done >= self.exploration_fraction:
             return self.exploration_final_eps
@@ -113,10 +114,10 @@ class DQN(OffPolicyAlgorithm):
         return self.exploration_initial_eps + frac * (self.exploration_final_eps - self.exploration_initial_eps)
 
     def _on_step(self) -> None:
-        """Update epsilon; copy the online network to the target every ``target_update_interval`` env steps."""
+        """Update the progress (hence epsilon); copy the online network to the target every
+        ``target_update_interval`` env steps."""
         self._n_calls += 1
         self._update_current_progress_remaining()
-        self.exploration_rate = self._epsilon()
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
             params, target_params, bufs, target_bufs = self._target
             polyak_update(params, target_params, self.tau)

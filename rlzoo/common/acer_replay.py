@@ -226,23 +226,36 @@ class SegmentReplayMemory:
             target[...] = state[name]
         self.pos, self.n_filled, self._checked = pos, filled, bool(checked)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the memory to ``path`` (``.npz``, no pickle) atomically."""
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the memory to ``path`` (``.npz`` added when missing; numpy arrays only) atomically."""
         path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".npz.tmp")
+        path = path if path.endswith(".npz") else path + ".npz"
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **self.state_dict())
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.remove(tmp)
             raise
+        return path
 
     def load(self, path: str | os.PathLike) -> None:
-        """Read a memory written by :meth:`save` into this one."""
+        """Read a memory written by :meth:`save` into this one (same settings)."""
+        path = os.fspath(path)
+        if not os.path.exists(path) and os.path.exists(path + ".npz"):
+            path += ".npz"
         try:
-            with np.load(os.fspath(path), allow_pickle=False) as data:
-                self.load_state_dict({k: data[k] for k in data.files})
-        except (OSError, KeyError, ValueError) as e:
-            raise ValueError(f"cannot load ACER replay memory from {os.fspath(path)!r}: {e}") from e
+            with np.load(path, allow_pickle=False) as data:
+                state = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as e:
+            raise ValueError(f"cannot load ACER replay memory from {path!r}: {type(e).__name__}") from None
+        try:
+            self.load_state_dict(state)
+        except KeyError as e:
+            raise ValueError(f"cannot load ACER replay memory from {path!r}: missing array {e}") from None

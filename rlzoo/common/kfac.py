@@ -77,11 +77,14 @@ class KFAC(torch.optim.Optimizer):
         scale = min(1, sqrt(kfac_clip / (lr^2 * v^T g)))
 
     i.e. ``kfac_clip`` plays the role of ``2 delta`` in ``sqrt(2 delta / dtheta^T F dtheta)``.
-    The scaled direction then goes through SGD with momentum:
-    ``buf = momentum * buf + scale * v``, ``p -= lr * buf``.
+    The scaled direction then goes through momentum written as an exponential average,
+    ``buf = momentum * buf + (1 - momentum) * scale * v``, ``p -= lr * buf`` (the ACKTR reference
+    code's momentum optimizer at learning rate ``lr * (1 - momentum)``): in a steady state the
+    parameters move by ``lr * scale * v`` per step, the displacement the trust region measured,
+    where plain heavy-ball momentum would move ``1 / (1 - momentum)`` times farther.
 
-    The first ``cold_iter`` steps are plain SGD with momentum at ``cold_lr`` while the
-    statistics accumulate. ``weight_decay`` adds ``weight_decay * p`` to the gradient before
+    The first ``cold_iter`` steps are plain SGD with heavy-ball momentum at ``cold_lr`` (a
+    separate buffer) while the statistics accumulate. ``weight_decay`` adds ``weight_decay * p`` to the gradient before
     preconditioning; ``max_grad_norm`` clips the raw gradient norm before preconditioning.
 
     Usage::
@@ -276,7 +279,7 @@ class KFAC(torch.optim.Optimizer):
     # ------------------------------------------------------------------ step
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
-        """One update: plain SGD-momentum during warm-up, then the scaled K-FAC step."""
+        """One update: plain SGD (with momentum) during warm-up, then the scaled K-FAC step."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -293,33 +296,36 @@ class KFAC(torch.optim.Optimizer):
         if group["weight_decay"] > 0:
             grads = {p: g + group["weight_decay"] * p for p, g in grads.items()}
 
-        lr = group["lr"]
+        lr, momentum = group["lr"], group["momentum"]
         kfac_steps = group["step"] - group["cold_iter"]
         if kfac_steps < 0 or group["stats_updates"] == 0:
-            updates, lr = grads, group["cold_lr"]  # warm-up: plain SGD with momentum
-        else:
-            key = "A_inv" if group["factored_damping"] else "QA"
-            if kfac_steps % group["kfac_update"] == 0 or any(
-                key not in self.state[m.weight] and "A" in self.state[m.weight] for m in self.layers
-            ):
-                self.update_curvature()
-            updates = self.precondition(grads)
-            # ACKTR section 3.2: dtheta^T F dtheta = lr^2 v^T g, scale to respect kfac_clip
-            vg = sum((updates[p] * grads[p]).sum() for p in params)
-            scale = torch.sqrt(group["kfac_clip"] / (lr**2 * vg).clamp_min(1e-30)).clamp(max=1.0)
-            updates = {p: u * scale for p, u in updates.items()}
-            self.last_scale = scale
-
-        for p in params:
-            state = self.state[p]
-            if group["momentum"] > 0:
-                buf = state.get("momentum_buffer")
+            # warm-up: plain SGD with heavy-ball momentum at cold_lr, its own momentum buffer
+            for p in params:
+                buf = self.state[p].get("cold_momentum_buffer")
                 if buf is None:
-                    buf = state["momentum_buffer"] = torch.zeros_like(p)
-                buf.mul_(group["momentum"]).add_(updates[p])
-                p.add_(buf, alpha=-lr)
-            else:
-                p.add_(updates[p], alpha=-lr)
+                    buf = self.state[p]["cold_momentum_buffer"] = torch.zeros_like(p)
+                buf.mul_(momentum).add_(grads[p])
+                p.add_(buf, alpha=-group["cold_lr"])
+            group["step"] += 1
+            return loss
+
+        key = "A_inv" if group["factored_damping"] else "QA"
+        if kfac_steps % group["kfac_update"] == 0 or any(
+            key not in self.state[m.weight] and "A" in self.state[m.weight] for m in self.layers
+        ):
+            self.update_curvature()
+        updates = self.precondition(grads)
+        # ACKTR section 3.2: dtheta^T F dtheta = lr^2 v^T g, scale to respect kfac_clip
+        vg = sum((updates[p] * grads[p]).sum() for p in params)
+        scale = torch.sqrt(group["kfac_clip"] / (lr**2 * vg).clamp_min(1e-30)).clamp(max=1.0)
+        self.last_scale = scale
+        # momentum as an exponential average of the scaled natural-gradient steps
+        for p in params:
+            buf = self.state[p].get("momentum_buffer")
+            if buf is None:
+                buf = self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+            buf.mul_(momentum).add_(updates[p] * scale, alpha=1.0 - momentum)
+            p.add_(buf, alpha=-lr)
         group["step"] += 1
         return loss
 
