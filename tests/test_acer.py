@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from rlzoo import ACER, ALGOS, PPO
 from rlzoo.common.save_format import ModelFileError
-from rlzoo.envs import DummyVecEnv, Monitor, VecFrameStack, make_atari_env, make_vec_env
+from rlzoo.envs import DummyVecEnv, Monitor, VecFrameStack, VecNormalize, make_atari_env, make_vec_env
 from rlzoo.evaluation import evaluate_policy
 
 
@@ -97,6 +97,15 @@ def test_pendulum_runs_with_stochastic_dueling_network():
     assert model.num_timesteps == 400 and model.replay_memory.mu.shape[-1] == 2  # mean and std stored
     action, _ = model.predict(np.zeros(3, dtype=np.float32), deterministic=True)
     assert action.shape == (1,) and -2.0 <= action[0] <= 2.0
+
+
+def test_vecnormalize_replay_keeps_raw_data():
+    env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, seed=0))
+    model = ACER("MlpPolicy", env, seed=0, n_steps=10, replay_start=10).learn(200)
+    stored = model.replay_memory.get(0)["obs"]  # raw (cos, sin, velocity): on the unit circle
+    np.testing.assert_allclose(stored[..., 0] ** 2 + stored[..., 1] ** 2, 1.0, rtol=1e-5)
+    replayed = model._sample_replay()  # normalized with the current statistics when replayed
+    assert not np.allclose(replayed["obs"][..., 0] ** 2 + replayed["obs"][..., 1] ** 2, 1.0)
 
 
 def test_same_seed_same_result():

@@ -33,7 +33,7 @@ from rlzoo.common.distributions import Distribution, DistributionHead
 from rlzoo.common.optim import RMSpropTF
 from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, NatureCNN, create_mlp)
 from rlzoo.common.utils import LinearSchedule, obs_to_tensor
-from rlzoo.envs import final_observations, unwrap_vec_wrapper
+from rlzoo.envs import VecNormalize, final_observations, unwrap_vec_normalize, unwrap_vec_wrapper
 from rlzoo.envs.frame_stack import VecFrameStack
 
 _EPS = 1e-6
@@ -279,11 +279,12 @@ class ACER(BaseAlgorithm):
     def collect_segment(self, callback: Any) -> Optional[Dict[str, Any]]:
         """Run ``n_steps`` vector steps with the current policy; ``None`` if a callback stopped training."""
         env, policy, n, t_max = self.env, self.policy, self.n_envs, self.n_steps
-        obs_space = self.observation_space
-        if isinstance(obs_space, spaces.Dict):
-            obs_buf: Any = {k: np.zeros((t_max + 1, n, *s.shape), s.dtype) for k, s in obs_space.spaces.items()}
-        else:
-            obs_buf = np.zeros((t_max + 1, n, *obs_space.shape), obs_space.dtype)
+        obs_buf = _alloc_obs(self.observation_space, t_max + 1, n)
+        # With VecNormalize outermost, the memory keeps raw observations and rewards, normalized again
+        # with the current statistics when replayed (as for off-policy replay buffers).
+        vec_norm = self._replay_normalizer()
+        raw_obs = _alloc_obs(self.observation_space, t_max + 1, n) if vec_norm is not None else None
+        raw_rewards = np.zeros((t_max, n), np.float32)
         act_shape = self.action_space.shape if self.continuous else ()
         seg = dict(obs=obs_buf, actions=np.zeros((t_max, n, *act_shape), np.float32 if self.continuous else np.int64),
                    rewards=np.zeros((t_max, n), np.float32), terminated=np.zeros((t_max, n), bool),
@@ -293,6 +294,8 @@ class ACER(BaseAlgorithm):
         policy.train(False)
         for step in range(t_max):
             _put_obs(obs_buf, step, self._last_obs)
+            if vec_norm is not None:
+                _put_obs(raw_obs, step, vec_norm.get_original_obs())
             with torch.inference_mode():
                 actions, mu = policy(obs_to_tensor(self._last_obs, self.device))
             actions_np = actions.cpu().numpy()
@@ -308,6 +311,8 @@ class ACER(BaseAlgorithm):
                 return None
             self._update_info_buffer(infos)
             seg["actions"][step], seg["mu"][step], seg["rewards"][step] = actions_np, mu.cpu().numpy(), rewards
+            if vec_norm is not None:
+                raw_rewards[step] = vec_norm.get_original_reward()
             bootstrap = truncated & ~terminated  # time limit: bootstrap from V(final obs)
             seg["terminated"][step], seg["truncated"][step] = terminated, bootstrap
             if bootstrap.any():
@@ -318,9 +323,28 @@ class ACER(BaseAlgorithm):
             self._last_obs = new_obs
             self._last_episode_starts = terminated | truncated
         _put_obs(obs_buf, t_max, self._last_obs)
+        if vec_norm is not None:
+            _put_obs(raw_obs, t_max, vec_norm.get_original_obs())
+            seg["raw"] = dict(obs=raw_obs, rewards=raw_rewards)
         callback.update_locals(locals())
         callback.on_rollout_end()
         return seg
+
+    def _replay_normalizer(self) -> Optional[VecNormalize]:
+        """The env's VecNormalize when it is the outermost observation transform (else None)."""
+        vec_norm = unwrap_vec_normalize(self.env) if self.replay_memory is not None else None
+        if vec_norm is None or vec_norm.single_observation_space.shape != self.observation_space.shape:
+            return None
+        return vec_norm
+
+    def _sample_replay(self) -> Dict[str, Any]:
+        """A stored segment, normalized with the current VecNormalize statistics if the env has them."""
+        segment = self.replay_memory.sample(self._rng)
+        vec_norm = self._replay_normalizer()
+        if vec_norm is not None:
+            segment["obs"] = vec_norm.normalize_obs(segment["obs"])
+            segment["rewards"] = vec_norm.normalize_reward(segment["rewards"]).astype(np.float32)
+        return segment
 
     @property
     def replay_stat_dim(self) -> int:
@@ -337,13 +361,14 @@ class ACER(BaseAlgorithm):
             self._update_current_progress_remaining()
             self._update_learning_rate(self.optimizer)
             self.policy.train(True)
+            raw = segment.pop("raw", {})
             self.train(segment)  # on-policy update
             if self.replay_memory is not None:
-                self.replay_memory.add(**segment)
+                self.replay_memory.add(**{**segment, **raw})
                 if self.replay_memory.has_at_least(self.replay_start):
                     # Algorithm 1: n ~ Poisson(r) off-policy updates from replayed segments
                     for _ in range(self._rng.poisson(self.replay_ratio)):
-                        self.train(self.replay_memory.sample(self._rng))
+                        self.train(self._sample_replay())
             if log_interval and iteration % log_interval == 0:
                 self.logger.record("time/iterations", iteration, exclude="tensorboard")
                 self._log_time()
@@ -481,6 +506,12 @@ class ACER(BaseAlgorithm):
 def _explained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - Var[target - pred] / Var[target], as a 0-d tensor (no synchronisation)."""
     return 1.0 - (target - pred.detach()).var() / (target.var() + 1e-8)
+
+
+def _alloc_obs(space: spaces.Space, n_rows: int, n_envs: int) -> Any:
+    if isinstance(space, spaces.Dict):
+        return {k: np.zeros((n_rows, n_envs, *s.shape), s.dtype) for k, s in space.spaces.items()}
+    return np.zeros((n_rows, n_envs, *space.shape), space.dtype)
 
 
 def _put_obs(buf: Any, step: int, obs: Any) -> None:

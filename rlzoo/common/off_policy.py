@@ -21,6 +21,7 @@ from gymnasium import spaces
 from torch import nn
 
 from rlzoo.common.base import BaseAlgorithm
+from rlzoo.common.optim import LeanAdam, clip_grad_norm, make_adam  # noqa: F401 (re-exported)
 from rlzoo.common.noise import ActionNoise, VectorizedActionNoise
 from rlzoo.common.policies import BasePolicy, is_image_space
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
@@ -45,68 +46,6 @@ def target_pairs(online: nn.Module, target: nn.Module) -> Tuple[List[torch.Tenso
     """Parameters and floating-point buffers (batch-norm statistics) of two identical networks."""
     bufs = [(b, tb) for b, tb in zip(online.buffers(), target.buffers()) if b.is_floating_point()]
     return (list(online.parameters()), list(target.parameters()), [b for b, _ in bufs], [tb for _, tb in bufs])
-
-
-@torch.no_grad()
-def clip_grad_norm(params: List[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """Scale the gradients so that their global L2 norm is at most ``max_norm`` (no host sync)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_(max=1.0))
-    return total
-
-
-class LeanAdam(torch.optim.Adam):
-    """``torch.optim.Adam`` with the fused kernel and a lean ``step``: after the first step, one
-    step-counter add and one fused kernel call for all parameters, skipping the generic optimizer's
-    per-call bookkeeping (a large share of a small network's update time). Same maths, same
-    ``state_dict``; anything unusual (closures, missing gradients, several groups) takes the
-    regular path."""
-
-    def __init__(self, params: Iterable[torch.Tensor], lr: float, **kwargs: Any) -> None:
-        super().__init__(params, lr=lr, fused=True, **kwargs)
-        self._lean: Optional[Tuple[List[torch.Tensor], ...]] = None
-
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._lean = None
-
-    def add_param_group(self, param_group: Dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        self._lean = None
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        group = self.param_groups[0]
-        params = group["params"]
-        if (closure is not None or len(self.param_groups) != 1 or group["amsgrad"] or group["maximize"]
-                or group.get("decoupled_weight_decay", False) or any(p.grad is None for p in params)):
-            self._lean = None
-            return super().step(closure)
-        if self._lean is None:
-            if any(not self.state[p] for p in params):  # first step: let torch create the state
-                return super().step()
-            states = [self.state[p] for p in params]
-            self._lean = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                          [s["step"] for s in states])
-        exp_avgs, exp_avg_sqs, steps = self._lean
-        beta1, beta2 = group["betas"]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
-                           lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
-                           eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
-        return None
-
-
-def make_adam(params: Iterable[torch.Tensor], lr: float, **kwargs: Any) -> torch.optim.Adam:
-    """Adam with the fused kernel (one call for all parameters) where torch has one for the device."""
-    params = list(params)
-    try:
-        return LeanAdam(params, lr=lr, **kwargs)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, **kwargs)
 
 
 def parse_train_freq(train_freq: Any) -> Tuple[int, str]:
@@ -178,7 +117,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
 
     # ------------------------------------------------------------------ construction
     def _setup_model(self) -> None:
-        """Replay buffer (when the env is known), then the algorithm's networks (``_setup_networks``)."""
+        """The algorithm's networks (``_setup_networks``), then the replay buffer when the env is known."""
         self._setup_networks()
         self._mode_sensitive = any(isinstance(m, _MODE_SENSITIVE) for m in self.policy.modules())
         if self.env is not None:
@@ -209,6 +148,12 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         return self.replay_buffer
 
     # ------------------------------------------------------------------ learning
+    def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 4, tb_log_name: str = "run",
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "OffPolicyAlgorithm":
+        """Train for ``total_timesteps`` env steps (see :meth:`BaseAlgorithm.learn`); logs are written
+        every ``log_interval`` finished episodes."""
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
     def _setup_learn(self, total_timesteps: int, callback: Any, reset_num_timesteps: bool, tb_log_name: str,
                      progress_bar: bool) -> Tuple[int, Any]:
         if self.env is not None and (self.replay_buffer is None or self.replay_buffer.n_envs != self.n_envs):
