@@ -7,6 +7,12 @@ with the behaviour policy's statistics in a replay memory of whole segments, mak
 update on it, then ``Poisson(replay_ratio)`` off-policy updates on stored segments (Algorithm 1).
 The update math (Retrace, truncation with bias correction, trust region) is in
 :mod:`rlzoo.common.acer_math`, the memory in :mod:`rlzoo.common.acer_replay`.
+
+Choices beyond the paper: episodes cut by a time limit bootstrap from ``V`` of their final
+observation (stored at collection time); bounded Box actions are tanh-squashed so that the
+stochastic dueling network never extrapolates beyond the bounds (without it the Gaussian mean drifts
+far outside them on Pendulum); with ``VecNormalize`` the memory stores raw observations and rewards
+and normalizes replayed segments with the current statistics.
 """
 from __future__ import annotations
 
