@@ -19,7 +19,7 @@ def test_acktr_learns_cartpole_small_budget():
     model.learn(30_000)
     mean, _ = evaluate_policy(model, make_vec_env("CartPole-v1", n_envs=1, seed=100), n_eval_episodes=5,
                               deterministic=True)
-    assert mean > 100, mean  # a random policy scores ~20; seeds 0-2 reach 130-300 at 25k steps
+    assert mean > 200, mean  # a random policy scores ~20; seeds 0-2 reach 470-500 here
 
 
 def test_kfac_wiring_and_linear_lr_decay():

