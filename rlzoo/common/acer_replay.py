@@ -16,12 +16,13 @@ falls back to storing whole observations if the rebuilt stacks ever differ.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+
+from rlzoo.fileio import atomic_path
 
 __all__ = ["SegmentReplayMemory"]
 
@@ -230,19 +231,8 @@ class SegmentReplayMemory:
         """Write the memory to ``path`` (``.npz`` added when missing; numpy arrays only) atomically."""
         path = os.fspath(path)
         path = path if path.endswith(".npz") else path + ".npz"
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, **self.state_dict())
         return path
 
     def load(self, path: str | os.PathLike) -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Dict, NamedTuple, Optional, Union
 
 import numpy as np
 import torch
 from gymnasium import spaces
+
+from rlzoo.fileio import atomic_path
 
 TensorDict = Dict[str, torch.Tensor]
 Obs = Union[np.ndarray, Dict[str, np.ndarray]]
@@ -320,20 +321,9 @@ class ReplayBuffer:
         """Write the buffer to ``path`` (``.npz`` added when missing) atomically, without pickle."""
         path = os.fspath(path)
         path = path if path.endswith(".npz") else path + ".npz"
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
         meta = np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, __meta__=meta, **self._arrays())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, __meta__=meta, **self._arrays())
         return path
 
     @staticmethod
