@@ -161,3 +161,41 @@ def test_custom_env_from_a_user_package(workdir, monkeypatch):
     assert info["gym_packages"] == ["my_zoo_envs"] and info["status"] == "finished"
     out = ok(["enjoy", "--algo", "a2c", "--env", "ShortCartPole-v0", "-f", "logs", "--no-render", "-n", "100"])
     assert 0 < float(re.search(r"mean length ([\d.]+)", out).group(1)) <= 40  # the custom time limit
+
+
+def test_sigterm_then_resume_keeps_the_replay_buffer(tmp_path):
+    """Off-policy runs save their replay buffer when interrupted and continue with it on --resume."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    total = 6_000
+    base = [sys.executable, "-m", "rlzoo.zoo.cli", "train", "--algo", "dqn", "--env", "CartPole-v1", "-f", "logs",
+            "--eval-freq", "0", "--no-progress"]
+    proc = subprocess.Popen(base + ["-n", str(total), "--seed", "0"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    run = tmp_path / "logs" / "dqn" / "CartPole-v1_1"
+    deadline = time.time() + 180
+    try:
+        while _finished_steps(run / "monitor") < 1500:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.time() < deadline, "training did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out
+
+    def buffer_meta() -> dict:
+        with np.load(run / "replay_buffer.npz", allow_pickle=False) as data:  # numpy arrays only, no pickle
+            return json.loads(data["__meta__"].tobytes().decode())
+
+    stopped = json.loads((run / "run.json").read_text())["num_timesteps"]
+    assert 1500 <= stopped < total
+    assert buffer_meta()["n_added"] == stopped  # every step taken is in the saved buffer
+
+    result = subprocess.run(base + ["--resume", str(Path("logs/dqn/CartPole-v1_1"))], cwd=tmp_path, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    assert result.returncode == 0, result.stdout
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["num_timesteps"] == total
+    assert buffer_meta()["n_added"] == total  # the resumed run appended to the saved buffer

@@ -30,7 +30,6 @@ def test_dqn_learns_corridor(options):
         assert buffer.sum_tree.leaves.std() > 0  # priorities were updated from TD errors
 
 
-@pytest.mark.slow
 def test_dqn_learns_cartpole_small_budget():
     """With the RL Zoo's CartPole settings (scaled down), 12k steps already balance for a while."""
     model = DQN("MlpPolicy", "CartPole-v1", seed=0, learning_rate=2.3e-3, batch_size=64, learning_starts=1000,
@@ -122,3 +121,13 @@ def test_dqn_rejects_box_actions():
         DQN("MlpPolicy", "CartPole-v1", train_freq=(1, "epoch"))
     model = DQN("MlpPolicy", "CartPole-v1")
     assert type(model.replay_buffer) is ReplayBuffer and not model.replay_buffer.optimize_memory_usage
+
+
+def test_learn_stops_at_the_total_with_a_proportional_last_update():
+    """A run of 300 steps with train_freq 128 ends at exactly 300 steps; the last, shorter chunk
+    (44 steps) gets a proportional share of the gradient steps."""
+    model = DQN("MlpPolicy", DummyVecEnv([Corridor]), seed=0, learning_starts=0, train_freq=128, gradient_steps=8,
+                batch_size=16)
+    model.learn(300)
+    assert model.num_timesteps == 300
+    assert model._n_updates == 8 + 8 + 3  # ceil(8 * 44 / 128)

@@ -180,6 +180,9 @@ class OffPolicyAlgorithm(BaseAlgorithm):
                 break
             if self.num_timesteps > self.learning_starts:
                 steps = self.gradient_steps if self.gradient_steps >= 0 else collected
+                freq, unit = self._train_freq
+                if self.gradient_steps >= 0 and unit == "step" and collected < freq * self.n_envs:  # the last chunk, cut at the total
+                    steps = -(-steps * collected // (freq * self.n_envs))
                 if steps > 0:
                     self._update_current_progress_remaining()
                     self.train(steps, self.batch_size)
@@ -187,7 +190,9 @@ class OffPolicyAlgorithm(BaseAlgorithm):
     def collect_rollouts(self, callback: Any) -> Tuple[int, bool]:
         """Step every env for ``train_freq`` steps or episodes, storing the transitions.
 
-        Returns the number of transitions collected and False when a callback stopped training.
+        Collection also stops at the ``total_timesteps`` of :meth:`learn`, so that a run ends exactly
+        there (a resumed run too). Returns the number of transitions collected and False when a
+        callback stopped training.
         """
         env, buffer, n_envs = self.env, self.replay_buffer, self.n_envs
         freq, unit = self._train_freq
@@ -197,7 +202,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
             self.policy.train(False)
         callback.on_rollout_start()
         keep_going = True
-        while (steps if unit == "step" else episodes) < freq:
+        while (steps if unit == "step" else episodes) < freq and self.num_timesteps < self._total_timesteps:
             buffer_actions, env_actions = self._sample_action()
             new_obs, rewards, terminated, truncated, infos = env.step(env_actions)
             self.num_timesteps += n_envs
