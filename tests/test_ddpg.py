@@ -82,11 +82,3 @@ def test_callback_can_stop_training():
     model.learn(1000, callback=lambda locals_, globals_: locals_["self"].num_timesteps < 50)
     assert model.num_timesteps == 50
     assert model.replay_buffer.size() == 50  # the step that stopped training is stored too
-
-
-@pytest.mark.slow
-def test_ddpg_pendulum():
-    from rlzoo.noise import NormalActionNoise
-    model = DDPG("MlpPolicy", "Pendulum-v1", seed=0, learning_rate=1e-3, learning_starts=1000, gamma=0.98,
-                 action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1))).learn(8000)
-    assert evaluate_policy(model, model.env, n_eval_episodes=5)[0] > -400

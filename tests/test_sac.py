@@ -22,12 +22,6 @@ def test_sac_learns_target():
     assert ent_coef < 0.5  # tuned down from 1 towards the entropy target
 
 
-@pytest.mark.slow
-def test_sac_pendulum():
-    model = SAC("MlpPolicy", "Pendulum-v1", seed=0, learning_rate=1e-3).learn(8000)
-    assert evaluate_policy(model, model.env, n_eval_episodes=5)[0] > -400
-
-
 def test_squashed_gaussian_log_prob_matches_change_of_variables():
     torch.manual_seed(0)
     space = Target(dim=2).observation_space

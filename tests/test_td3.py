@@ -21,13 +21,6 @@ def test_td3_learns_target():
     assert len(model.critic.q_networks) == 2
 
 
-@pytest.mark.slow
-def test_td3_pendulum():
-    model = TD3("MlpPolicy", "Pendulum-v1", seed=0, learning_rate=1e-3, learning_starts=1000, gamma=0.98,
-                action_noise=NormalActionNoise(np.zeros(1), 0.1 * np.ones(1))).learn(8000)
-    assert evaluate_policy(model, model.env, n_eval_episodes=5)[0] > -400
-
-
 def test_delayed_actor_updates():
     model = TD3("MlpPolicy", DummyVecEnv([Target]), seed=0, policy_delay=3, learning_starts=10, **{
         k: v for k, v in FAST.items() if k != "learning_starts"})
