@@ -3,7 +3,6 @@ import os
 
 import gymnasium as gym
 import numpy as np
-import pytest
 import torch
 from offpolicy_envs import Target, target_score
 

@@ -10,7 +10,6 @@ from rlzoo import SAC, TD3
 from rlzoo.common.off_policy_policies import SquashedGaussianActor
 from rlzoo.common.policies import FlattenExtractor
 from rlzoo.envs import DummyVecEnv, VecNormalize
-from rlzoo.evaluation import evaluate_policy
 
 FAST = dict(learning_rate=3e-3, learning_starts=200, batch_size=64, policy_kwargs=dict(net_arch=[32, 32]))
 

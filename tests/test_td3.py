@@ -1,13 +1,11 @@
 """TD3: learns a continuous task, delayed policy updates, twin critics, n_envs and episode train_freq."""
 import numpy as np
-import pytest
 import torch
 from offpolicy_envs import Target, target_score
 
 from rlzoo import TD3
 from rlzoo.common.off_policy import LeanAdam, polyak_update
 from rlzoo.envs import DummyVecEnv
-from rlzoo.evaluation import evaluate_policy
 from rlzoo.noise import NormalActionNoise, VectorizedActionNoise
 
 FAST = dict(learning_rate=3e-3, learning_starts=200, batch_size=64, policy_kwargs=dict(net_arch=[32, 32]))
