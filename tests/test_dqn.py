@@ -7,7 +7,7 @@ from offpolicy_envs import Corridor, TinyImage
 from rlzoo import DQN, SAC
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlzoo.common.save_format import ModelFileError
-from rlzoo.envs import DummyVecEnv, VecFrameStack
+from rlzoo.envs import DummyVecEnv, VecFrameStack, make_vec_env
 from rlzoo.evaluation import evaluate_policy
 
 FAST = dict(learning_rate=3e-3, buffer_size=5000, learning_starts=200, batch_size=32, target_update_interval=50,
@@ -36,8 +36,8 @@ def test_dqn_learns_cartpole_small_budget():
                 target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
                 exploration_final_eps=0.04, double_q=False, dueling=False,
                 policy_kwargs=dict(net_arch=[64, 64])).learn(12_000)
-    mean, _ = evaluate_policy(model, model.env, n_eval_episodes=5)
-    assert mean > 100  # random play: ~22
+    mean, _ = evaluate_policy(model, make_vec_env("CartPole-v1", n_envs=1, seed=100), n_eval_episodes=5)
+    assert mean > 100, mean  # random play: ~22; seeds 0-3 reach 116-149 here
 
 
 def test_epsilon_schedule_and_target_update():

@@ -37,7 +37,8 @@ from rlzoo.common.acer_replay import SegmentReplayMemory
 from rlzoo.common.base import BaseAlgorithm
 from rlzoo.common.distributions import Distribution, DistributionHead
 from rlzoo.common.optim import RMSpropTF
-from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, NatureCNN, create_mlp)
+from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, NatureCNN, create_mlp,
+                                   policy_variant)
 from rlzoo.common.utils import LinearSchedule, obs_to_tensor
 from rlzoo.envs import VecNormalize, final_observations, unwrap_vec_normalize, unwrap_vec_wrapper
 from rlzoo.envs.frame_stack import VecFrameStack
@@ -175,20 +176,10 @@ class ACERPolicy(BasePolicy):
         return self.env_action(self.get_distribution(obs).get_actions(deterministic))
 
 
-class ACERCnnPolicy(ACERPolicy):
-    """ACER policy on the Nature CNN (Atari)."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", NatureCNN)
-        super().__init__(observation_space, action_space, **kwargs)
-
-
-class ACERMultiInputPolicy(ACERPolicy):
-    """ACER policy for Dict observations."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", CombinedExtractor)
-        super().__init__(observation_space, action_space, **kwargs)
+ACERCnnPolicy = policy_variant(ACERPolicy, "ACERCnnPolicy", NatureCNN, "ACER policy on the Nature CNN (Atari).",
+                               __name__)
+ACERMultiInputPolicy = policy_variant(ACERPolicy, "ACERMultiInputPolicy", CombinedExtractor,
+                                      "ACER policy for Dict observations.", __name__)
 
 
 # ----------------------------------------------------------------------------------------- algorithm

@@ -23,7 +23,7 @@ from torch import nn
 
 from rlzoo.common.distributions import Categorical, DiagGaussian, Distribution
 from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, NatureCNN, NetArch,
-                                   create_mlp, preprocess)
+                                   create_mlp, policy_variant, preprocess)
 
 # bounds of the Gaussian's log standard deviation (as in the SAC authors' code)
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -319,49 +319,14 @@ class SACPolicy(_ContinuousPolicy):
         return self
 
 
-class DQNCnnPolicy(DQNPolicy):
-    """DQN with the Nature CNN (Atari)."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", NatureCNN)
-        super().__init__(observation_space, action_space, **kwargs)
-
-
-class DQNMultiInputPolicy(DQNPolicy):
-    """DQN for Dict observations."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", CombinedExtractor)
-        super().__init__(observation_space, action_space, **kwargs)
-
-
-class TD3CnnPolicy(TD3Policy):
-    """DDPG/TD3 with Nature CNN features extractors."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", NatureCNN)
-        super().__init__(observation_space, action_space, **kwargs)
-
-
-class TD3MultiInputPolicy(TD3Policy):
-    """DDPG/TD3 for Dict observations."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", CombinedExtractor)
-        super().__init__(observation_space, action_space, **kwargs)
-
-
-class SACCnnPolicy(SACPolicy):
-    """SAC with Nature CNN features extractors."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", NatureCNN)
-        super().__init__(observation_space, action_space, **kwargs)
-
-
-class SACMultiInputPolicy(SACPolicy):
-    """SAC for Dict observations."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", CombinedExtractor)
-        super().__init__(observation_space, action_space, **kwargs)
+DQNCnnPolicy = policy_variant(DQNPolicy, "DQNCnnPolicy", NatureCNN, "DQN with the Nature CNN (Atari).", __name__)
+DQNMultiInputPolicy = policy_variant(DQNPolicy, "DQNMultiInputPolicy", CombinedExtractor, "DQN for Dict observations.",
+                                     __name__)
+TD3CnnPolicy = policy_variant(TD3Policy, "TD3CnnPolicy", NatureCNN, "DDPG/TD3 with Nature CNN features extractors.",
+                              __name__)
+TD3MultiInputPolicy = policy_variant(TD3Policy, "TD3MultiInputPolicy", CombinedExtractor,
+                                     "DDPG/TD3 for Dict observations.", __name__)
+SACCnnPolicy = policy_variant(SACPolicy, "SACCnnPolicy", NatureCNN, "SAC with Nature CNN features extractors.",
+                              __name__)
+SACMultiInputPolicy = policy_variant(SACPolicy, "SACMultiInputPolicy", CombinedExtractor, "SAC for Dict observations.",
+                                     __name__)

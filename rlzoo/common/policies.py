@@ -334,21 +334,22 @@ class ActorCriticPolicy(BasePolicy):
         return self.get_distribution(obs).get_actions(deterministic)
 
 
-class ActorCriticCnnPolicy(ActorCriticPolicy):
-    """Actor-critic with the Nature CNN features extractor (Atari)."""
+def policy_variant(base: Type[BasePolicy], name: str, features_extractor_class: type, doc: str,
+                   module: str) -> Type[BasePolicy]:
+    """A subclass ``name`` of ``base`` whose default features extractor is ``features_extractor_class``
+    (how every ``CnnPolicy`` / ``MultiInputPolicy`` is made from an algorithm's ``MlpPolicy``)."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", NatureCNN)
-        super().__init__(observation_space, action_space, **kwargs)
+    def __init__(self: BasePolicy, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
+        kwargs.setdefault("features_extractor_class", features_extractor_class)
+        base.__init__(self, observation_space, action_space, **kwargs)
+
+    return type(name, (base,), {"__init__": __init__, "__doc__": doc, "__module__": module, "__qualname__": name})
 
 
-class MultiInputActorCriticPolicy(ActorCriticPolicy):
-    """Actor-critic for Dict observations (CombinedExtractor)."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any) -> None:
-        kwargs.setdefault("features_extractor_class", CombinedExtractor)
-        super().__init__(observation_space, action_space, **kwargs)
-
+ActorCriticCnnPolicy = policy_variant(ActorCriticPolicy, "ActorCriticCnnPolicy", NatureCNN,
+                                      "Actor-critic with the Nature CNN features extractor (Atari).", __name__)
+MultiInputActorCriticPolicy = policy_variant(ActorCriticPolicy, "MultiInputActorCriticPolicy", CombinedExtractor,
+                                             "Actor-critic for Dict observations (CombinedExtractor).", __name__)
 
 MlpPolicy = ActorCriticPolicy
 CnnPolicy = ActorCriticCnnPolicy
