@@ -10,6 +10,7 @@ run and a mean over seeds.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -18,11 +19,11 @@ import time
 import numpy as np
 
 
-def evaluate(algo: str, env_id: str, folder: str, episodes: int) -> tuple[float, float]:
+def evaluate(algo: str, env_id: str, folder: str, exp_id: int, episodes: int) -> tuple[float, float]:
     from rlzoo.evaluation import evaluate_policy
     from rlzoo.zoo.enjoy import load_agent, make_agent_env
 
-    agent = load_agent(algo, env_id, folder)
+    agent = load_agent(algo, env_id, folder, exp_id=exp_id)
     env = make_agent_env(agent, seed=10_000, render_mode=None, env_kwargs=[])
     try:
         return evaluate_policy(agent.model, env, n_eval_episodes=episodes, deterministic=not agent.atari)
@@ -37,9 +38,12 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("-n", "--n-timesteps", type=int, default=None)
     parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("-params", "--hyperparams", nargs="*", default=[],
+                        help="overrides of the shipped entry, key=value (as `rlzoo train -params`)")
     parser.add_argument("-f", "--folder", default=None, help="log folder (default: a temporary one)")
     args = parser.parse_args()
     folder = args.folder or tempfile.mkdtemp(prefix="rlzoo-rewards-")
+    extra = f" [{' '.join(args.hyperparams)}]" if args.hyperparams else ""
     for env_id in args.env:
         means = []
         for seed in args.seeds:
@@ -47,14 +51,19 @@ def main() -> None:
                    "--no-progress", "--eval-freq", "0"]
             if args.n_timesteps:
                 cmd += ["-n", str(args.n_timesteps)]
+            if args.hyperparams:
+                cmd += [arg for item in args.hyperparams for arg in ("-params", item)]
             t0 = time.time()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
             wall = time.time() - t0
-            mean, std = evaluate(args.algo, env_id, folder, args.episodes)
+            # "training <algo> on <env>: <folder>/<algo>/<env>_<id> (...)": this run's id, even when
+            # other runs write to the same folder
+            exp_id = int(re.search(r": \S+_(\d+) \(", out).group(1))
+            mean, std = evaluate(args.algo, env_id, folder, exp_id, args.episodes)
             means.append(mean)
-            print(f"{args.algo} {env_id} seed {seed}: {mean:.1f} ± {std:.1f} over {args.episodes} episodes "
+            print(f"{args.algo} {env_id} seed {seed}{extra}: {mean:.1f} ± {std:.1f} over {args.episodes} episodes "
                   f"(train {wall:.0f} s)", flush=True)
-        print(f"{args.algo} {env_id}: mean over seeds {np.mean(means):.1f} (min {np.min(means):.1f})", flush=True)
+        print(f"{args.algo} {env_id}{extra}: mean over seeds {np.mean(means):.1f} (min {np.min(means):.1f})", flush=True)
 
 
 if __name__ == "__main__":
