@@ -1,6 +1,6 @@
 """rlzoo vs Stable-Baselines3, side by side: env steps per second of training (``learn``).
 
-    python benchmarks/bench_offpolicy.py [--only dqn,sac,td3] [--chunks 6] [--threads 1] [--sb3-threads N]
+    python benchmarks/bench_offpolicy.py [--only dqn,sac,td3] [--chunks 6] [--threads -1] [--sb3-threads N]
 
 Workloads (ANCHORS.md): DQN CartPole-v1 with the RL Zoo's settings (50k steps), SAC and TD3 on
 Pendulum-v1 (lr 1e-3, 3k steps of which 500 random, TD3 net [400, 300]); identical
@@ -9,8 +9,10 @@ hyperparameters for both libraries (rlzoo's DQN with double_q / dueling off, lik
 The machine this runs on is shared, so the two libraries are *interleaved*: both models live in one
 process and train in turns, ``learn(total / chunks, reset_num_timesteps=False)`` each, so that both
 see the same load; each one's steps/s is its total steps over its total training time, and the
-ratio is printed. Both use ``--threads`` torch threads (default 1, what rlzoo picks for small
-networks); ``--sb3-threads 0`` gives SB3 torch's default (all cores), as its users get it.
+ratio is printed. ``--threads -1`` (the default) compares the libraries as shipped: SB3 with torch's
+default threads (all cores), rlzoo with the threads it picks for the model (one for small networks,
+torch's default for SAC's and TD3's). ``--threads N`` gives both N threads (0: torch's default);
+``--sb3-threads`` sets SB3's apart.
 """
 import argparse
 import json
@@ -39,9 +41,10 @@ import torch
 import rlzoo
 import stable_baselines3 as sb3
 default_threads = torch.get_num_threads()
-models = {{"sb3": getattr(sb3, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs),
-          "rlzoo": getattr(rlzoo, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs, **extra)}}
-n_threads = {{"sb3": sb3_threads or default_threads, "rlzoo": threads or default_threads}}
+models = {{"sb3": getattr(sb3, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs)}}
+models["rlzoo"] = getattr(rlzoo, algo)("MlpPolicy", env_id, seed=0, verbose=0, **kwargs, **extra)
+picked = torch.get_num_threads()  # what rlzoo chose for this model
+n_threads = {{"sb3": sb3_threads or default_threads, "rlzoo": picked if threads < 0 else threads or default_threads}}
 elapsed = {{"sb3": 0.0, "rlzoo": 0.0}}
 chunk = steps // chunks
 for i in range(chunks):
@@ -68,10 +71,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="dqn,sac,td3")
     parser.add_argument("--chunks", type=int, default=6, help="turns each library gets")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of both libraries (0: default)")
+    parser.add_argument("--threads", type=int, default=-1,
+                        help="torch threads of both libraries (0: torch's default; -1: each library's own choice)")
     parser.add_argument("--sb3-threads", type=int, default=None, help="SB3's threads if different (0: default)")
     args = parser.parse_args()
-    sb3_threads = args.threads if args.sb3_threads is None else args.sb3_threads
+    sb3_threads = max(args.threads, 0) if args.sb3_threads is None else args.sb3_threads
     print(f"{'workload':28s} {'SB3 steps/s':>12s} {'rlzoo steps/s':>14s} {'ratio':>7s}")
     for name in args.only.split(","):
         res = run(name, args.threads, sb3_threads, args.chunks)

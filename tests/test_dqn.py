@@ -131,3 +131,19 @@ def test_learn_stops_at_the_total_with_a_proportional_last_update():
     model.learn(300)
     assert model.num_timesteps == 300
     assert model._n_updates == 8 + 8 + 3  # ceil(8 * 44 / 128)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_numpy_acting_matches_torch_and_follows_training(dueling):
+    model = DQN("MlpPolicy", "CartPole-v1", seed=0, dueling=dueling, learning_starts=0, train_freq=16)
+    greedy = model.q_net.numpy_greedy()
+    obs = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
+
+    def torch_greedy():
+        with torch.no_grad():
+            return model.q_net(torch.as_tensor(obs)).argmax(dim=1).numpy()
+
+    np.testing.assert_array_equal(greedy(obs), torch_greedy())
+    model.learn(500)  # in-place updates: the numpy views see the new weights
+    np.testing.assert_array_equal(greedy(obs), torch_greedy())
+    assert DQN("CnnPolicy", DummyVecEnv([TinyImage]), buffer_size=100).q_net.numpy_greedy() is None

@@ -94,6 +94,7 @@ class DQN(OffPolicyAlgorithm):
         self.optimizer = make_adam(self.q_net.parameters(), lr=self.lr_schedule(1.0))
         self._params = list(self.q_net.parameters())
         self._target = target_pairs(self.q_net, self.q_net_target)
+        self._greedy_numpy = None
 
     def _make_replay_buffer(self, **overrides: Any) -> ReplayBuffer:
         saved, self.replay_buffer_kwargs = self.replay_buffer_kwargs, self._buffer_kwargs
@@ -124,6 +125,12 @@ class DQN(OffPolicyAlgorithm):
             if bufs:
                 polyak_update(bufs, target_bufs, 1.0)
 
+    def collect_rollouts(self, callback: Any) -> Tuple[int, bool]:
+        # acting in numpy on views of the Q-network's weights when it is a plain MLP on CPU: with
+        # a few envs, torch's per-operation overhead would cost more than the arithmetic
+        self._greedy_numpy = self.q_net.numpy_greedy() if self.n_envs <= 16 else None
+        return super().collect_rollouts(callback)
+
     def _sample_action(self) -> Tuple[np.ndarray, np.ndarray]:
         """Epsilon-greedy: a uniformly random action with probability epsilon, else argmax_a Q(s, a)."""
         n = self.n_envs
@@ -131,6 +138,8 @@ class DQN(OffPolicyAlgorithm):
         explore = np.random.random(n) < eps
         if explore.all():
             actions = np.random.randint(self.action_space.n, size=n)
+        elif self._greedy_numpy is not None:
+            actions = self._greedy_numpy(self._last_obs)
         else:
             with torch.inference_mode():
                 actions = self.q_net(obs_to_tensor(self._last_obs, self.device)).argmax(dim=1).cpu().numpy()

@@ -120,9 +120,10 @@ class BaseAlgorithm:
 
     def _make_policy(self, **extra: Any) -> BasePolicy:
         """Instantiate the policy class with ``policy_kwargs`` on the model's device."""
-        if self.device.type == "cpu":
-            tune_threads(small_model=not _has_image(self.observation_space))
         policy = self.policy_class(self.observation_space, self.action_space, **{**self.policy_kwargs, **extra})
+        if self.device.type == "cpu":
+            n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)  # no target copies
+            tune_threads(small_model=not _has_image(self.observation_space) and n_params < SMALL_MODEL_PARAMS)
         return policy.to(self.device)
 
     def _update_learning_rate(self, optimizers: Union[torch.optim.Optimizer, Iterable[torch.optim.Optimizer]]) -> None:
@@ -373,6 +374,13 @@ class BaseAlgorithm:
         model._n_updates = int(metadata.get("n_updates", 0))
         model._current_progress_remaining = float(metadata.get("progress_remaining", 1.0))
         return model
+
+
+# Below this many parameters (e.g. [64, 64] MLPs, DQN's [256, 256] Q-network) a network's matmuls are
+# too small to gain from more intra-op threads, and one thread is fastest; above it (SAC's and
+# TD3's critics, CNNs) torch's default (all cores, or OMP_NUM_THREADS) is ~1.4-1.7x faster on an
+# idle 2-core machine (benchmarks/bench_offpolicy.py --threads 1 / 2).
+SMALL_MODEL_PARAMS = 100_000
 
 
 def _has_image(space: spaces.Space) -> bool:

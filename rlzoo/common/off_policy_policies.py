@@ -13,7 +13,7 @@ them to the env's bounds. Target networks never require gradients and stay in ev
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 import torch
@@ -22,8 +22,8 @@ from gymnasium import spaces
 from torch import nn
 
 from rlzoo.common.distributions import Categorical, DiagGaussian, Distribution
-from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, NatureCNN, NetArch,
-                                   create_mlp, policy_variant, preprocess)
+from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, FlattenExtractor, NatureCNN,
+                                   NetArch, create_mlp, is_image_space, numpy_mlp, policy_variant, preprocess)
 
 # bounds of the Gaussian's log standard deviation (as in the SAC authors' code)
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -68,6 +68,19 @@ class QNetwork(_ObsModule):
         latent_dim = net_arch[-1] if net_arch else features_extractor.features_dim
         self.advantage = nn.Linear(latent_dim, n_actions)
         self.value = nn.Linear(latent_dim, 1) if dueling else None
+
+    def numpy_greedy(self) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+        """``argmax_a Q(s, a)`` in numpy for flat float observations on CPU (fast acting with few envs),
+        or None when the network needs torch (images, dicts, one-hot inputs, another device).
+        The dueling value stream is left out: it shifts every action's Q-value equally."""
+        space = self.observation_space
+        if (not isinstance(self.features_extractor, FlattenExtractor) or not isinstance(space, spaces.Box)
+                or is_image_space(space) or self.advantage.weight.device.type != "cpu"):
+            return None
+        mlp = numpy_mlp([*self.latent, self.advantage])
+        if mlp is None:
+            return None
+        return lambda obs: mlp(np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)).argmax(axis=1)
 
     def forward(self, obs: Any) -> torch.Tensor:
         latent = self.latent(self.features(obs))

@@ -91,9 +91,13 @@ def obs_to_tensor(obs: Any, device: torch.device) -> Any:
     return torch.as_tensor(obs, device=device)
 
 
+_DEFAULT_THREADS = torch.get_num_threads()  # torch's choice at import, before rlzoo changes it
+
+
 def tune_threads(small_model: bool) -> None:
-    """Small MLPs run fastest on one intra-op thread; big (CNN) models use what torch picked."""
-    if small_model and os.environ.get("RLZOO_NUM_THREADS") is None:
-        torch.set_num_threads(1)
-    elif os.environ.get("RLZOO_NUM_THREADS"):
+    """Intra-op threads for a model about to train: ``RLZOO_NUM_THREADS`` when set; else one thread for
+    small MLPs (fastest), and torch's own default for big models (all cores or ``OMP_NUM_THREADS``)."""
+    if os.environ.get("RLZOO_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["RLZOO_NUM_THREADS"]))
+    else:
+        torch.set_num_threads(1 if small_model else _DEFAULT_THREADS)
