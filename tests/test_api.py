@@ -35,3 +35,25 @@ def test_cli_commands():
     out = CliRunner().invoke(app, ["--help"]).output
     for command in ("train", "enjoy", "record-gif", "optimize", "plot", "list"):
         assert command in out, f"rlzoo {command} is missing"
+
+
+def test_threads_follow_model_size(monkeypatch):
+    """One intra-op thread for small MLPs, torch's default for big networks, RLZOO_NUM_THREADS over both."""
+    import torch
+
+    from rlzoo import PPO, SAC
+    from rlzoo.common import utils
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("RLZOO_NUM_THREADS", raising=False)
+        monkeypatch.setattr(utils, "_DEFAULT_THREADS", 3)
+        PPO("MlpPolicy", "CartPole-v1", n_steps=16)  # ~9k parameters
+        assert torch.get_num_threads() == 1
+        SAC("MlpPolicy", "Pendulum-v1")  # ~200k trainable parameters (targets not counted)
+        assert torch.get_num_threads() == 3
+        monkeypatch.setenv("RLZOO_NUM_THREADS", "2")
+        PPO("MlpPolicy", "CartPole-v1", n_steps=16)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

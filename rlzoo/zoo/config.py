@@ -591,7 +591,7 @@ class ZooConfig:
     def to_yaml(self) -> str:
         """``config.yml`` text: a header comment and the flat resolved entry (usable with --conf-file)."""
         header = (
-            f"# rlzoo configuration of a {self.algo} run on {self.env_id} (from {self.source}).\n"
+            f"# rlzoo configuration: {self.algo} on {self.env_id} (from {self.source}).\n"
             f"# Re-use it with: rlzoo train --algo {self.algo} --env {self.env_id} --conf-file config.yml\n"
         )
         return header + yaml.safe_dump(_plain(self.hyperparams), sort_keys=True, default_flow_style=False)
