@@ -99,26 +99,37 @@ def _finished_steps(monitor: Path) -> int:
     return total
 
 
-def test_sigterm_then_resume_reaches_the_total(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    total, rollout = 8_000, 8 * 32  # PPO CartPole: 8 envs x n_steps 32 per rollout
-    base = [sys.executable, "-m", "rlzoo.zoo.cli", "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs",
-            "--eval-freq", "2000", "--eval-episodes", "2", "--no-progress"]
-    proc = subprocess.Popen(base + ["-n", str(total), "--seed", "0"], cwd=tmp_path, env=env, text=True,
+def _train_then_sigterm(tmp_path: Path, base: list[str], total: int, run: Path, after_steps: int) -> str:
+    """Start ``rlzoo train`` in a subprocess, SIGTERM it once the monitor files show ``after_steps``
+    finished steps, and return its output (it must exit as killed by SIGTERM)."""
+    proc = subprocess.Popen(base + ["-n", str(total), "--seed", "0"], cwd=tmp_path, env=_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    run = tmp_path / "logs" / "ppo" / "CartPole-v1_1"
     deadline = time.time() + 180
     try:
-        while _finished_steps(run / "monitor") < 2000:
+        while _finished_steps(run / "monitor") < after_steps:
             assert proc.poll() is None, proc.communicate()[0]
             assert time.time() < deadline, "training did not start"
-            time.sleep(0.1)
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, out
+    return out
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def test_sigterm_then_resume_reaches_the_total(tmp_path):
+    env = _env()
+    total, rollout = 8_000, 8 * 32  # PPO CartPole: 8 envs x n_steps 32 per rollout
+    base = [sys.executable, "-m", "rlzoo.zoo.cli", "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs",
+            "--eval-freq", "2000", "--eval-episodes", "2", "--no-progress"]
+    run = tmp_path / "logs" / "ppo" / "CartPole-v1_1"
+    out = _train_then_sigterm(tmp_path, base, total, run, after_steps=2000)
     assert "Traceback" not in out and f"--resume {Path('logs/ppo/CartPole-v1_1')}" in out
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted"
@@ -165,25 +176,12 @@ def test_custom_env_from_a_user_package(workdir, monkeypatch):
 
 def test_sigterm_then_resume_keeps_the_replay_buffer(tmp_path):
     """Off-policy runs save their replay buffer when interrupted and continue with it on --resume."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = _env()
     total = 6_000
     base = [sys.executable, "-m", "rlzoo.zoo.cli", "train", "--algo", "dqn", "--env", "CartPole-v1", "-f", "logs",
             "--eval-freq", "0", "--no-progress"]
-    proc = subprocess.Popen(base + ["-n", str(total), "--seed", "0"], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     run = tmp_path / "logs" / "dqn" / "CartPole-v1_1"
-    deadline = time.time() + 180
-    try:
-        while _finished_steps(run / "monitor") < 1500:
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.time() < deadline, "training did not start"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, out
+    _train_then_sigterm(tmp_path, base, total, run, after_steps=1500)
 
     def buffer_meta() -> dict:
         with np.load(run / "replay_buffer.npz", allow_pickle=False) as data:  # numpy arrays only, no pickle
