@@ -34,6 +34,12 @@ def _freeze(module: nn.Module) -> nn.Module:
     return module.train(False)
 
 
+def _target_copy(online: nn.Module, fresh: nn.Module) -> nn.Module:
+    """``fresh`` (a newly built twin of ``online``) frozen, holding ``online``'s weights: a target network."""
+    fresh.load_state_dict(online.state_dict())
+    return _freeze(fresh)
+
+
 def _split_arch(net_arch: NetArch, first: str, second: str) -> Tuple[List[int], List[int]]:
     if isinstance(net_arch, dict):
         unknown = set(net_arch) - {first, second}
@@ -116,8 +122,7 @@ class DQNPolicy(BasePolicy):
                                        features_extractor_kwargs=self.features_extractor_kwargs,
                                        normalize_images=normalize_images)
         self.q_net = self.make_q_net()
-        self.q_net_target = _freeze(self.make_q_net())
-        self.q_net_target.load_state_dict(self.q_net.state_dict())
+        self.q_net_target = _target_copy(self.q_net, self.make_q_net())
 
     def make_q_net(self) -> QNetwork:
         return QNetwork(self.observation_space, int(self.action_space.n), self.make_features_extractor(),
@@ -211,9 +216,11 @@ class _ContinuousPolicy(BasePolicy):
 
     default_net_arch: List[int] = [256, 256]
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, net_arch: Optional[NetArch],
-                 activation_fn: Type[nn.Module], features_extractor_class: Optional[Type[BaseFeaturesExtractor]],
-                 features_extractor_kwargs: Optional[Dict[str, Any]], normalize_images: bool, n_critics: int) -> None:
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
+                 net_arch: Optional[NetArch] = None, activation_fn: Type[nn.Module] = nn.ReLU,
+                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
+                 features_extractor_kwargs: Optional[Dict[str, Any]] = None, normalize_images: bool = True,
+                 n_critics: int = 2) -> None:
         super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
                          normalize_images)
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
@@ -231,6 +238,13 @@ class _ContinuousPolicy(BasePolicy):
                                        features_extractor_class=self.features_extractor_class,
                                        features_extractor_kwargs=self.features_extractor_kwargs,
                                        normalize_images=normalize_images, n_critics=n_critics)
+        self._build_actor()
+        self.critic = self.make_critic()
+        self.critic_target = _target_copy(self.critic, self.make_critic())
+
+    def _build_actor(self) -> None:
+        """Create ``self.actor`` (and its target copy where the algorithm has one)."""
+        raise NotImplementedError
 
     def make_critic(self) -> ContinuousCritic:
         return ContinuousCritic(self.observation_space, self.action_dim, self.make_features_extractor(),
@@ -256,19 +270,9 @@ class TD3Policy(_ContinuousPolicy):
 
     default_net_arch = [400, 300]
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 net_arch: Optional[NetArch] = None, activation_fn: Type[nn.Module] = nn.ReLU,
-                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None, normalize_images: bool = True,
-                 n_critics: int = 2) -> None:
-        super().__init__(observation_space, action_space, net_arch, activation_fn, features_extractor_class,
-                         features_extractor_kwargs, normalize_images, n_critics)
+    def _build_actor(self) -> None:
         self.actor = self.make_actor()
-        self.actor_target = _freeze(self.make_actor())
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic = self.make_critic()
-        self.critic_target = _freeze(self.make_critic())
-        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor_target = _target_copy(self.actor, self.make_actor())
 
     def make_actor(self) -> Actor:
         return Actor(self.observation_space, self.action_dim, self.make_features_extractor(), self.pi_arch,
@@ -301,18 +305,9 @@ class SACPolicy(_ContinuousPolicy):
 
     default_net_arch = [256, 256]
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 net_arch: Optional[NetArch] = None, activation_fn: Type[nn.Module] = nn.ReLU,
-                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None, normalize_images: bool = True,
-                 n_critics: int = 2) -> None:
-        super().__init__(observation_space, action_space, net_arch, activation_fn, features_extractor_class,
-                         features_extractor_kwargs, normalize_images, n_critics)
+    def _build_actor(self) -> None:
         self.actor = SquashedGaussianActor(self.observation_space, self.action_dim, self.make_features_extractor(),
                                            self.pi_arch, self.activation_fn, self.normalize_images)
-        self.critic = self.make_critic()
-        self.critic_target = _freeze(self.make_critic())
-        self.critic_target.load_state_dict(self.critic.state_dict())
 
     def forward(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
         """Actions in [-1, 1]."""
