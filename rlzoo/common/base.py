@@ -120,6 +120,10 @@ class BaseAlgorithm:
 
     def _make_policy(self, **extra: Any) -> BasePolicy:
         """Instantiate the policy class with ``policy_kwargs`` on the model's device."""
+        if self.device.type == "cpu":
+            # build on one thread: LAPACK's QR in the orthogonal init rounds differently with other thread
+            # counts, and the same seed must give the same weights whatever trained before in this process
+            torch.set_num_threads(1)
         policy = self.policy_class(self.observation_space, self.action_space, **{**self.policy_kwargs, **extra})
         if self.device.type == "cpu":
             n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)  # no target copies
