@@ -11,6 +11,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from toy_envs import MatchTarget
 from rlzoo import A2C, ALGOS, PPO
 from rlzoo.common.policies import ActorCriticPolicy
 from rlzoo.common.save_format import ModelFileError
@@ -168,30 +169,11 @@ def test_same_seed_same_results(algo):
     assert r3 != r1
 
 
-class ToySpaces(gym.Env):
-    """Reward 1 for actions matching a target derived from the observation, for any action space."""
-
-    def __init__(self, action_space):
-        self.action_space = action_space
-        self.observation_space = spaces.Box(-1, 1, (2,), np.float32)
-        self.t = 0
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return self.np_random.uniform(-1, 1, 2).astype(np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        r = -float(np.mean(np.square(np.asarray(action, dtype=np.float32) - 0.5)))
-        return self.np_random.uniform(-1, 1, 2).astype(np.float32), r, False, self.t >= 20, {}
-
-
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
 @pytest.mark.parametrize("space", [spaces.Box(-1, 1, (2,)), spaces.Discrete(3), spaces.MultiDiscrete([2, 3]),
                                    spaces.MultiBinary(3)])
 def test_all_action_spaces(algo, space, tmp_path):
-    env = DummyVecEnv([lambda: ToySpaces(space)] * 2)
+    env = DummyVecEnv([lambda: MatchTarget(space)] * 2)
     kwargs = {"n_steps": 16, **({"batch_size": 16} if algo == "ppo" else {})}
     model = ALGOS[algo]("MlpPolicy", env, **kwargs).learn(96)
     action, _ = model.predict(np.zeros(2, dtype=np.float32))
@@ -202,7 +184,7 @@ def test_all_action_spaces(algo, space, tmp_path):
 
 def test_truncation_bootstrap_uses_final_obs():
     """A never-terminating constant-reward env: with bootstrapping, values approach r / (1 - gamma)."""
-    env = DummyVecEnv([lambda: ToySpaces(spaces.Discrete(2))] * 4)
+    env = DummyVecEnv([lambda: MatchTarget(spaces.Discrete(2))] * 4)
     model = A2C("MlpPolicy", env, n_steps=5, gamma=0.9, learning_rate=3e-3, seed=0)
     model.learn(6000)
     value = model.policy.predict_values(torch.zeros(1, 2)).item()

@@ -4,7 +4,7 @@ import os
 import gymnasium as gym
 import numpy as np
 import torch
-from offpolicy_envs import Target, target_score
+from toy_envs import Target, target_score
 
 from rlzoo import DDPG
 from rlzoo.envs import DummyVecEnv, Monitor

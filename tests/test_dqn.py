@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from offpolicy_envs import Corridor, TinyImage
+from toy_envs import Corridor, TinyImage
 
 from rlzoo import DQN, SAC
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from offpolicy_envs import Target, target_score
+from toy_envs import Target, target_score
 
 from rlzoo import SAC, TD3
 from rlzoo.common.off_policy_policies import SquashedGaussianActor

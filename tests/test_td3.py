@@ -1,7 +1,7 @@
 """TD3: learns a continuous task, delayed policy updates, twin critics, n_envs and episode train_freq."""
 import numpy as np
 import torch
-from offpolicy_envs import Target, target_score
+from toy_envs import Target, target_score
 
 from rlzoo import TD3
 from rlzoo.common.off_policy import LeanAdam, polyak_update

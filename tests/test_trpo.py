@@ -3,34 +3,15 @@ from __future__ import annotations
 
 import copy
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 
+from toy_envs import MatchTarget
 from rlzoo import ALGOS, TRPO
 from rlzoo.envs import DummyVecEnv, make_vec_env
 from rlzoo.evaluation import evaluate_policy
-
-
-class MatchTarget(gym.Env):
-    """Reward -mean((action - 0.5)^2) for any action space; 20-step episodes."""
-
-    def __init__(self, action_space: spaces.Space) -> None:
-        self.action_space = action_space
-        self.observation_space = spaces.Box(-1, 1, (2,), np.float32)
-        self.t = 0
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return self.np_random.uniform(-1, 1, 2).astype(np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        r = -float(np.mean(np.square(np.asarray(action, dtype=np.float32) - 0.5)))
-        return self.np_random.uniform(-1, 1, 2).astype(np.float32), r, False, self.t >= 20, {}
 
 
 def test_trpo_learns_cartpole_small_budget():

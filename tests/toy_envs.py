@@ -1,4 +1,5 @@
-"""Tiny environments on which off-policy algorithms learn within a few thousand steps (tests only)."""
+"""Tiny environments for tests: off-policy algorithms learn them within a few thousand steps, and
+``MatchTarget`` takes any action space."""
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -75,3 +76,22 @@ def target_score(model, n: int = 200, seed: int = 0) -> float:
     xs = rng.uniform(-1, 1, (n, model.observation_space.shape[0])).astype(np.float32)
     actions, _ = model.predict(xs, deterministic=True)
     return float(-np.mean(np.sum((actions / 2.0 - xs) ** 2, axis=1)))
+
+
+class MatchTarget(gym.Env):
+    """Reward -mean((action - 0.5)^2) for any action space; 20-step episodes."""
+
+    def __init__(self, action_space: spaces.Space) -> None:
+        self.action_space = action_space
+        self.observation_space = spaces.Box(-1, 1, (2,), np.float32)
+        self.t = 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.uniform(-1, 1, 2).astype(np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        r = -float(np.mean(np.square(np.asarray(action, dtype=np.float32) - 0.5)))
+        return self.np_random.uniform(-1, 1, 2).astype(np.float32), r, False, self.t >= 20, {}
