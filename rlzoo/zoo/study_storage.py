@@ -1,0 +1,237 @@
+"""Optuna storages for ``rlzoo optimize``: a journal file (appends under a lock file, safe on a shared
+file system) or any RDB URL, with a ``--max-total-trials`` cap taken under a lock and heartbeats that
+let a live worker fail and re-queue the trial of a killed one (see :mod:`rlzoo.zoo.tune`)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from rlzoo.zoo import run_folder as rf
+from rlzoo.zoo.errors import ZooError
+
+DEFAULT_STORAGE_FILE = "optuna.log"
+HEARTBEAT_ATTR = "rlzoo:heartbeat"
+
+
+class MaxTrialsReached(Exception):
+    """Raised by a capped storage instead of creating a trial beyond ``--max-total-trials``."""
+
+
+def is_rdb_url(storage: str) -> bool:
+    """True for an SQLAlchemy URL (``sqlite:///x.db``, ``postgresql://...``), False for a journal file."""
+    return "://" in storage
+
+
+def default_storage(log_folder: str, algo: str, env_id: str) -> str:
+    """``<log_folder>/<algo>/<EnvId>/optuna.log``: the journal file used when ``--storage`` is not given."""
+    return str(Path(log_folder) / algo / rf.env_folder_name(env_id) / DEFAULT_STORAGE_FILE)
+
+
+def default_study_name(algo: str, env_id: str) -> str:
+    """``<algo>_<EnvId>``: the study name used when ``--study-name`` is not given."""
+    return f"{algo}_{rf.env_folder_name(env_id)}"
+
+
+def count_used_trials(trials: list) -> int:
+    """Trials that count towards the cap: all of them except failed trials that were re-queued."""
+    from optuna.trial import TrialState
+
+    retried = set()
+    for t in trials:
+        retried.update(t.system_attrs.get("retry_history", ()))
+    return sum(1 for t in trials if not (t.state == TrialState.FAIL and t.number in retried))
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """An exclusive lock file (``O_CREAT | O_EXCL``, NFS-safe; a lock older than 30 s is broken)."""
+    from optuna.storages.journal import JournalFileOpenLock
+
+    lock = JournalFileOpenLock(path, grace_period=30)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@functools.lru_cache(maxsize=None)
+def _storage_classes() -> tuple[type, type]:
+    """Optuna storages with the study-wide trial cap (and, for journal files, a heartbeat).
+
+    Built on first use so that importing this module (the CLI does) does not import Optuna.
+    """
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    class _CapMixin:
+        """``create_new_trial`` refuses to go past ``cap`` trials (checked under ``_cap_lock``).
+
+        Re-queued trials (``template_trial``, from the retry callback or ``enqueue_trial``) are not
+        capped: they replace a failed trial that already counted.
+        """
+
+        cap: Optional[int] = None
+
+        def _cap_lock(self) -> Any:
+            return contextlib.nullcontext()
+
+        def _capped(self, create: Any, study_id: int, template_trial: Any) -> Any:
+            if self.cap is None or template_trial is not None:
+                return create(study_id, template_trial)
+            with self._cap_lock():
+                used = count_used_trials(self.get_all_trials(study_id, deepcopy=False))
+                if used >= self.cap:
+                    raise MaxTrialsReached(f"the study has its {self.cap} trials (--max-total-trials)")
+                return create(study_id, None)
+
+    class ZooJournalStorage(_CapMixin, JournalStorage, BaseHeartbeat):
+        """Journal-file storage with a cap and a heartbeat kept as a trial system attribute."""
+
+        def __init__(self, path: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None,
+                     stale_trial_callback: Any = None, cap: Optional[int] = None) -> None:
+            self.path = path
+            self.heartbeat_interval = heartbeat_interval
+            self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
+            self.stale_trial_callback = stale_trial_callback
+            self.cap = cap
+            super().__init__(JournalFileBackend(path))
+
+        def _cap_lock(self) -> Any:
+            return _file_lock(self.path + ".cap")
+
+        def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+            return self._capped(super().create_new_trial, study_id, template_trial)
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            try:
+                self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            except Exception:  # the trial was finished (e.g. failed as stale by another worker)
+                pass
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            now = time.time()
+            stale = []
+            for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+                # a re-queued trial inherits the old heartbeat attribute: its (re)start time counts too
+                started = t.datetime_start.timestamp() if t.datetime_start is not None else now
+                last = max(float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0)), started)
+                if now - last > self.grace_period:
+                    stale.append(t._trial_id)
+            return stale
+
+        def get_heartbeat_interval(self) -> Optional[int]:
+            return self.heartbeat_interval
+
+        def get_heartbeat_stale_trial_callback(self) -> Any:
+            return self.stale_trial_callback
+
+        get_failed_trial_callback = get_heartbeat_stale_trial_callback  # older Optuna name
+
+    class ZooRDBStorage(_CapMixin, RDBStorage):
+        """Optuna's RDB storage (with its heartbeat) plus the cap, locked per database kind."""
+
+        def __init__(self, url: str, cap: Optional[int] = None, **kwargs: Any) -> None:
+            self.cap = cap
+            super().__init__(url, **kwargs)
+
+        def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+            # both create_new_trial and Optuna's cache (_CachedStorage) create trials through here
+            return self._capped(super()._create_new_trial, study_id, template_trial)
+
+        @contextlib.contextmanager
+        def _cap_lock(self) -> Iterator[None]:
+            backend = self.engine.url.get_backend_name()
+            database = self.engine.url.database
+            if backend == "sqlite" and database and database != ":memory:":
+                with _file_lock(str(Path(database).resolve()) + ".cap"):
+                    yield
+            elif backend in ("postgresql", "mysql", "mariadb"):
+                import sqlalchemy
+
+                key = 0x726C7A6F  # "rlzo"
+                lock, unlock = (("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)")
+                                if backend == "postgresql" else
+                                ("SELECT GET_LOCK(CAST(:k AS CHAR), 60)", "SELECT RELEASE_LOCK(CAST(:k AS CHAR))"))
+                with self.engine.connect() as conn:
+                    conn.execute(sqlalchemy.text(lock), {"k": key})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(sqlalchemy.text(unlock), {"k": key})
+            else:
+                yield  # no cross-process lock known for this database: the cap is best effort
+
+    return ZooJournalStorage, ZooRDBStorage
+
+
+def open_storage(storage: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None,
+                 max_retry: Optional[int] = 3, max_total_trials: Optional[int] = None,
+                 must_exist: bool = False) -> Any:
+    """Open ``storage`` (journal file path or RDB URL) with the cap and heartbeat settings.
+
+    ``heartbeat_interval`` None or 0 disables the heartbeat. ``must_exist``: error out (instead of
+    creating an empty storage) when the journal or SQLite file does not exist.
+    """
+    import optuna
+
+    journal_cls, rdb_cls = _storage_classes()
+    interval = int(heartbeat_interval) if heartbeat_interval else None
+    callback = None
+    if interval:
+        retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
+            or optuna.storages.RetryFailedTrialCallback
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            retry = retry_cls(max_retry=max_retry)
+        grace = grace_period or 2 * interval
+
+        def callback(study: Any, trial: Any) -> None:
+            retry(study, trial)
+            print(f"trial {trial.number} had no heartbeat for {grace} s (its worker died): marked FAIL and "
+                  "re-queued with the same hyperparameters", flush=True)
+    if not is_rdb_url(storage):
+        path = Path(storage)
+        if must_exist and not path.is_file():
+            raise ZooError(f"journal file '{storage}' does not exist (run rlzoo optimize first, or pass --storage)")
+        if path.is_dir():
+            raise ZooError(f"--storage '{storage}' is a folder; give a journal file path (e.g. {path / DEFAULT_STORAGE_FILE})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return journal_cls(str(path), interval, grace_period, callback, max_total_trials)
+    engine_kwargs: dict = {}
+    if storage.startswith("sqlite"):
+        database = storage.split(":///", 1)[1] if ":///" in storage else ""
+        if database and database != ":memory:":
+            if must_exist and not Path(database).is_file():
+                raise ZooError(f"SQLite database '{database}' does not exist")
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    kwargs: dict = {"engine_kwargs": engine_kwargs}
+    if interval:
+        kwargs.update(heartbeat_interval=interval, grace_period=grace_period or 2 * interval)
+        import inspect
+
+        params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+        kwargs["heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
+               else "failed_trial_callback"] = callback
+    try:
+        return rdb_cls(storage, cap=max_total_trials, **kwargs)
+    except Exception as e:  # bad URL, missing driver, unreachable server
+        raise ZooError(f"cannot open storage '{storage}': {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def load_study(storage: Any, study_name: str, storage_text: str) -> Any:
+    """Load an existing study (one-line error listing the studies that exist)."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise ZooError(f"no study '{study_name}' in {storage_text} (studies: {', '.join(names) or 'none'})") from None
