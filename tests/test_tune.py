@@ -82,7 +82,7 @@ def test_optimize_in_process_seeds_reports_and_nan_pruning(tmp_path):
     report = (tmp_path / "s_trials.csv").read_text()
     assert report.startswith("number,state,value") and len(report.splitlines()) == 3
     best = (tmp_path / "s_best.yml").read_text()
-    from rlzoo.zoo.config import parse_yaml
+    from rlzoo.zoo.hyperparams_files import parse_yaml
 
     entry = parse_yaml(best, "best")["CartPole-v1"]
     winner = max(trials, key=lambda t: t.value)
@@ -123,7 +123,7 @@ def test_two_workers_stop_at_max_total_trials_exactly(two_worker_study):
 
 def test_train_trial_id_reproduces_hyperparameters(two_worker_study, monkeypatch, capsys):
     from rlzoo.zoo import cli
-    from rlzoo.zoo.config import load_yaml
+    from rlzoo.zoo.hyperparams_files import load_yaml
 
     root, storage, _ = two_worker_study
     monkeypatch.chdir(root)

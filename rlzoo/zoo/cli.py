@@ -312,7 +312,7 @@ def list_(
     from rich.console import Console
     from rich.table import Table
 
-    from rlzoo.zoo.config import hyperparams_file, tuned_envs
+    from rlzoo.zoo.hyperparams_files import hyperparams_file, tuned_envs
     from rlzoo.zoo.resolve import algorithms
 
     table = Table(title="rlzoo algorithms")

@@ -20,7 +20,8 @@ from typing import Any, Optional
 import gymnasium as gym
 
 from rlzoo.zoo import run_folder as rf
-from rlzoo.zoo.config import ZooConfig, build_config, load_yaml, parse_key_values
+from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
+from rlzoo.zoo.hyperparams_files import load_yaml
 from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
 

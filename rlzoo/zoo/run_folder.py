@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rlzoo.fileio import atomic_write_bytes, atomic_write_text  # re-exported: zoo modules write via rf.*
+from rlzoo.fileio import atomic_write_text  # re-exported: zoo modules write via rf.*
 from rlzoo.zoo.errors import ZooError
 
 RUN_FILE = "run.json"
