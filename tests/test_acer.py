@@ -11,6 +11,7 @@ from rlzoo import ACER, ALGOS, PPO
 from rlzoo.common.save_format import ModelFileError
 from rlzoo.envs import DummyVecEnv, Monitor, VecFrameStack, VecNormalize, make_atari_env, make_vec_env
 from rlzoo.evaluation import evaluate_policy
+from rlzoo.zoo.config import model_kwargs_of
 from rlzoo.zoo.hyperparams_files import hyperparams_file, load_hyperparams_file
 
 
@@ -49,13 +50,11 @@ def test_lunarlander_learns_with_shipped_entry():
     """The shipped LunarLander-v3 entry, for the first quarter of its 1M-step run (its linear learning
     rate over that quarter): returns climb from random play (about -180) in every seed tried.
     The full run is benchmarks/zoo_rewards.py (mean 193 over seeds 0-6)."""
-    entry = dict(load_hyperparams_file(hyperparams_file("acer"))["LunarLander-v3"])
-    n_envs, budget = entry.pop("n_envs"), 250_000
-    for key in ("policy", "n_timesteps", "learning_rate"):
-        entry.pop(key)
-    model = ACER("MlpPolicy", make_vec_env("LunarLander-v3", n_envs=n_envs, seed=0), seed=0,
-                 learning_rate=lambda progress: 1e-3 * (0.75 + 0.25 * progress), **entry)
-    model.learn(budget)
+    entry = load_hyperparams_file(hyperparams_file("acer"))["LunarLander-v3"]
+    kwargs = model_kwargs_of(entry, ACER)  # the constructor arguments, as `rlzoo train` builds them
+    kwargs["learning_rate"] = lambda progress: 1e-3 * (0.75 + 0.25 * progress)  # lin_1e-3 over 1M, first 250k
+    model = ACER(entry["policy"], make_vec_env("LunarLander-v3", n_envs=entry["n_envs"], seed=0), seed=0, **kwargs)
+    model.learn(250_000)
     recent = float(np.mean([info["r"] for info in model.ep_info_buffer]))
     # this test's value with seeds 0-4: 21.5, 20.2, -8.2, -48.2, -5.5
     assert recent > -100, recent
