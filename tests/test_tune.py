@@ -111,6 +111,39 @@ def two_worker_study(tmp_path_factory):
     return root, storage, outputs
 
 
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_workers_racing_on_a_fresh_study_agree_on_its_owner(tmp_path, kind):
+    """Workers that open a new study together must all see one complete owner (algo and env), never half of one."""
+    import threading
+
+    storage = str(tmp_path / "optuna.log") if kind == "journal" else f"sqlite:///{tmp_path / 'optuna.db'}"
+    claims = [("a2c", "CartPole-v1"), ("ppo", "Pendulum-v1")] * 4
+    seen: list = [None] * len(claims)
+    start = threading.Barrier(len(claims))
+
+    def worker(i: int) -> None:
+        try:
+            start.wait(timeout=30)
+            seen[i] = tune.join_study(tune.open_storage(storage), "race", *claims[i])[1]
+        except Exception as e:  # reported by the assertion below
+            seen[i] = repr(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(claims))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 1 and seen[0] in claims, seen
+    assert tune.study_owner(load(storage, "race")) == seen[0]
+    # a study made outside rlzoo is claimed by the first worker; one written by an older rlzoo keeps its owner
+    optuna.create_study(storage=tune.open_storage(storage), study_name="plain")
+    assert tune.join_study(tune.open_storage(storage), "plain", "sac", "Pendulum-v1", wait=0.1)[1] == ("sac", "Pendulum-v1")
+    old = optuna.create_study(storage=tune.open_storage(storage), study_name="old")
+    old.set_user_attr("algo", "dqn")
+    old.set_user_attr("env", "CartPole-v1")
+    assert tune.join_study(tune.open_storage(storage), "old", "a2c", "CartPole-v1")[1] == ("dqn", "CartPole-v1")
+
+
 def test_two_workers_stop_at_max_total_trials_exactly(two_worker_study):
     _, storage, outputs = two_worker_study
     trials = load(storage, "shared").get_trials()

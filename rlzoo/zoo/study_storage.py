@@ -171,6 +171,10 @@ def _storage_classes() -> tuple[type, type]:
     return ZooJournalStorage, ZooRDBStorage
 
 
+# what a database says when another worker created Optuna's tables (or their version row) first
+_SCHEMA_RACE = ("already exists", "UNIQUE constraint failed", "Duplicate entry", "duplicate key value")
+
+
 def open_storage(storage: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None,
                  max_retry: Optional[int] = 3, max_total_trials: Optional[int] = None,
                  must_exist: bool = False) -> Any:
@@ -220,10 +224,15 @@ def open_storage(storage: str, heartbeat_interval: Optional[int] = None, grace_p
         params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
         kwargs["heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
                else "failed_trial_callback"] = callback
-    try:
-        return rdb_cls(storage, cap=max_total_trials, **kwargs)
-    except Exception as e:  # bad URL, missing driver, unreachable server
-        raise ZooError(f"cannot open storage '{storage}': {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    for attempt in range(10):
+        try:
+            return rdb_cls(storage, cap=max_total_trials, **kwargs)
+        except Exception as e:  # bad URL, missing driver, unreachable server
+            # workers opening a fresh database together race to create its tables: the losers open it again
+            if any(m in str(e) for m in _SCHEMA_RACE) and attempt < 9:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            raise ZooError(f"cannot open storage '{storage}': {type(e).__name__}: {str(e).splitlines()[0]}") from None
 
 
 def load_study(storage: Any, study_name: str, storage_text: str) -> Any:

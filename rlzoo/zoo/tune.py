@@ -288,6 +288,39 @@ def write_report(study: Any, out_dir: Path, algo: str, env_id: str, base_entry: 
     return csv_path, yml_path
 
 
+def study_owner(study: Any) -> Optional[tuple[str, str]]:
+    """``(algo, env_id)`` the study tunes, or None while no worker has claimed it yet."""
+    owner = study.user_attrs.get("owner")
+    if owner is None and study.user_attrs.get("algo") and study.user_attrs.get("env"):
+        owner = [study.user_attrs["algo"], study.user_attrs["env"]]  # studies written before "owner" existed
+    return (str(owner[0]), str(owner[1])) if owner else None
+
+
+def join_study(backend: Any, study_name: str, algo: str, env_id: str, sampler: Any = None, pruner: Any = None,
+               wait: float = 10.0) -> tuple[Any, tuple[str, str]]:
+    """Create or load study ``study_name``; return it with the ``(algo, env_id)`` it tunes.
+
+    Workers starting together race on a fresh study. Creating a study is atomic in every Optuna storage, so
+    the one worker whose create succeeds writes the owner; the others wait (up to ``wait`` s) to read it.
+    A study with no owner after that (made outside rlzoo) is claimed by the worker that finds it.
+    """
+    import optuna
+
+    try:
+        study = optuna.create_study(storage=backend, study_name=study_name, direction="maximize",
+                                    sampler=sampler, pruner=pruner)
+        study.set_user_attr("owner", [algo, env_id])
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(storage=backend, study_name=study_name, sampler=sampler, pruner=pruner)
+    deadline = time.monotonic() + wait
+    while (owner := study_owner(study)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if owner is None:
+        study.set_user_attr("owner", [algo, env_id])
+        owner = (algo, env_id)
+    return study, owner
+
+
 def trial_overrides(algo: str, env_id: str, storage: Optional[str], study_name: Optional[str],
                     trial_id: Optional[int], log_folder: str = "logs") -> list[str]:
     """``key=value`` overrides (``--hyperparams`` syntax) with the hyperparameters of trial number ``trial_id``."""
@@ -305,8 +338,8 @@ def trial_overrides(algo: str, env_id: str, storage: Optional[str], study_name: 
     study_name = study_name or default_study_name(algo, env_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_study(open_storage(storage_text, must_exist=True), study_name, storage_text)
-    owner = study.user_attrs.get("algo"), study.user_attrs.get("env")
-    if owner[0] and (owner[0] != algo or owner[1] != env_id):
+    owner = study_owner(study)
+    if owner is not None and owner != (algo, env_id):
         raise ZooError(f"study '{study_name}' tunes {owner[0]} on {owner[1]}, not {algo} on {env_id}")
     trials = study.get_trials(deepcopy=False)
     match = [t for t in trials if t.number == trial_id]
@@ -397,14 +430,9 @@ def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_t
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     backend = open_storage(storage_text, heartbeat_interval, grace_period, max_retry, max_total_trials)
-    study = optuna.create_study(storage=backend, study_name=study_name, direction="maximize", load_if_exists=True,
-                                sampler=_make_sampler(sampler, n_startup_trials, seed),
-                                pruner=_make_pruner(pruner, n_startup_trials, n_evaluations * n_seeds_per_trial))
-    owner = study.user_attrs.get("algo"), study.user_attrs.get("env")
-    if owner[0] is None:
-        study.set_user_attr("algo", algo)
-        study.set_user_attr("env", env_id)
-    elif owner != (algo, env_id):
+    study, owner = join_study(backend, study_name, algo, env_id, _make_sampler(sampler, n_startup_trials, seed),
+                              _make_pruner(pruner, n_startup_trials, n_evaluations * n_seeds_per_trial))
+    if owner != (algo, env_id):
         raise ZooError(f"study '{study_name}' in {storage_text} tunes {owner[0]} on {owner[1]}, not {algo} on {env_id}")
 
     cap = f", study cap {max_total_trials}" if max_total_trials else ""
