@@ -144,6 +144,16 @@ def test_workers_racing_on_a_fresh_study_agree_on_its_owner(tmp_path, kind):
     assert tune.join_study(tune.open_storage(storage), "old", "a2c", "CartPole-v1")[1] == ("dqn", "CartPole-v1")
 
 
+def test_study_of_another_algo_is_refused_with_one_line(tmp_path):
+    storage = str(tmp_path / "optuna.log")
+    tune.join_study(tune.open_storage(storage), "s", "a2c", "CartPole-v1")
+    out = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", "optimize", *FAST, "--algo", "ppo", "--n-trials", "1",
+                          "--storage", storage, "--study-name", "s"], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [f"error: study 's' in {storage} tunes a2c on CartPole-v1, not ppo on CartPole-v1"]
+    assert load(storage, "s").get_trials() == []
+
+
 def test_two_workers_stop_at_max_total_trials_exactly(two_worker_study):
     _, storage, outputs = two_worker_study
     trials = load(storage, "shared").get_trials()
