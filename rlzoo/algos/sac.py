@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlzoo.common.noise import ActionNoise
-from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, polyak_update, target_pairs
+from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, polyak_update, target_pairs
 from rlzoo.common.off_policy_policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
@@ -118,9 +118,8 @@ class SAC(OffPolicyAlgorithm):
             if self.ent_coef_optimizer is not None:
                 # J(alpha) = E[-alpha (log pi(a|s) + target entropy)] (eq. 18), optimized on log alpha
                 ent_coef = log_alpha.detach().exp()
-                ent_coef_loss = -(log_alpha * (log_prob.detach() + self._target_entropy)).mean()
-                self.ent_coef_optimizer.zero_grad(set_to_none=True)
-                ent_coef_loss.backward()
+                # its gradient in closed form: dJ/d(log alpha) = -E[log pi(a|s) + target entropy]
+                log_alpha.grad = -(log_prob.detach().mean() + self._target_entropy)
                 self.ent_coef_optimizer.step()
             else:
                 ent_coef = self._ent_coef_const
@@ -128,7 +127,7 @@ class SAC(OffPolicyAlgorithm):
             with torch.no_grad():
                 # soft target: y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s')
                 next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
-                next_q = torch.stack(self.critic_target(batch.next_observations, next_actions)).min(dim=0).values
+                next_q = min_q(self.critic_target(batch.next_observations, next_actions))
                 target = batch.rewards + (1.0 - batch.dones) * self.gamma * (next_q - ent_coef * next_log_prob)
             # J_Q = 1/2 E[(Q_i(s, a) - y)^2] for each critic (eq. 5)
             critic_loss = 0.5 * sum(F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions))
@@ -139,7 +138,7 @@ class SAC(OffPolicyAlgorithm):
             # J_pi = E[alpha log pi(a|s) - min_i Q_i(s, a)], a = f(eps; s) reparameterized (eq. 7 / 12);
             # the critics' weights need no gradient here
             self.critic.requires_grad_(False)
-            q_pi = torch.stack(self.critic(batch.observations, actions_pi)).min(dim=0).values
+            q_pi = min_q(self.critic(batch.observations, actions_pi))
             actor_loss = (ent_coef * log_prob - q_pi).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from rlzoo.common.noise import ActionNoise
-from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, polyak_update, target_pairs
+from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, polyak_update, target_pairs
 from rlzoo.common.off_policy_policies import TD3CnnPolicy, TD3MultiInputPolicy, TD3Policy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
@@ -82,7 +82,7 @@ class TD3(OffPolicyAlgorithm):
                     -self.target_noise_clip, self.target_noise_clip)
                 next_actions = (self.actor_target(batch.next_observations) + noise).clamp_(-1.0, 1.0)
                 # clipped double Q-learning: y = r + gamma (1 - d) min_i Q'_i(s', a')
-                next_q = torch.stack(self.critic_target(batch.next_observations, next_actions)).min(dim=0).values
+                next_q = min_q(self.critic_target(batch.next_observations, next_actions))
                 target = batch.rewards + (1.0 - batch.dones) * self.gamma * next_q
             critic_loss = sum(F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions))
             self.critic_optimizer.zero_grad(set_to_none=True)

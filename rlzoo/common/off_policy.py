@@ -12,6 +12,7 @@ observation and only a termination zeroes the target's bootstrap term (Pardo et 
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, ClassVar, Dict, Iterable, List, Optional, Tuple, Type, Union
 
@@ -39,6 +40,11 @@ def polyak_update(params: List[torch.Tensor], target_params: List[torch.Tensor],
         torch._foreach_copy_(target_params, params)
     else:
         torch._foreach_lerp_(target_params, params, tau)
+
+
+def min_q(q_values: List[torch.Tensor]) -> torch.Tensor:
+    """Elementwise minimum over the critics' Q-values (clipped double Q-learning)."""
+    return functools.reduce(torch.minimum, q_values)
 
 
 def target_pairs(online: nn.Module, target: nn.Module) -> Tuple[List[torch.Tensor], List[torch.Tensor],

@@ -184,11 +184,11 @@ class SquashedGaussianActor(_ObsModule):
         mean, log_std = self.mean_log_std(obs)
         noise = torch.randn_like(mean)
         u = mean + log_std.exp() * noise
-        # log N(u; mean, std) = -noise^2 / 2 - log std - log(2 pi) / 2
-        gaussian = (-0.5 * noise.square() - log_std).sum(dim=1) - 0.5 * math.log(2 * math.pi) * mean.shape[1]
-        # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), numerically stable
-        correction = (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(dim=1)
-        return torch.tanh(u), gaussian - correction
+        # log pi(a|s) = sum_j [log N(u_j; mean_j, std_j) - log(1 - tanh(u_j)^2)], where
+        # log N(u; mean, std) = -noise^2 / 2 - log std - log(2 pi) / 2 and, numerically stable,
+        # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)); the constants are summed apart
+        log_prob = (2.0 * (u + F.softplus(-2.0 * u)) - 0.5 * noise.square() - log_std).sum(dim=1)
+        return torch.tanh(u), log_prob - mean.shape[1] * (0.5 * math.log(2 * math.pi) + 2.0 * math.log(2.0))
 
 
 class ContinuousCritic(_ObsModule):
