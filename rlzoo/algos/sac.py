@@ -116,9 +116,10 @@ class SAC(OffPolicyAlgorithm):
             self._n_updates += 1
             actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
             if self.ent_coef_optimizer is not None:
-                # J(alpha) = E[-alpha (log pi(a|s) + target entropy)] (eq. 18), optimized on log alpha
+                # J(alpha) = E[-alpha (log pi(a|s) + target entropy)] (eq. 18), optimized on log alpha with
+                # alpha replaced by log alpha in the loss, as SB3 does; that loss's gradient in closed form is
+                # d/d(log alpha) = -E[log pi(a|s) + target entropy]
                 ent_coef = log_alpha.detach().exp()
-                # its gradient in closed form: dJ/d(log alpha) = -E[log pi(a|s) + target entropy]
                 log_alpha.grad = -(log_prob.detach().mean() + self._target_entropy)
                 self.ent_coef_optimizer.step()
             else:
