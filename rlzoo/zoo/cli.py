@@ -189,6 +189,17 @@ def train(
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage of a study (with --trial-id)."),
     study_name: Optional[str] = typer.Option(None, "--study-name", help="Optuna study name (with --trial-id)."),
     trial_id: Optional[int] = typer.Option(None, "--trial-id", help="Train with this trial's hyperparameters."),
+    n_eval_envs: int = typer.Option(1, "--n-eval-envs", help="Parallel envs of the evaluation."),
+    eval_env_kwargs: Optional[List[str]] = typer.Option(None, "--eval-env-kwargs",
+                                                        help="key=value for the evaluation env only (over --env-kwargs)."),
+    num_threads: Optional[int] = typer.Option(None, "--num-threads", help="Torch CPU threads (default: torch's)."),
+    log_interval: Optional[int] = typer.Option(None, "--log-interval",
+                                               help="Log every K updates (on-policy) or K episodes (off-policy)."),
+    uuid: bool = typer.Option(False, "--uuid", help="Run folder <EnvId>_<N>_<uuid4>: unique names for array jobs."),
+    track: bool = typer.Option(False, "--track", help="Log the run to Weights & Biases (pip install 'rlzoo[tracking]')."),
+    wandb_project: str = typer.Option("rlzoo", "--wandb-project", "--wandb-project-name", help="W&B project."),
+    wandb_entity: Optional[str] = typer.Option(None, "--wandb-entity", help="W&B entity (user or team)."),
+    wandb_tags: Optional[List[str]] = typer.Option(None, "--wandb-tags", help="W&B tags of the run."),
 ) -> None:
     """Train an agent; writes a run folder logs/<algo>/<EnvId>_<N>."""
     from rlzoo.zoo import experiment
@@ -202,8 +213,18 @@ def train(
 
     _nonneg("--eval-freq", eval_freq)
     _nonneg("--save-freq", save_freq)
-    if eval_episodes <= 0:
-        raise ZooError(f"--eval-episodes must be positive, got {eval_episodes}")
+    for name, value in (("--eval-episodes", eval_episodes), ("--n-eval-envs", n_eval_envs),
+                        ("--num-threads", num_threads), ("--log-interval", log_interval)):
+        if value is not None and value <= 0:
+            raise ZooError(f"{name} must be positive, got {value}")
+    tracking = None
+    if track:
+        from rlzoo.zoo.tracking import TrackingOptions, require_wandb
+
+        require_wandb()
+        tracking = TrackingOptions(project=wandb_project, entity=wandb_entity, tags=list(wandb_tags or []))
+    elif wandb_entity or wandb_tags:
+        raise ZooError("--wandb-entity and --wandb-tags need --track")
     if resume is not None:
         conflicts = [name for name, value in (("--hyperparams", hyperparams), ("--conf-file", conf_file),
                                               ("-i", trained_agent), ("--n-envs", n_envs),
@@ -215,7 +236,9 @@ def train(
         vec_env=vec_env.value, device=device.value, tensorboard_log=tensorboard_log, eval_freq=eval_freq,
         eval_episodes=eval_episodes, save_freq=save_freq, hyperparams=hyperparams or [],
         env_kwargs=env_kwargs or [], conf_file=conf_file, trained_agent=trained_agent, resume=resume,
-        progress=progress, gym_packages=gym_packages or [], verbose=verbose, argv=_argv(),
+        progress=progress, gym_packages=gym_packages or [], verbose=verbose, argv=_argv(), n_eval_envs=n_eval_envs,
+        eval_env_kwargs=eval_env_kwargs or [], num_threads=num_threads, log_interval=log_interval, uuid=uuid,
+        track=tracking,
     )
 
 

@@ -222,10 +222,25 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
           save_freq: int = 0, hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
           conf_file: Optional[Path] = None, trained_agent: Optional[Path] = None, resume: Optional[Path] = None,
           progress: bool = True, gym_packages: Optional[list[str]] = None, verbose: int = 0,
-          argv: Optional[list[str]] = None) -> Path:
-    """Train one agent into a run folder; returns the folder. See ``rlzoo train --help``."""
+          argv: Optional[list[str]] = None, n_eval_envs: int = 1, eval_env_kwargs: Optional[list[str]] = None,
+          num_threads: Optional[int] = None, log_interval: Optional[int] = None, uuid: bool = False,
+          track: Any = None) -> Path:
+    """Train one agent into a run folder; returns the folder. See ``rlzoo train --help``.
+
+    ``track``: a :class:`rlzoo.zoo.tracking.TrackingOptions` to log the run to Weights & Biases;
+    ``uuid``: append a random UUID to the run folder name (``<EnvId>_<N>_<uuid>``).
+    """
     if n_timesteps is not None and n_timesteps <= 0:
         raise ZooError(f"the number of timesteps must be positive, got {n_timesteps}")
+    if track is not None:
+        from rlzoo.zoo.tracking import require_wandb
+
+        require_wandb()  # before anything is written
+    extra_eval_kwargs = parse_key_values(eval_env_kwargs or [], "--eval-env-kwargs")
+    if num_threads is not None:
+        import torch
+
+        torch.set_num_threads(int(num_threads))
     if resume is not None:
         plan = _plan_resume(Path(resume), algo, env_id, n_timesteps, gym_packages or [])
     else:
@@ -242,19 +257,31 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
         for folder in (Path(log_folder), Path(log_folder) / plan.algo):
             if not folder.exists():
                 created.append(folder)
-        run_dir = rf.create_run_dir(log_folder, plan.algo, config.env_id)
+        run_dir = rf.create_run_dir(log_folder, plan.algo, config.env_id, unique=uuid)
         new_run = True
     else:
         run_dir = plan.run_dir
         new_run = False
     try:
         model, envs, callbacks, guard = _setup(plan, run_dir, new_run, vec_env, device, tensorboard_log, eval_freq,
-                                               eval_episodes, save_freq, trained_agent, verbose, argv)
+                                               eval_episodes, save_freq, trained_agent, verbose, argv,
+                                               n_eval_envs, extra_eval_kwargs)
+        tracker = None
+        if track is not None:
+            from rlzoo.zoo.tracking import start_training_run
+
+            try:
+                tracker = start_training_run(track, plan.algo, config.env_id, plan.seed, run_dir, config.hyperparams)
+            except BaseException:
+                _close(envs)
+                raise
+            callbacks.append(tracker.callback())
     except BaseException:
         if new_run:
             _remove_new_run(run_dir, created)
         raise
     env = envs[0]
+    learn_kwargs = {} if log_interval is None else {"log_interval": int(log_interval)}
 
     # ---- learn
     total = config.n_timesteps
@@ -267,7 +294,7 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
     try:
         with guard:
             model.learn(remaining, callback=callbacks, reset_num_timesteps=new_run, tb_log_name=tb_name,
-                        progress_bar=progress)
+                        progress_bar=progress, **learn_kwargs)
             status = "interrupted" if guard.stopped else "finished"
             if guard.stopped and getattr(model, "rollout_buffer", None) is not None \
                     and guard.rollout_start_timesteps is not None:
@@ -279,8 +306,13 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
         failed = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
         rf.update_run_info(run_dir, status=failed, num_timesteps=int(model.num_timesteps),
                            error=f"{type(e).__name__}: {e}"[:500])
+        if tracker is not None:
+            tracker.finish(summary={"status": failed}, exit_code=1)
         raise
     _close(envs)
+    if tracker is not None:
+        tracker.finish(run_dir, f"{plan.algo}-{run_dir.name}",
+                       summary={"status": status, "num_timesteps": int(model.num_timesteps)})
     info = rf.update_run_info(run_dir, status=status, num_timesteps=int(model.num_timesteps),
                               wall_time_s=round(float(rf.read_run_info(run_dir).get("wall_time_s", 0.0))
                                                 + time.time() - t0, 1))
@@ -314,7 +346,7 @@ def _check_trained_agent(path: Path, cls: type) -> None:
 
 def _setup(plan: _Plan, run_dir: Path, new_run: bool, vec_env: str, device: str, tensorboard_log: Optional[str],
            eval_freq: int, eval_episodes: int, save_freq: int, trained_agent: Optional[Path], verbose: int,
-           argv: list[str]) -> tuple:
+           argv: list[str], n_eval_envs: int = 1, eval_env_kwargs: Optional[dict] = None) -> tuple:
     """Write config.yml/run.json, build the envs (training env first), the model and the callbacks."""
     from rlzoo.callbacks import CheckpointCallback, EvalCallback
 
@@ -373,7 +405,8 @@ def _setup(plan: _Plan, run_dir: Path, new_run: bool, vec_env: str, device: str,
     callbacks: list = [guard]
     n = config.n_envs
     if eval_freq > 0:
-        eval_env = make_env(config, 1, plan.seed + 10_000 + start_index, "dummy", None)
+        eval_env = make_env(config, n_eval_envs, plan.seed + 10_000 + start_index, "dummy", None,
+                            env_kwargs=eval_env_kwargs)
         eval_env = normalize_env(eval_env, config, training=False)
         envs.append(eval_env)
         callbacks.append(EvalCallback(eval_env, n_eval_episodes=eval_episodes, eval_freq=max(eval_freq // n, 1),

@@ -8,6 +8,7 @@ import platform
 import re
 import socket
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- naming
-_RUN_RE = re.compile(r"^(?P<env>.+)_(?P<n>\d+)$")
+# ``<EnvId>_<N>``, or ``<EnvId>_<N>_<uuid4>`` for runs trained with ``--uuid``
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_RUN_RE = re.compile(rf"^(?P<env>.+?)_(?P<n>\d+)(?:_(?P<uuid>{_UUID}))?$")
 
 
 def env_folder_name(env_id: str) -> str:
@@ -54,8 +57,10 @@ def list_runs(log_folder: str | os.PathLike, algo: str, env_id: str) -> list[tup
     return sorted(runs)
 
 
-def create_run_dir(log_folder: str | os.PathLike, algo: str, env_id: str) -> Path:
-    """Create and return ``<log_folder>/<algo>/<EnvId>_<N>`` with N = 1 + highest existing run number.
+def create_run_dir(log_folder: str | os.PathLike, algo: str, env_id: str, unique: bool = False) -> Path:
+    """Create and return ``<log_folder>/<algo>/<EnvId>_<N>`` with N = 1 + highest existing run number
+    (``unique``: ``<EnvId>_<N>_<uuid4>``, a name no other machine's run can have, for array jobs whose
+    log folders are merged later).
 
     ``os.mkdir`` fails when the folder exists, so two runs started at the same moment each get their
     own folder: the loser of a race simply tries the next number.
@@ -66,7 +71,7 @@ def create_run_dir(log_folder: str | os.PathLike, algo: str, env_id: str) -> Pat
     runs = list_runs(log_folder, algo, env_id)
     n = runs[-1][0] + 1 if runs else 1
     for _ in range(10_000):
-        path = base / f"{name}_{n}"
+        path = base / (f"{name}_{n}_{uuid.uuid4()}" if unique else f"{name}_{n}")
         try:
             os.mkdir(path)
             return path
