@@ -258,19 +258,27 @@ def enjoy(
     env_kwargs: Optional[List[str]] = ENV_KWARGS,
     gym_packages: Optional[List[str]] = GYM_PACKAGES,
     device: Device = typer.Option(Device.auto, "--device", help="Torch device."),
+    n_envs: int = typer.Option(1, "--n-envs", help="Parallel envs (episodes of all of them are counted)."),
+    norm_reward: bool = typer.Option(False, "--norm-reward",
+                                     help="Report rewards normalized by the run's VecNormalize (as trained)."),
+    load_last_checkpoint: bool = typer.Option(False, "--load-last-checkpoint", help="Load the latest checkpoint."),
+    reward_log: Optional[Path] = typer.Option(None, "--reward-log", help="Folder for the episodes' monitor CSV."),
 ) -> None:
     """Run a trained agent and print its mean ± std episode reward and length."""
     from rlzoo.zoo import enjoy as _enjoy
 
     if n_timesteps <= 0:
         raise ZooError(f"the number of timesteps must be positive, got {n_timesteps}")
-    if load_best and load_checkpoint is not None:
-        raise ZooError("use either --load-best or --load-checkpoint, not both")
+    if (load_best, load_checkpoint is not None, load_last_checkpoint).count(True) > 1:
+        raise ZooError("use only one of --load-best, --load-checkpoint and --load-last-checkpoint")
+    if n_envs <= 0:
+        raise ZooError(f"--n-envs must be positive, got {n_envs}")
     _nonneg("--exp-id", exp_id)
     _enjoy.enjoy(algo=algo, env_id=env, log_folder=log_folder, exp_id=exp_id, load_best=load_best,
                  load_checkpoint=load_checkpoint, n_timesteps=n_timesteps, render=render,
                  deterministic=deterministic, seed=seed, env_kwargs=env_kwargs or [],
-                 gym_packages=gym_packages or [], device=device.value)
+                 gym_packages=gym_packages or [], device=device.value, n_envs=n_envs, norm_reward=norm_reward,
+                 load_last_checkpoint=load_last_checkpoint, reward_log=reward_log)
 
 
 @app.command("record-gif")
@@ -367,7 +375,7 @@ def _register_plugins() -> None:
     import importlib
     import inspect
 
-    for name in ("rlzoo.zoo.tune", "rlzoo.zoo.sweep", "rlzoo.zoo.benchmark"):
+    for name in ("rlzoo.zoo.tune", "rlzoo.zoo.sweep", "rlzoo.zoo.benchmark", "rlzoo.zoo.video"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:

@@ -30,8 +30,8 @@ class Agent:
 
 def load_agent(algo: str, env_id: str, log_folder: str, exp_id: int = 0, load_best: bool = False,
                load_checkpoint: Optional[int] = None, device: str = "auto",
-               gym_packages: Optional[list[str]] = None) -> Agent:
-    """Find the run, pick the model file (final, best or checkpoint K) and load it."""
+               gym_packages: Optional[list[str]] = None, load_last_checkpoint: bool = False) -> Agent:
+    """Find the run, pick the model file (final, best, checkpoint K or the last checkpoint) and load it."""
     algo, cls = resolve_algo(algo)
     modules = env_modules(env_id, gym_packages)
     run_dir = rf.find_run(log_folder, algo, env_id, exp_id)
@@ -39,6 +39,11 @@ def load_agent(algo: str, env_id: str, log_folder: str, exp_id: int = 0, load_be
     if info_file.is_file():  # the modules that registered a custom env at training time
         modules = list(rf.read_run_info(run_dir).get("gym_packages", [])) + modules
     env_id = resolve_env(env_id.split(":", 1)[-1], modules)
+    if load_last_checkpoint:
+        checkpoints = rf.list_checkpoints(run_dir)
+        if not checkpoints:
+            raise ZooError(f"{run_dir} has no checkpoints (train with --save-freq > 0)")
+        load_checkpoint = checkpoints[-1][0]
     if load_checkpoint is not None:
         checkpoints = rf.list_checkpoints(run_dir)
         model_path = run_dir / rf.CHECKPOINT_DIR / f"{load_checkpoint}.zip"
@@ -76,12 +81,17 @@ def has_display() -> bool:
     return True
 
 
-def make_agent_env(agent: Agent, seed: int, render_mode: Optional[str], env_kwargs: list[str]) -> Any:
-    """One evaluation env like the training one (frozen VecNormalize statistics, raw rewards)."""
+def make_agent_env(agent: Agent, seed: int, render_mode: Optional[str], env_kwargs: list[str], n_envs: int = 1,
+                   monitor_dir: Optional[Path] = None, norm_reward: bool = False) -> Any:
+    """Evaluation envs like the training ones (frozen VecNormalize statistics; raw rewards unless
+    ``norm_reward``); ``monitor_dir``: write the episodes' monitor CSV files there."""
     extra = parse_key_values(env_kwargs, "--env-kwargs")
-    venv = make_env(agent.config, 1, seed, "dummy", None, render_mode=render_mode, env_kwargs=extra)
+    venv = make_env(agent.config, n_envs, seed, "dummy", monitor_dir, render_mode=render_mode, env_kwargs=extra)
     try:
-        return normalize_env(venv, agent.config, agent.stats, training=False)
+        venv = normalize_env(venv, agent.config, agent.stats, training=False)
+        if norm_reward and agent.config.normalize is not None:
+            venv.norm_reward = bool(agent.config.normalize.get("norm_reward", True))
+        return venv
     except BaseException:
         venv.close()
         raise
@@ -90,36 +100,52 @@ def make_agent_env(agent: Agent, seed: int, render_mode: Optional[str], env_kwar
 def enjoy(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0, load_best: bool = False,
           load_checkpoint: Optional[int] = None, n_timesteps: int = 1000, render: bool = True,
           deterministic: Optional[bool] = None, seed: int = 0, env_kwargs: Optional[list[str]] = None,
-          gym_packages: Optional[list[str]] = None, device: str = "auto") -> dict:
-    """Run the agent for ``n_timesteps`` steps; print and return mean ± std episode reward and length."""
+          gym_packages: Optional[list[str]] = None, device: str = "auto", n_envs: int = 1,
+          norm_reward: bool = False, load_last_checkpoint: bool = False, reward_log: Optional[Path] = None) -> dict:
+    """Run the agent for ``n_timesteps`` steps of ``n_envs`` envs; print and return mean ± std episode reward
+    and length. ``norm_reward``: report the rewards as VecNormalize scales them (as the agent was trained);
+    ``reward_log``: a folder receiving the episodes' monitor CSV files (``rlzoo plot`` reads them)."""
     from rlzoo.envs import episode_stats
 
-    agent = load_agent(algo, env_id, log_folder, exp_id, load_best, load_checkpoint, device, gym_packages)
+    agent = load_agent(algo, env_id, log_folder, exp_id, load_best, load_checkpoint, device, gym_packages,
+                       load_last_checkpoint)
+    if norm_reward and agent.config.normalize is None:
+        print("--norm-reward: this run has no VecNormalize, rewards are the env's own", file=sys.stderr)
+        norm_reward = False
+    if reward_log is not None:
+        Path(reward_log).mkdir(parents=True, exist_ok=True)
     if deterministic is None:
         deterministic = not agent.atari
     if render and not has_display():
         print("no display found: running without rendering (pass --no-render to silence this)", file=sys.stderr)
         render = False
-    env = make_agent_env(agent, seed, "human" if render else None, env_kwargs or [])
+    env = make_agent_env(agent, seed, "human" if render else None, env_kwargs or [], n_envs,
+                         Path(reward_log) if reward_log is not None else None, norm_reward)
     print(f"enjoying {agent.model_path} on {agent.config.env_id} for {n_timesteps} steps "
-          f"({'deterministic' if deterministic else 'stochastic'})", flush=True)
+          f"({'deterministic' if deterministic else 'stochastic'}"
+          f"{f', {n_envs} envs' if n_envs > 1 else ''}{', normalized rewards' if norm_reward else ''})", flush=True)
     rewards: list[float] = []
     lengths: list[int] = []
     partial = 0.0
     try:
         obs, _ = env.reset(seed=seed)
-        state, episode_start = None, np.ones((1,), dtype=bool)
+        state, episode_start = None, np.ones((n_envs,), dtype=bool)
+        scaled = np.zeros(n_envs)  # the rewards as env.step returns them (normalized with --norm-reward)
         for _ in range(n_timesteps):
             action, state = agent.model.predict(obs, state=state, episode_start=episode_start,
                                                 deterministic=deterministic)
             obs, reward, terminated, truncated, infos = env.step(action)
-            partial += float(np.asarray(reward).sum())
+            scaled += np.asarray(reward, dtype=np.float64).reshape(n_envs)
+            partial = float(scaled.sum())
             episode_start = np.logical_or(terminated, truncated)
-            for record in episode_stats(infos):
-                rewards.append(float(record["r"]))
+            final_info = infos.get("final_info") or {}
+            ended = np.flatnonzero(final_info["_episode"]) if "episode" in final_info else []
+            for i, record in zip(ended, episode_stats(infos)):  # Monitor's records, in env order
+                value = float(scaled[i]) if norm_reward else float(record["r"])
+                scaled[i] = 0.0
+                rewards.append(value)
                 lengths.append(int(record["l"]))
-                partial = 0.0
-                print(f"episode {len(rewards)}: reward {record['r']:.2f}, length {record['l']}", flush=True)
+                print(f"episode {len(rewards)}: reward {value:.2f}, length {record['l']}", flush=True)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
     finally:

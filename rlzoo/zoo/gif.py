@@ -15,7 +15,7 @@ import numpy as np
 
 from rlzoo.fileio import atomic_path
 from rlzoo.zoo import run_folder as rf
-from rlzoo.zoo.enjoy import has_display, load_agent, make_agent_env
+from rlzoo.zoo.enjoy import Agent, has_display, load_agent, make_agent_env
 from rlzoo.zoo.errors import ZooError
 
 
@@ -27,28 +27,26 @@ def _frame(env: Any) -> np.ndarray:
     return np.asarray(frame, dtype=np.uint8)
 
 
-def record_gif(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0, load_best: bool = False,
-               load_checkpoint: Optional[int] = None, n_timesteps: int = 500, output: Optional[Path] = None,
-               fps: Optional[int] = None, deterministic: Optional[bool] = None, seed: int = 0,
-               env_kwargs: Optional[list[str]] = None, gym_packages: Optional[list[str]] = None,
-               device: str = "auto") -> Path:
-    """Record ``n_timesteps`` frames of the agent into a GIF; returns its path."""
+def prepare_headless() -> None:
+    """Off-screen rendering: pygame without a window; MuJoCo through EGL when there is no display
+    (``MUJOCO_GL=osmesa`` selects the software renderer instead; a value already set is kept)."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws off-screen for rgb_array frames
     if not has_display():
         os.environ.setdefault("MUJOCO_GL", "egl")  # off-screen MuJoCo rendering on headless machines
-    if output is not None and Path(output).suffix.lower() != ".gif":
-        raise ZooError(f"the output file must end with .gif, got '{output}'")
-    agent = load_agent(algo, env_id, log_folder, exp_id, load_best, load_checkpoint, device, gym_packages)
+
+
+def render_frames(agent: Agent, n_timesteps: int, deterministic: bool | None = None, seed: int = 0,
+                  env_kwargs: list[str] | None = None, fps: int | None = None) -> tuple[list[np.ndarray], int]:
+    """Run ``agent`` for ``n_timesteps`` env steps in ``rgb_array`` mode; returns the frames (the reset
+    frame, then one per step: ``n_timesteps`` frames in all) and the frame rate (``fps``, else the env's
+    ``render_fps``, else 30). Shared by ``record-gif``, ``record-video`` and ``record-training``."""
     if deterministic is None:
         deterministic = not agent.atari
-    if output is None:
-        output = agent.run_dir / f"{agent.config.algo}-{rf.env_folder_name(agent.config.env_id)}.gif"
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     try:
         env = make_agent_env(agent, seed, "rgb_array", env_kwargs or [])
-    except Exception as e:  # e.g. MuJoCo without an OpenGL backend
-        raise ZooError(f"cannot render {agent.config.env_id} as rgb_array: {' '.join(str(e).split())}") from None
+    except Exception as e:  # noqa: BLE001 - e.g. MuJoCo without an OpenGL backend: one line
+        raise ZooError(f"cannot render {agent.config.env_id} as rgb_array: {' '.join(str(e).split())} "
+                       "(MuJoCo on a headless machine: set MUJOCO_GL=egl or MUJOCO_GL=osmesa)") from None
     if fps is None:
         render_fps = (env.metadata or {}).get("render_fps") or _single_metadata(env).get("render_fps")
         fps = int(render_fps) if render_fps else 30
@@ -65,6 +63,24 @@ def record_gif(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0
             frames.append(_frame(env))
     finally:
         env.close()
+    return frames, fps
+
+
+def record_gif(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0, load_best: bool = False,
+               load_checkpoint: Optional[int] = None, n_timesteps: int = 500, output: Optional[Path] = None,
+               fps: Optional[int] = None, deterministic: Optional[bool] = None, seed: int = 0,
+               env_kwargs: Optional[list[str]] = None, gym_packages: Optional[list[str]] = None,
+               device: str = "auto") -> Path:
+    """Record ``n_timesteps`` frames of the agent into a GIF; returns its path."""
+    prepare_headless()
+    if output is not None and Path(output).suffix.lower() != ".gif":
+        raise ZooError(f"the output file must end with .gif, got '{output}'")
+    agent = load_agent(algo, env_id, log_folder, exp_id, load_best, load_checkpoint, device, gym_packages)
+    if output is None:
+        output = agent.run_dir / f"{agent.config.algo}-{rf.env_folder_name(agent.config.env_id)}.gif"
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    frames, fps = render_frames(agent, n_timesteps, deterministic, seed, env_kwargs, fps)
     with atomic_path(output, suffix=output.suffix) as tmp:
         write_gif(Path(tmp), frames, fps)
     size = output.stat().st_size / 1e6
