@@ -358,7 +358,10 @@ class EvalCallback(EventCallback):
 
     def _write_csv(self) -> None:
         n_rewards = max(sum(k.startswith("reward_") for k in row) for row in self._rows)
-        header = ["timesteps", "mean_reward", "std_reward", "mean_ep_length"] + [f"reward_{i}" for i in range(n_rewards)]
+        header = ["timesteps", "mean_reward", "std_reward", "mean_ep_length"]
+        if any("success_rate" in row for row in self._rows):  # envs reporting info["is_success"]
+            header.append("success_rate")
+        header += [f"reward_{i}" for i in range(n_rewards)]
         with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=header, restval="", extrasaction="ignore")
             writer.writeheader()
@@ -381,6 +384,8 @@ class EvalCallback(EventCallback):
         if self.csv_path is not None:
             row = {"timesteps": self.num_timesteps, "mean_reward": mean_reward, "std_reward": std_reward,
                    "mean_ep_length": mean_length}
+            if self._is_success_buffer:
+                row["success_rate"] = float(np.mean(self._is_success_buffer))
             row.update({f"reward_{i}": r for i, r in enumerate(episode_rewards)})
             self._rows.append(row)
             self._write_csv()

@@ -104,15 +104,21 @@ def _duration(seconds: Optional[float]) -> str:
     return f"{hours}h {m:02d}m" if hours else f"{m}m {s:02d}s" if m else f"{s}s"
 
 
-def markdown_table(results: list[RunResult]) -> str:
-    """The benchmark table (Markdown), one row per (algorithm, env), sorted by env then algorithm."""
+def markdown_table(results: list[RunResult], iqm: bool = False) -> str:
+    """The benchmark table (Markdown), one row per (algorithm, env), sorted by env then algorithm;
+    ``iqm``: add the interquartile mean of the seeds' final rewards with its 95% bootstrap interval."""
     import numpy as np
+
+    from rlzoo.zoo.aggregate import iqm as _iqm
+    from rlzoo.zoo.aggregate import stratified_bootstrap
 
     groups: dict[tuple[str, str], list[RunResult]] = defaultdict(list)
     for r in results:
         groups[(r.env, r.algo)].append(r)
-    lines = ["| algo | env | seeds | timesteps | final reward (mean ± std) | wall time / run |",
-             "|------|-----|------:|----------:|--------------------------:|----------------:|"]
+    lines = ["| algo | env | seeds | timesteps | final reward (mean ± std) |"
+             + (" IQM [95% CI] |" if iqm else "") + " wall time / run |",
+             "|------|-----|------:|----------:|--------------------------:|"
+             + ("-------------:|" if iqm else "") + "----------------:|"]
     any_train = False
     for (env, algo), runs in sorted(groups.items()):
         rewards = np.array([r.final_reward for r in runs])
@@ -121,22 +127,31 @@ def markdown_table(results: list[RunResult]) -> str:
         walls = [r.wall_time_s for r in runs if r.wall_time_s is not None]
         lines.append(f"| {algo} | {env} | {len(runs)} | {_steps(float(np.mean([r.timesteps for r in runs])))} "
                      f"| {rewards.mean():.1f} ± {rewards.std():.1f}{mark} "
-                     f"| {_duration(float(np.mean(walls)) if walls else None)} |")
+                     + (f"| {_iqm_cell(rewards, _iqm, stratified_bootstrap)} " if iqm else "")
+                     + f"| {_duration(float(np.mean(walls)) if walls else None)} |")
     lines.append("")
+    if iqm:
+        lines.append("IQM: interquartile mean of the runs' final rewards, 95% percentile bootstrap interval "
+                     "(2000 resamplings of the runs).")
     lines.append("Final reward: each run's last evaluation (deterministic episodes), mean ± std across runs"
                  + (f"; * some runs without evaluations: mean of their last {LAST_EPISODES} training episodes."
                     if any_train else "."))
     return "\n".join(lines) + "\n"
 
 
+def _iqm_cell(rewards: Any, iqm: Any, bootstrap: Any) -> str:
+    point, low, high = bootstrap([rewards], iqm, reps=2000, seed=0)
+    return f"{point:.1f} [{low:.1f}, {high:.1f}]"
+
+
 def benchmark(log_folders: list[str], algos: Optional[list[str]] = None, envs: Optional[list[str]] = None,
-              output: Optional[Path] = None, all_runs: bool = False) -> str:
+              output: Optional[Path] = None, all_runs: bool = False, iqm: bool = False) -> str:
     """Build the table (and write it to ``output``); returns the Markdown text."""
     results = collect(log_folders, algos or [], envs or [], all_runs)
     if not results:
         what = "runs" if all_runs else "finished runs"
         raise ZooError(f"no {what} with rewards found in {', '.join(log_folders)}")
-    text = markdown_table(results)
+    text = markdown_table(results, iqm=iqm)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         rf.atomic_write_text(output, text)
@@ -154,8 +169,9 @@ def register(app: Any) -> None:
         env: Optional[List[str]] = typer.Option(None, "--env", help="Env ids to include (default: all)."),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the table to this file."),
         all_runs: bool = typer.Option(False, "--all-runs", help="Include unfinished (interrupted, failed) runs."),
+        iqm: bool = typer.Option(False, "--iqm", help="Add the IQM of the seeds with its 95% bootstrap CI."),
     ) -> None:
         """Markdown table of mean ± std final reward across seeds, per algorithm and env."""
-        typer.echo(benchmark(log_folder, algo or [], env or [], output, all_runs), nl=False)
+        typer.echo(benchmark(log_folder, algo or [], env or [], output, all_runs, iqm), nl=False)
         if output is not None:
             typer.echo(f"wrote {output}")

@@ -145,6 +145,21 @@ class XAxis(str, Enum):
     walltime = "walltime"
 
 
+class CurveSource(str, Enum):
+    """Where the curves of ``rlzoo plot`` come from."""
+
+    train = "train"
+    eval = "eval"
+
+
+class YAxis(str, Enum):
+    """Y axis of the curves."""
+
+    reward = "reward"
+    length = "length"
+    success = "success"
+
+
 # ----------------------------------------------------------------------------- shared options
 ALGO = typer.Option(..., "--algo", help="Algorithm name (see `rlzoo list`).")
 ENV = typer.Option(..., "--env", help="Gymnasium env id (`package:EnvId` imports the package first).")
@@ -320,19 +335,59 @@ def plot(
     log_folder: List[str] = typer.Option(["logs"], "-f", "--log-folder", help="Log folder(s) to scan."),
     algo: Optional[List[str]] = typer.Option(None, "--algo", help="Algorithms to plot (default: all)."),
     env: Optional[List[str]] = typer.Option(None, "--env", help="Env ids to plot (default: all)."),
-    output: Path = typer.Option(Path("curves.png"), "-o", "--output", help="PNG file to write."),
+    output: Path = typer.Option(Path("curves.png"), "-o", "--output", help="PNG or SVG file to write (by suffix)."),
     window: int = typer.Option(10, "-w", "--window", help="Smoothing window in episodes (1: none)."),
     x_axis: XAxis = typer.Option(XAxis.timesteps, "-x", "--x-axis", help="timesteps, episodes or walltime."),
     title: Optional[str] = typer.Option(None, "--title", help="Figure title."),
+    source: CurveSource = typer.Option(CurveSource.train, "--source",
+                                       help="train: training episodes (monitor/); eval: evaluations.csv."),
+    y_axis: YAxis = typer.Option(YAxis.reward, "-y", "--y-axis", help="reward, length or success (with --source eval)."),
+    aggregate_: bool = typer.Option(False, "--aggregate",
+                                    help="IQM/median/mean with stratified-bootstrap CIs and performance profiles "
+                                         "of the final scores, across envs and seeds."),
+    score_bounds: Optional[List[str]] = typer.Option(None, "--score-bounds",
+                                                     help="ENV=LOW:HIGH score normalization of an env for --aggregate "
+                                                          "(default: worst and best run)."),
+    bootstrap_reps: int = typer.Option(2000, "--bootstrap-reps", help="Bootstrap resamplings of --aggregate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap of --aggregate."),
 ) -> None:
-    """Plot learning curves (episode reward) of runs as a PNG; seeds as mean ± std band."""
+    """Plot learning or evaluation curves of runs (seeds as mean ± std band), or --aggregate them (PNG/SVG)."""
     from rlzoo.zoo import plot as _plot
 
     if window < 1:
         raise ZooError(f"--window must be >= 1, got {window}")
+    if aggregate_:
+        if bootstrap_reps < 10:
+            raise ZooError(f"--bootstrap-reps must be >= 10, got {bootstrap_reps}")
+        text = _plot.plot_aggregate_runs(log_folders=log_folder, algos=algo or [], envs=env or [], output=output,
+                                         bounds=_score_bounds(score_bounds or []), reps=bootstrap_reps, seed=seed,
+                                         title=title)
+        typer.echo(text)
+        typer.echo(f"wrote {output}")
+        return
+    if score_bounds:
+        raise ZooError("--score-bounds is for --aggregate")
     path = _plot.plot_runs(log_folders=log_folder, algos=algo or [], envs=env or [], output=output,
-                           window=window, x_axis=x_axis.value, title=title)
+                           window=window, x_axis=x_axis.value, title=title, source=source.value, y_axis=y_axis.value)
     typer.echo(f"wrote {path}")
+
+
+def _score_bounds(items: list[str]) -> dict[str, tuple[float, float]]:
+    """``ENV=LOW:HIGH`` items -> ``{env folder name: (low, high)}``."""
+    from rlzoo.zoo.run_folder import env_folder_name
+
+    out = {}
+    for item in items:
+        env, sep, rest = item.partition("=")
+        low, sep2, high = rest.partition(":")
+        try:
+            bounds = (float(low), float(high))
+        except ValueError:
+            bounds = None
+        if not sep or not sep2 or bounds is None or bounds[0] == bounds[1]:
+            raise ZooError(f"--score-bounds expects ENV=LOW:HIGH with LOW != HIGH, got '{item}'")
+        out[env_folder_name(env)] = bounds
+    return out
 
 
 @app.command("list")

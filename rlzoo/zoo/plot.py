@@ -1,7 +1,11 @@
-"""``rlzoo plot``: learning curves of run folders as one PNG (matplotlib, Agg backend).
+"""``rlzoo plot``: learning curves of run folders as one PNG or SVG (matplotlib, Agg backend).
 
 One panel per env; one colour per algorithm; the runs of an algorithm on an env (seeds) are drawn as
 their mean with a ±1 std band over a common x grid (their shared range), a single run as a line.
+Curves come from the training episodes (``monitor/``, ``--source train``) or from the evaluations
+(``evaluations.csv``, ``--source eval``: reward, episode length or success rate of the deterministic
+evaluation episodes). ``--aggregate`` draws IQM/median/mean intervals and performance profiles
+across envs and seeds instead (:mod:`rlzoo.zoo.aggregate`).
 """
 from __future__ import annotations
 
@@ -17,12 +21,17 @@ from rlzoo.fileio import atomic_path
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
 
-_RUN_RE = re.compile(r"^(?P<env>.+)_(?P<n>\d+)$")
+_RUN_RE = rf._RUN_RE  # <EnvId>_<N>, optionally _<uuid>
 _X_LABELS = {"timesteps": "timesteps", "episodes": "episodes", "walltime": "wall time (hours)"}
+_Y_LABELS = {"reward": "episode reward", "length": "episode length", "success": "success rate"}
+_EVAL_COLUMNS = {"reward": "mean_reward", "length": "mean_ep_length", "success": "success_rate"}
+FORMATS = (".png", ".svg")
 
 
-def find_runs(log_folders: list[str], algos: list[str], envs: list[str]) -> dict[tuple[str, str], list[Path]]:
-    """Run folders with monitor logs, grouped by (algo, env folder name)."""
+def find_runs(log_folders: list[str], algos: list[str], envs: list[str],
+              source: str = "train") -> dict[tuple[str, str], list[Path]]:
+    """Run folders with monitor logs (``source="eval"``: with ``evaluations.csv``), grouped by
+    (algo, env folder name)."""
     wanted_algos = {a.lower() for a in algos}
     wanted_envs = {rf.env_folder_name(e) for e in envs}
     groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
@@ -37,13 +46,15 @@ def find_runs(log_folders: list[str], algos: list[str], envs: list[str]) -> dict
                 m = _RUN_RE.match(run.name)
                 if not m or (wanted_envs and m.group("env") not in wanted_envs):
                     continue
-                if any((run / rf.MONITOR_DIR).glob("*.monitor.csv")):
+                has = ((run / "evaluations.csv").is_file() if source == "eval"
+                       else any((run / rf.MONITOR_DIR).glob("*.monitor.csv")))
+                if has:
                     groups[(algo_dir.name, m.group("env"))].append(run)
     return dict(groups)
 
 
-def run_curve(run: Path, x_axis: str, window: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """``(x, smoothed episode reward)`` of one run, or None when it has no finished episode."""
+def run_curve(run: Path, x_axis: str, window: int, y_axis: str = "reward") -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """``(x, smoothed episode reward or length)`` of one run, or None when it has no finished episode."""
     from rlzoo.results import load_results
 
     try:
@@ -52,7 +63,7 @@ def run_curve(run: Path, x_axis: str, window: int) -> Optional[tuple[np.ndarray,
         return None
     if len(data) == 0:
         return None
-    y = data["r"].to_numpy(dtype=np.float64)
+    y = data["l" if y_axis == "length" else "r"].to_numpy(dtype=np.float64)
     if x_axis == "timesteps":
         x = np.cumsum(data["l"].to_numpy(dtype=np.float64))
     elif x_axis == "episodes":
@@ -68,6 +79,23 @@ def run_curve(run: Path, x_axis: str, window: int) -> Optional[tuple[np.ndarray,
     return x, y
 
 
+def eval_curve(run: Path, y_axis: str = "reward") -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """``(timesteps, value)`` of a run's evaluations (``evaluations.csv``), or None without any value."""
+    import csv
+
+    column = _EVAL_COLUMNS[y_axis]
+    try:
+        with open(run / "evaluations.csv", newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r.get(column) not in (None, "")]
+        if not rows:
+            return None
+        x = np.array([float(r["timesteps"]) for r in rows])
+        y = np.array([float(r[column]) for r in rows])
+    except (OSError, ValueError, KeyError, csv.Error):
+        return None
+    return x, y
+
+
 def aggregate(curves: list[tuple[np.ndarray, np.ndarray]], n_points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std of several curves on a common grid spanning the range all of them cover."""
     start = max(c[0][0] for c in curves)
@@ -79,26 +107,40 @@ def aggregate(curves: list[tuple[np.ndarray, np.ndarray]], n_points: int = 200) 
     return grid, ys.mean(axis=0), ys.std(axis=0)
 
 
+def check_output(output: Path) -> None:
+    """PNG or SVG, chosen by the file's suffix."""
+    if Path(output).suffix.lower() not in FORMATS:
+        raise ZooError(f"the output file must end with .png or .svg, got '{output}'")
+
+
 def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output: Path, window: int = 10,
-              x_axis: str = "timesteps", title: Optional[str] = None) -> Path:
-    """Draw the learning curves of the matching runs into ``output`` (PNG, written atomically)."""
+              x_axis: str = "timesteps", title: Optional[str] = None, source: str = "train",
+              y_axis: str = "reward") -> Path:
+    """Draw the learning curves of the matching runs into ``output`` (PNG or SVG, written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     output = Path(output)
-    if output.suffix.lower() != ".png":
-        raise ZooError(f"the output file must end with .png, got '{output}'")
-    groups = find_runs(log_folders, algos, envs)
+    check_output(output)
+    if source == "train" and y_axis == "success":
+        raise ZooError("success rates come from the evaluations: use --source eval with -y success")
+    if source == "eval" and x_axis != "timesteps":
+        raise ZooError("evaluation curves are drawn over timesteps (drop -x or use --source train)")
+    groups = find_runs(log_folders, algos, envs, source)
     curves: dict[tuple[str, str], list] = {}
     for key, runs in groups.items():
-        got = [c for c in (run_curve(run, x_axis, window) for run in runs) if c is not None]
+        if source == "eval":
+            got = [c for c in (eval_curve(run, y_axis) for run in runs) if c is not None]
+        else:
+            got = [c for c in (run_curve(run, x_axis, window, y_axis) for run in runs) if c is not None]
         if got:
             curves[key] = got
     if not curves:
         what = " ".join(filter(None, [", ".join(algos), ", ".join(envs)])) or "any run"
-        raise ZooError(f"no finished episodes found for {what} in {', '.join(log_folders)}")
+        found = {"train": "finished episodes", "eval": f"evaluations with {_EVAL_COLUMNS[y_axis]}"}[source]
+        raise ZooError(f"no {found} found for {what} in {', '.join(log_folders)}")
 
     env_names = sorted({env for _, env in curves})
     algo_names = sorted({algo for algo, _ in curves})
@@ -121,7 +163,10 @@ def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output:
                 ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
         ax.set_title(env)
         ax.set_xlabel(_X_LABELS[x_axis])
-        ax.set_ylabel("episode reward" + (f" (moving avg, {window} ep.)" if window > 1 else ""))
+        if source == "eval":
+            ax.set_ylabel(f"evaluation {_Y_LABELS[y_axis]}")
+        else:
+            ax.set_ylabel(_Y_LABELS[y_axis] + (f" (moving avg, {window} ep.)" if window > 1 else ""))
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
     for ax in list(axes.flat)[len(env_names):]:
@@ -131,7 +176,39 @@ def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output:
     fig.tight_layout()
     try:
         with atomic_path(output, suffix=output.suffix) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+            fig.savefig(tmp, format=output.suffix.lower().lstrip("."), dpi=100)
     finally:
         plt.close(fig)
     return output
+
+
+def plot_aggregate_runs(log_folders: list[str], algos: list[str], envs: list[str], output: Path,
+                        bounds: Optional[dict[str, tuple[float, float]]] = None, reps: int = 2000,
+                        seed: int = 0, title: Optional[str] = None, all_runs: bool = False) -> str:
+    """``--aggregate``: final scores of every finished run (last evaluation, as ``rlzoo benchmark``),
+    normalized per env, as IQM/median/mean/optimality-gap intervals and performance profiles.
+    Returns the text summary (raw per-env figures, then the normalized aggregates)."""
+    from rlzoo.zoo import aggregate as agg
+    from rlzoo.zoo.benchmark import collect
+
+    output = Path(output)
+    check_output(output)
+    results = collect(log_folders, algos, envs, all_runs)
+    if not results:
+        raise ZooError(f"no finished runs with rewards found in {', '.join(log_folders)}")
+    raw: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        raw[r.algo][rf.env_folder_name(r.env)].append(r.final_reward)
+    arrays = {a: {e: np.array(v) for e, v in per_env.items()} for a, per_env in raw.items()}
+    scores, env_names, used = agg.normalize(arrays, bounds)
+    if not env_names:
+        raise ZooError("no env was run by every algorithm: nothing to aggregate (filter with --algo/--env)")
+    summary = agg.plot_aggregate(scores, env_names, output, reps=reps, seed=seed, title=title)
+    lines = []
+    for env in env_names:
+        low, high = used[env]
+        per_algo = ", ".join(f"{a} {np.mean(arrays[a][env]):.1f} (IQM {agg.iqm([arrays[a][env]]):.1f}, "
+                             f"{len(arrays[a][env])} runs)" for a in sorted(arrays))
+        lines.append(f"{env}: normalized with [{low:.1f}, {high:.1f}]; final reward mean {per_algo}")
+    lines.append(agg.format_summary(summary))
+    return "\n".join(lines)
