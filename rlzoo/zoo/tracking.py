@@ -164,15 +164,16 @@ def _artifact_name(name: str) -> str:
 def start_training_run(options: TrackingOptions, algo: str, env_id: str, seed: int, run_dir: Path,
                        hyperparams: dict[str, Any]) -> Tracker:
     """The W&B run of ``rlzoo train``: named after the run folder, stored in ``<run folder>/wandb``."""
-    config = {"algo": algo, "env": env_id, "seed": int(seed), "run_folder": str(run_dir), **_plain(hyperparams)}
+    config = {"algo": algo, "env": env_id, "seed": int(seed), "run_folder": str(run_dir), **plain_config(hyperparams)}
     return Tracker(options, f"{algo}_{run_dir.name}", config, run_dir)
 
 
-def _plain(value: Any) -> Any:
+def plain_config(value: Any) -> Any:
+    """``value`` with only YAML/JSON types (other objects as their text), for a W&B config."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_config(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_config(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)

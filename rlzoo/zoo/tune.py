@@ -42,7 +42,7 @@ from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.study_storage import (MaxTrialsReached, count_used_trials, default_storage, default_study_name,
                                      is_rdb_url, load_study, open_storage)
 
-SAMPLERS = ("tpe", "random")
+SAMPLERS = ("tpe", "random", "auto")
 PRUNERS = ("median", "halving", "none")
 
 
@@ -51,6 +51,7 @@ class Sampler(str, Enum):
 
     tpe = "tpe"
     random = "random"
+    auto = "auto"
 
 
 class Pruner(str, Enum):
@@ -115,6 +116,8 @@ class Objective:
         self.n_timesteps, self.n_envs, self.env_kwargs = n_timesteps, n_envs, env_kwargs
         self.n_evaluations, self.eval_episodes, self.n_seeds = n_evaluations, eval_episodes, n_seeds
         self.seed, self.device, self.ctx = seed, device, ctx
+        self.tracking: Any = None  # TrackingOptions: one W&B run per trial (--track)
+        self.study_name, self.track_folder = "", Path(".")
 
     def config(self, hyperparams: dict, full_budget: bool = False) -> Any:
         """The validated experiment config of a trial (its hyperparameters over the file entry);
@@ -137,23 +140,37 @@ class Objective:
         hyperparams = {**sampled, **self.fixed}
         trial.set_user_attr("hyperparams", hyperparams)
         finals: list[float] = []
+        tracker = None
+        if self.tracking is not None:
+            from rlzoo.zoo.tune_extras import trial_tracker
+
+            tracker = trial_tracker(self.tracking, self.study_name, trial, self.algo, self.env_id, hyperparams,
+                                    self.track_folder)
+        state, value = "failed", None
         try:
             config = self.config(hyperparams)
             trial.set_user_attr("n_timesteps", config.n_timesteps)
             for s in range(self.n_seeds):
-                finals.append(self._train_one(trial, config, self.seed + s, s * self.n_evaluations))
+                finals.append(self._train_one(trial, config, self.seed + s, s * self.n_evaluations, tracker))
                 trial.set_user_attr("seed_rewards", finals)
+            if not all(math.isfinite(f) for f in finals):
+                raise optuna.TrialPruned("diverged: non-finite reward")
+            value = float(sum(finals) / len(finals))
+            state = "complete"
         except optuna.TrialPruned as e:
             trial.set_user_attr("note", str(e))
+            state = "pruned"
             raise
         except Exception as e:  # the trial fails (the worker goes on); keep a one-line reason
             trial.set_user_attr("note", " ".join(f"{type(e).__name__}: {e}".split())[:300])
             raise
-        if not all(math.isfinite(f) for f in finals):
-            raise optuna.TrialPruned("diverged: non-finite reward")
-        return float(sum(finals) / len(finals))
+        finally:
+            if tracker is not None:
+                tracker.finish(summary={"state": state, "value": value, "seed_rewards": finals},
+                               exit_code=0 if state != "failed" else 1)
+        return value
 
-    def _train_one(self, trial: Any, config: Any, seed: int, step_offset: int) -> float:
+    def _train_one(self, trial: Any, config: Any, seed: int, step_offset: int, tracker: Any = None) -> float:
         import optuna
 
         from rlzoo.evaluation import evaluate_policy
@@ -174,7 +191,8 @@ class Objective:
             try:
                 with warnings.catch_warnings():  # overflow warnings of a diverging run: it is pruned below
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    model.learn(config.n_timesteps, callback=callback)
+                    model.learn(config.n_timesteps,
+                                callback=[callback, tracker.callback()] if tracker is not None else callback)
             except Exception as e:  # NaN in a distribution, an exploding loss ...
                 if not _finite_params(model):
                     raise optuna.TrialPruned(f"diverged: {type(e).__name__}: {e}") from None
@@ -383,8 +401,12 @@ def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_t
              max_retry: int = 3, log_folder: str = "logs", conf_file: Optional[Path] = None,
              hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
              n_envs: Optional[int] = None, device: str = "auto", gym_packages: Optional[list[str]] = None,
-             progress: bool = True, verbose: int = 0) -> Any:
-    """Run one tuning worker on the study; returns the Optuna study. See ``rlzoo optimize --help``."""
+             progress: bool = True, verbose: int = 0, optimization_log_path: Optional[Path] = None,
+             track: Any = None) -> Any:
+    """Run one tuning worker on the study; returns the Optuna study. See ``rlzoo optimize --help``.
+
+    ``optimization_log_path``: write Optuna's history and importance plots there at the end;
+    ``track``: a :class:`rlzoo.zoo.tracking.TrackingOptions`, one W&B run per trial."""
     import gymnasium as gym
     import optuna
 
@@ -404,6 +426,10 @@ def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_t
         raise ZooError(f"unknown sampler '{sampler}' (choose from {', '.join(SAMPLERS)})")
     if pruner not in PRUNERS:
         raise ZooError(f"unknown pruner '{pruner}' (choose from {', '.join(PRUNERS)})")
+    if track is not None:
+        from rlzoo.zoo.tracking import require_wandb
+
+        require_wandb()
     if heartbeat_interval < 0 or (grace_period is not None and grace_period <= heartbeat_interval):
         raise ZooError("--heartbeat-interval must be >= 0 and --grace-period larger than it")
     algo, cls = resolve_algo(algo)
@@ -429,14 +455,24 @@ def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_t
     # failed trials are reported by TrialReporter (one line); Optuna's own log adds tracebacks
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sampler_text = sampler
+    if sampler == "auto":
+        from rlzoo.zoo.tune_extras import auto_sampler
+
+        sampler_obj, sampler_text = auto_sampler(algo, cls, objective.ctx, fixed, max_total_trials or n_trials,
+                                                 n_startup_trials, seed,
+                                                 functools.partial(_make_sampler, "tpe", n_startup_trials, seed))
+    else:
+        sampler_obj = _make_sampler(sampler, n_startup_trials, seed)
+    objective.tracking, objective.study_name, objective.track_folder = track, study_name, out_dir
     backend = open_storage(storage_text, heartbeat_interval, grace_period, max_retry, max_total_trials)
-    study, owner = join_study(backend, study_name, algo, env_id, _make_sampler(sampler, n_startup_trials, seed),
+    study, owner = join_study(backend, study_name, algo, env_id, sampler_obj,
                               _make_pruner(pruner, n_startup_trials, n_evaluations * n_seeds_per_trial))
     if owner != (algo, env_id):
         raise ZooError(f"study '{study_name}' in {storage_text} tunes {owner[0]} on {owner[1]}, not {algo} on {env_id}")
 
     cap = f", study cap {max_total_trials}" if max_total_trials else ""
-    print(f"optimizing {algo} on {env_id}: study '{study_name}' in {storage_text} ({sampler} sampler, {pruner} "
+    print(f"optimizing {algo} on {env_id}: study '{study_name}' in {storage_text} ({sampler_text} sampler, {pruner} "
           f"pruner, {base.n_timesteps} timesteps x {n_seeds_per_trial} seed(s) per trial"
           f"{f', {n_trials} trials for this worker' if n_trials else ''}{cap})", flush=True)
     reporter = TrialReporter(n_trials, max_total_trials, progress and sys.stdout.isatty(), fixed)
@@ -446,6 +482,11 @@ def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_t
     finally:
         csv_path, yml_path = write_report(study, out_dir, algo, env_id, entry.hyperparams, base.n_timesteps)
     _summary(study, reporter, reason, csv_path, yml_path)
+    if optimization_log_path is not None:
+        from rlzoo.zoo.tune_extras import write_optimization_plots
+
+        for path in write_optimization_plots(study, Path(optimization_log_path)):
+            print(f"optimization plot: {path}", flush=True)
     return study
 
 
@@ -529,7 +570,8 @@ def register(app: Any) -> None:
         n_evaluations: int = typer.Option(10, "--n-evaluations", help="Evaluations per seed, reported for pruning."),
         eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per evaluation."),
         n_seeds_per_trial: int = typer.Option(1, "--n-seeds-per-trial", help="Seeds averaged in a trial's score."),
-        sampler: Sampler = typer.Option(Sampler.tpe, "--sampler", help="tpe or random."),
+        sampler: Sampler = typer.Option(Sampler.tpe, "--sampler",
+                                        help="tpe, random or auto (GP for small all-numeric spaces, else TPE)."),
         pruner: Pruner = typer.Option(Pruner.median, "--pruner", help="median, halving or none."),
         n_startup_trials: int = typer.Option(5, "--n-startup-trials", help="Random trials before TPE and pruning."),
         storage: Optional[str] = typer.Option(None, "--storage",
@@ -552,6 +594,13 @@ def register(app: Any) -> None:
         gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the trial progress bar."),
         verbose: int = typer.Option(0, "--verbose", "-v", help="2: Optuna's own log lines."),
+        optimization_log_path: Optional[Path] = typer.Option(
+            None, "--optimization-log-path", help="Folder for Optuna's history and importance plots (PNG; HTML too "
+                                                  "with plotly)."),
+        track: bool = typer.Option(False, "--track", help="One W&B run per trial (pip install 'rlzoo[tracking]')."),
+        wandb_project: str = typer.Option("rlzoo", "--wandb-project", "--wandb-project-name", help="W&B project."),
+        wandb_entity: Optional[str] = typer.Option(None, "--wandb-entity", help="W&B entity (user or team)."),
+        wandb_tags: Optional[List[str]] = typer.Option(None, "--wandb-tags", help="W&B tags of the trial runs."),
     ) -> None:
         """Tune hyperparameters with Optuna; start it several times on one --storage to add workers."""
         optimize(algo, env, n_trials=n_trials, max_total_trials=max_total_trials, n_timesteps=n_timesteps,
@@ -560,4 +609,18 @@ def register(app: Any) -> None:
                  study_name=study_name, seed=seed, timeout=timeout, heartbeat_interval=heartbeat_interval,
                  grace_period=grace_period, max_retry=max_retry, log_folder=log_folder, conf_file=conf_file,
                  hyperparams=hyperparams or [], env_kwargs=env_kwargs or [], n_envs=n_envs, device=device,
-                 gym_packages=gym_packages or [], progress=progress, verbose=verbose)
+                 gym_packages=gym_packages or [], progress=progress, verbose=verbose,
+                 optimization_log_path=optimization_log_path, track=_tracking(track, wandb_project, wandb_entity,
+                                                                              wandb_tags))
+
+
+def _tracking(track: bool, project: str, entity: Optional[str], tags: Optional[list[str]]) -> Any:
+    """``--track`` options as TrackingOptions (None without --track)."""
+    if not track:
+        if entity or tags:
+            raise ZooError("--wandb-entity and --wandb-tags need --track")
+        return None
+    from rlzoo.zoo.tracking import TrackingOptions, require_wandb
+
+    require_wandb()
+    return TrackingOptions(project=project, entity=entity, tags=list(tags or []))
