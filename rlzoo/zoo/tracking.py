@@ -101,7 +101,8 @@ class Tracker:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             self.run = wandb.init(project=options.project, entity=options.entity, tags=list(options.tags) or None,
-                                  group=options.group, name=name, config=config, dir=str(folder), job_type=job_type,
+                                  group=options.group, name=name, config=config, dir=str(folder.resolve()),
+                                  job_type=job_type,
                                   reinit="create_new")
         except Exception as e:  # no API key in online mode, a bad entity ...
             raise ZooError(f"cannot start the W&B run: {' '.join(str(e).split())} "
@@ -226,7 +227,7 @@ def read_offline_run(folder: Path) -> dict[str, Any]:
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            out["name"], out["tags"] = record.run.display_name, list(record.run.tags)
+            out["name"], out["tags"], out["project"] = record.run.display_name, list(record.run.tags), record.run.project
             out["config"].update({u.key: json.loads(u.value_json) for u in record.run.config.update if u.key})
         elif kind == "config":
             out["config"].update({u.key: json.loads(u.value_json) for u in record.config.update if u.key})
