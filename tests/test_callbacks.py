@@ -273,8 +273,9 @@ def test_eval_callback_csv_best_model_and_stop(tmp_path):
     rows = _read_csv(tmp_path / "logs" / "evaluations.csv")
     assert [int(r["timesteps"]) for r in rows] == [20, 40]
     assert [float(r["mean_reward"]) for r in rows] == [0.0, 5.0]
-    assert list(rows[0]) == ["timesteps", "mean_reward", "std_reward", "mean_ep_length",
+    assert list(rows[0]) == ["timesteps", "mean_reward", "std_reward", "mean_ep_length", "success_rate",
                              "reward_0", "reward_1", "reward_2"]
+    assert [float(r["success_rate"]) for r in rows] == [0.0, 1.0]  # the env reports info["is_success"]
     assert float(rows[1]["mean_ep_length"]) == 5.0 and float(rows[1]["reward_2"]) == 5.0
     assert eval_cb.best_mean_reward == 5.0 and eval_cb.last_mean_reward == 5.0
     best = sorted(os.listdir(tmp_path / "best"))

@@ -117,4 +117,4 @@ def test_enjoy_n_envs_reward_log_last_checkpoint(normalized_run):
     assert logged == len(_episodes(out)) > 3  # every finished episode of every env, in the log too
     result = runner.invoke(app, ["enjoy", "--algo", "ppo", "--env", "CartPole-v1", "--no-render",
                                  "--load-best", "--load-last-checkpoint"])
-    assert result.exit_code == 2 and "only one of" in result.output
+    assert result.exit_code == 2 and "not several" in result.output

@@ -285,7 +285,7 @@ def enjoy(
     if n_timesteps <= 0:
         raise ZooError(f"the number of timesteps must be positive, got {n_timesteps}")
     if (load_best, load_checkpoint is not None, load_last_checkpoint).count(True) > 1:
-        raise ZooError("use only one of --load-best, --load-checkpoint and --load-last-checkpoint")
+        raise ZooError("use either --load-best or --load-checkpoint K or --load-last-checkpoint, not several")
     if n_envs <= 0:
         raise ZooError(f"--n-envs must be positive, got {n_envs}")
     _nonneg("--exp-id", exp_id)

@@ -253,7 +253,7 @@ def register(app: Any) -> None:
         """Record an MP4 (H.264) of a trained agent, headless (rgb_array frames)."""
         _checks(n_timesteps, fps, exp_id)
         if (load_best, load_checkpoint is not None, load_last_checkpoint).count(True) > 1:
-            raise _Err("use only one of --load-best, --load-checkpoint and --load-last-checkpoint")
+            raise _Err("use either --load-best or --load-checkpoint K or --load-last-checkpoint, not several")
         if model is not None and (load_best or load_checkpoint is not None or load_last_checkpoint):
             raise _Err("--model names the file to record; drop --load-best/--load-checkpoint/--load-last-checkpoint")
         record_video(algo, env, log_folder, exp_id, load_best, load_checkpoint, load_last_checkpoint, model,
