@@ -104,7 +104,7 @@ class Tracker:
                                   group=options.group, name=name, config=config, dir=str(folder.resolve()),
                                   job_type=job_type,
                                   reinit="create_new")
-        except Exception as e:  # no API key in online mode, a bad entity ...
+        except Exception as e:  # noqa: BLE001 - no API key in online mode, a bad entity ...
             raise ZooError(f"cannot start the W&B run: {' '.join(str(e).split())} "
                            "(set WANDB_MODE=offline to record without an account)") from None
         self.run.define_metric(STEP_KEY)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, List, Optional  # List/Optional: typer reads the command signatures
+from typing import Any
 
 import numpy as np
 
@@ -172,7 +172,7 @@ def caption(frame: np.ndarray, text: str) -> np.ndarray:
         font: Any = ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
         font = ImageFont.load_default()
-    left, top, right, bottom = draw.textbbox((6, 4), text, font=font)
+    _left, _top, right, bottom = draw.textbbox((6, 4), text, font=font)
     draw.rectangle((0, 0, right + 6, bottom + 4), fill=(0, 0, 0))
     draw.text((6, 4), text, fill=(255, 255, 255), font=font)
     return np.asarray(image)
@@ -221,7 +221,7 @@ def register(app: Any) -> None:
 
     from rlzoo.zoo.errors import ZooError as _Err
 
-    def _checks(n: int, fps: Optional[int], exp_id: int) -> None:
+    def _checks(n: int, fps: int | None, exp_id: int) -> None:
         if n <= 0:
             raise _Err(f"the number of frames must be positive, got {n}")
         if fps is not None and fps <= 0:
@@ -231,23 +231,23 @@ def register(app: Any) -> None:
 
     @app.command("record-video")
     def record_video_command(
-        algo: Optional[str] = typer.Option(None, "--algo", help="Algorithm of the run (not needed with --model)."),
-        env: Optional[str] = typer.Option(None, "--env", help="Env id of the run (with --model: the env to use)."),
+        algo: str | None = typer.Option(None, "--algo", help="Algorithm of the run (not needed with --model)."),
+        env: str | None = typer.Option(None, "--env", help="Env id of the run (with --model: the env to use)."),
         log_folder: str = typer.Option("logs", "-f", "--log-folder", help="Root folder of the run folders."),
         exp_id: int = typer.Option(0, "--exp-id", help="Run number N of <EnvId>_N (0: the latest run)."),
-        model: Optional[Path] = typer.Option(None, "--model", "-i", help="A model .zip file instead of a run."),
+        model: Path | None = typer.Option(None, "--model", "-i", help="A model .zip file instead of a run."),
         load_best: bool = typer.Option(False, "--load-best", help="Load best_model.zip (best evaluation)."),
-        load_checkpoint: Optional[int] = typer.Option(None, "--load-checkpoint", help="Load checkpoints/<K>.zip."),
+        load_checkpoint: int | None = typer.Option(None, "--load-checkpoint", help="Load checkpoints/<K>.zip."),
         load_last_checkpoint: bool = typer.Option(False, "--load-last-checkpoint", help="Load the latest checkpoint."),
         n_timesteps: int = typer.Option(1000, "-n", "--n-timesteps", help="Number of frames (env steps)."),
-        output: Optional[Path] = typer.Option(None, "-o", "--output",
+        output: Path | None = typer.Option(None, "-o", "--output",
                                               help="MP4 path (default: <run>/videos/<algo>-<EnvId>.mp4)."),
-        fps: Optional[int] = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
-        deterministic: Optional[bool] = typer.Option(
+        fps: int | None = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
+        deterministic: bool | None = typer.Option(
             None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the recorded env."),
-        env_kwargs: Optional[List[str]] = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
-        gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
+        env_kwargs: list[str] | None = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
+        gym_packages: list[str] | None = typer.Option(None, "--gym-packages", help="Modules registering envs."),
         device: str = typer.Option("auto", "--device", help="Torch device."),
     ) -> None:
         """Record an MP4 (H.264) of a trained agent, headless (rgb_array frames)."""
@@ -266,16 +266,16 @@ def register(app: Any) -> None:
         log_folder: str = typer.Option("logs", "-f", "--log-folder", help="Root folder of the run folders."),
         exp_id: int = typer.Option(0, "--exp-id", help="Run number N of <EnvId>_N (0: the latest run)."),
         n_timesteps: int = typer.Option(200, "-n", "--n-timesteps", help="Frames per checkpoint clip."),
-        output: Optional[Path] = typer.Option(None, "-o", "--output",
+        output: Path | None = typer.Option(None, "-o", "--output",
                                               help="MP4 path (default: <run>/videos/<algo>-<EnvId>-training.mp4)."),
-        fps: Optional[int] = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
-        deterministic: Optional[bool] = typer.Option(
+        fps: int | None = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
+        deterministic: bool | None = typer.Option(
             None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
         final: bool = typer.Option(True, "--final/--no-final", help="End with a clip of the final model."),
         captions: bool = typer.Option(True, "--captions/--no-captions", help="Write the training steps on each frame."),
         seed: int = typer.Option(0, "--seed", help="Seed of the recorded env (the same for every clip)."),
-        env_kwargs: Optional[List[str]] = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
-        gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
+        env_kwargs: list[str] | None = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
+        gym_packages: list[str] | None = typer.Option(None, "--gym-packages", help="Modules registering envs."),
         device: str = typer.Option("auto", "--device", help="Torch device."),
     ) -> None:
         """One clip per checkpoint of a run (train with --save-freq), joined in time: watch it learn."""
