@@ -6,6 +6,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends swig build-esse
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/rlzoo
 COPY . .
-RUN pip install --no-cache-dir "${TORCH_SPEC}" && pip install --no-cache-dir -e ".[box2d,mujoco,tuning]"
+RUN pip install --no-cache-dir "${TORCH_SPEC}" && pip install --no-cache-dir -e ".[box2d,mujoco,tuning,tracking,video]"
 ENV MPLBACKEND=Agg
 ENTRYPOINT ["rlzoo"]
