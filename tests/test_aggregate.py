@@ -147,6 +147,8 @@ def test_plot_evaluation_and_success_curves(fake_logs):
 
     x, y = eval_curve(Path("logs/ppo/CartPole-v1_1"), "success")
     assert list(x) == [1000, 2000] and list(y) == [0.0, 1.0]
+    assert list(eval_curve(Path("logs/ppo/CartPole-v1_1"), "length")[1]) == [10.0, 10.0]
+    assert list(eval_curve(Path("logs/ppo/CartPole-v1_1"), "reward")[1]) == [250.0, 500.0]
     result = runner.invoke(app, ["plot", "--source", "eval", "-y", "success", "--env", "CartPole-v1", "-o", "s.png"])
     assert result.exit_code == 0, result.output
     assert Path("s.png").stat().st_size > 10_000

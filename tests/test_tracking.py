@@ -30,7 +30,8 @@ def test_track_writes_an_offline_run_with_config_and_reward_curve(offline):
 
     result = runner.invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "-n", "2048", "--seed", "3",
                                  "--eval-freq", "1024", "--eval-episodes", "2", "--no-progress", "--track",
-                                 "--wandb-project-name", "zoo-test", "--wandb-tags", "ci", "cartpole",
+                                 "--wandb-project-name", "zoo-test", "--wandb-entity", "zoo-team",
+                                 "--wandb-tags", "ci", "cartpole",
                                  "--hyperparams", "n_envs=2", "n_steps=256"])
     assert result.exit_code == 0, result.output
     run_dir = Path("logs/ppo/CartPole-v1_1")
@@ -38,7 +39,7 @@ def test_track_writes_an_offline_run_with_config_and_reward_curve(offline):
     assert len(folders) == 1
     run = read_offline_run(folders[0])
     assert run["name"] == "ppo_CartPole-v1_1"
-    assert run["tags"] == ["ci", "cartpole"] and run["project"] == "zoo-test"
+    assert run["tags"] == ["ci", "cartpole"] and run["project"] == "zoo-test" and run["entity"] == "zoo-team"
     config = run["config"]
     assert (config["algo"], config["env"], config["seed"]) == ("ppo", "CartPole-v1", 3)
     assert config["n_steps"] == 256 and config["n_envs"] == 2 and config["n_timesteps"] == 2048

@@ -227,7 +227,8 @@ def read_offline_run(folder: Path) -> dict[str, Any]:
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            out["name"], out["tags"], out["project"] = record.run.display_name, list(record.run.tags), record.run.project
+            out["name"], out["tags"] = record.run.display_name, list(record.run.tags)
+            out["project"], out["entity"] = record.run.project, record.run.entity
             out["config"].update({u.key: json.loads(u.value_json) for u in record.run.config.update if u.key})
         elif kind == "config":
             out["config"].update({u.key: json.loads(u.value_json) for u in record.config.update if u.key})

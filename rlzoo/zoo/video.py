@@ -271,7 +271,6 @@ def register(app: Any) -> None:
         fps: int | None = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
         deterministic: bool | None = typer.Option(
             None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
-        final: bool = typer.Option(True, "--final/--no-final", help="End with a clip of the final model."),
         captions: bool = typer.Option(True, "--captions/--no-captions", help="Write the training steps on each frame."),
         seed: int = typer.Option(0, "--seed", help="Seed of the recorded env (the same for every clip)."),
         env_kwargs: list[str] | None = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
@@ -281,4 +280,4 @@ def register(app: Any) -> None:
         """One clip per checkpoint of a run (train with --save-freq), joined in time: watch it learn."""
         _checks(n_timesteps, fps, exp_id)
         record_training(algo, env, log_folder, exp_id, n_timesteps, output, fps, deterministic, seed,
-                        env_kwargs or [], gym_packages or [], device, final, captions)
+                        env_kwargs or [], gym_packages or [], device, True, captions)
