@@ -152,9 +152,9 @@ def plot_aggregate(scores: dict[str, list[np.ndarray]], envs: list[str], output:
     ax = fig.add_subplot(grid[1, :])
     taus = np.linspace(0.0, 1.0, 101)
     for algo in algos:
-        curve, low, high = profile_bootstrap(scores[algo], taus, reps=max(reps // 2, 100), seed=seed)
+        curve, band_low, band_high = profile_bootstrap(scores[algo], taus, reps=max(reps // 2, 100), seed=seed)
         ax.plot(taus, curve, color=colors[algo], label=algo, linewidth=2)
-        ax.fill_between(taus, low, high, color=colors[algo], alpha=0.2, linewidth=0)
+        ax.fill_between(taus, band_low, band_high, color=colors[algo], alpha=0.2, linewidth=0)
     ax.set_xlabel(r"normalized score $\tau$")
     ax.set_ylabel(r"fraction of runs with score > $\tau$")
     ax.set_title("performance profile")

@@ -223,7 +223,7 @@ def read_offline_run(folder: Path) -> dict[str, Any]:
         raise ZooError(f"{folder} holds no .wandb file")
     out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "artifacts": [], "name": None, "tags": []}
     for data in _records(logs[0]):
-        record = wandb_internal_pb2.Record()
+        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
         if kind == "run":

@@ -74,13 +74,13 @@ def write_optimization_plots(study: Any, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     written: list[Path] = []
-    plots = {"history": optuna.visualization.matplotlib.plot_optimization_history,
+    plots: dict[str, Any] = {"history": optuna.visualization.matplotlib.plot_optimization_history,
              "importance": optuna.visualization.matplotlib.plot_param_importances}
     needed = {"history": 1, "importance": 2}
     try:
         import plotly  # noqa: F401
 
-        html = {"history": optuna.visualization.plot_optimization_history,
+        html: dict[str, Any] = {"history": optuna.visualization.plot_optimization_history,
                 "importance": optuna.visualization.plot_param_importances}
     except ImportError:
         html = {}

@@ -104,6 +104,7 @@ def agent_from_file(model_path: Path, env_id: str | None = None, device: str = "
     if not model_path.is_file():
         raise ZooError(f"model file '{model_path}' does not exist")
     metadata, _ = read_model_zip(str(model_path))
+    cls: Any
     algo, cls = resolve_algo(str(metadata.get("algo", "")))
     run_dir = model_path.parent.parent if model_path.parent.name == rf.CHECKPOINT_DIR else model_path.parent
     in_run = (run_dir / rf.CONFIG_FILE).is_file() and (run_dir / rf.RUN_FILE).is_file()
