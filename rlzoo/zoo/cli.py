@@ -5,6 +5,11 @@ Every command turns bad input into ``error: <one line>`` on stderr and a non-zer
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m rlzoo.zoo.cli`: SIGTERM/SIGINT are handled before the heavy imports
+    from rlzoo.zoo import stop_flag as _stop_flag
+
+    _stop_flag.install()
+
 import os
 import sys
 import zipfile
@@ -15,7 +20,7 @@ from typing import Any, List, Optional, Sequence
 import typer
 from typer.core import TyperGroup
 
-from rlzoo.zoo.errors import ZooError
+from rlzoo.zoo.errors import RunFailed, ZooError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -96,6 +101,9 @@ class ZooGroup(TyperGroup):
         except KeyboardInterrupt:
             _fail("interrupted")
             code = 130
+        except RunFailed as e:  # the run could not go on (disk full, diverged); run.json says so
+            _fail(str(e))
+            code = EXIT_INTERNAL
         except _user_errors() as e:
             if os.environ.get("RLZOO_DEBUG"):
                 raise
@@ -162,6 +170,7 @@ def _nonneg(name: str, value: Optional[int]) -> None:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     algo: str = ALGO,
     env: str = ENV,
     n_timesteps: Optional[int] = typer.Option(None, "-n", "--n-timesteps", help="Total timesteps (overrides the file)."),
@@ -216,7 +225,14 @@ def train(
         eval_episodes=eval_episodes, save_freq=save_freq, hyperparams=hyperparams or [],
         env_kwargs=env_kwargs or [], conf_file=conf_file, trained_agent=trained_agent, resume=resume,
         progress=progress, gym_packages=gym_packages or [], verbose=verbose, argv=_argv(),
+        given=_given_options(ctx),
     )
+
+
+def _given_options(ctx: typer.Context) -> set[str]:
+    """Names of the options given on the command line (the others are defaults; --resume reuses the run's)."""
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
 
 
 @app.command()
@@ -388,6 +404,9 @@ if not _has_command("optimize"):
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Console-script entry point ``rlzoo``."""
+    from rlzoo.zoo import stop_flag
+
+    stop_flag.install()  # signals during start-up are recorded and acted on by the command
     command = typer.main.get_command(app)
     command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="rlzoo")
 
