@@ -241,8 +241,8 @@ def resume_point(run_dir: Path, config: ZooConfig, cls: type) -> tuple[Optional[
     notes: list[str] = []
     checked: dict[Path, tuple[Optional[str], int]] = {}
     if model.exists():
-        checked[model] = _model_problem(model, config, cls)
-        candidates.append((checked[model][1], True, model))
+        checked[model] = problem, steps = _model_problem(model, config, cls)
+        candidates.append((steps if problem is None else 1 << 62, True, model))  # unreadable: newest, reported first
     for steps, _, path in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
         problem, real_steps = checked.get(path) or _model_problem(path, config, cls)
         rel = path.relative_to(run_dir)

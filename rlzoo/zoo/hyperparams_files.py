@@ -63,6 +63,8 @@ def parse_yaml(text: str, where: str) -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except YAMLLimitError as e:
         raise ZooError(f"{where}: YAML refused: {e}") from None
+    except RecursionError:
+        raise ZooError(f"{where}: YAML refused: nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
