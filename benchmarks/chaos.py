@@ -117,11 +117,13 @@ def check_run(run: Path, counts: Counts) -> dict | None:
         pass
     except (OSError, yaml.YAMLError):
         bad.append("config.yml")
-    for path in [*run.glob("*.zip"), *run.glob("checkpoints/*.zip"), *run.glob("*.npz"), *run.glob("checkpoints/*.npz")]:
+    for path in [*run.glob("*.zip"), *run.glob("*.npz"), *run.glob("checkpoints/*.zip"),
+                 *run.glob("checkpoints/*.npz")]:
         if not _zip_ok(path):
             bad.append(str(path.relative_to(run)))
     for path in run.glob("checkpoints/*.zip"):  # a checkpoint is written with its side files, never without
-        if info is not None and info.get("algo") == "dqn" and not path.with_name(f"{path.stem}_replay_buffer.npz").is_file():
+        buffer = path.with_name(f"{path.stem}_replay_buffer.npz")
+        if info is not None and info.get("algo") == "dqn" and not buffer.is_file():
             bad.append(f"{path.relative_to(run)} without its replay buffer")
     for path in run.glob("monitor/*.csv"):
         if not _csv_ok(path, comment=True):
@@ -146,9 +148,16 @@ def kill_probe(i: int, root: Path, rng: random.Random, counts: Counts) -> None:
     if rng.random() < 0.3:
         args += ["--vec-env", "subproc"]
     sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
-    delay = rng.uniform(0.3, 12.0)
     proc = cli(args, work)
-    time.sleep(delay)
+    if rng.random() < 0.3:  # during start-up, at any moment
+        delay = rng.uniform(0.3, 6.0)
+        time.sleep(delay)
+    else:  # once the run folder exists: a random moment of set-up or training
+        t0 = time.time()
+        while proc.poll() is None and time.time() - t0 < TIMEOUT and not list((work / "logs").rglob("run.json")):
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 10.0))
+        delay = time.time() - t0
     if proc.poll() is None:
         proc.send_signal(sig)
         counts.add("kills tried")
@@ -189,13 +198,12 @@ def double_resume_probe(root: Path, counts: Counts) -> None:
     work = root / "double"
     work.mkdir()
     args = ["train", "--algo", "a2c", "--env", "CartPole-v1", "-n", "30000", "--seed", "0", "-f", "logs",
-            "--eval-freq", "0", "--no-progress"]
+            "--eval-freq", "0", "--save-freq", "1000", "--no-progress"]
     proc = cli(args, work)
     deadline = time.time() + TIMEOUT
     run = work / "logs" / "a2c" / "CartPole-v1_1"
-    while time.time() < deadline and not list((run / "monitor").glob("*.csv")):
+    while time.time() < deadline and proc.poll() is None and not list(run.glob("checkpoints/*.zip")):
         time.sleep(0.2)
-    time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
     finish(proc, counts)
     resume = ["train", "--algo", "a2c", "--env", "CartPole-v1", "--resume", "logs/a2c/CartPole-v1_1", "--no-progress"]
@@ -204,8 +212,9 @@ def double_resume_probe(root: Path, counts: Counts) -> None:
     refused = sum(code == 2 and "is being written by pid" in out for code, out in ((c1, o1), (c2, o2)))
     finished = sum(code == 0 for code in (c1, c2))
     info = check_run(run, counts) or {}
+    errors = [line for line in (o1 + o2).splitlines() if line.startswith("error:")]
     print(f"double resume: exits {c1}, {c2}; refused {refused}; status {info.get('status')}, "
-          f"{len(info.get('segments', []))} segments", flush=True)
+          f"{len(info.get('segments', []))} segments; {errors[:1]}", flush=True)
     counts.add("double resumes refused cleanly", int(refused == 1 and finished == 1))
     if not (info.get("status") == "finished" and len(info.get("segments", [])) == 2):
         counts.add("double resumes that lost a segment")

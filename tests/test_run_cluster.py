@@ -161,8 +161,8 @@ def test_yaml_alias_bombs_are_refused_at_once(workdir):
     assert str(conf) in line and "aliases" in line
     assert not (workdir / "logs").exists()
 
-    from rlzoo.zoo.hyperparams_files import parse_yaml
     from rlzoo.zoo.errors import ZooError
+    from rlzoo.zoo.hyperparams_files import parse_yaml
 
     start = time.monotonic()
     with pytest.raises(ZooError, match="aliases expand the document to more than"):

@@ -157,9 +157,8 @@ def test_a_diverging_run_is_marked_diverged_and_keeps_a_finite_checkpoint(workdi
     kept = info["last_finite_checkpoint"]
     assert kept is not None and kept in line
     _, files = read_model_zip(str(RUN / kept))
-    from safetensors.numpy import load
-
     import numpy as np
+    from safetensors.numpy import load
 
     arrays = [a for name, blob in files.items() if name.endswith(".safetensors") for a in load(blob).values()]
     assert arrays and all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f")

@@ -24,8 +24,8 @@ import gymnasium as gym
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo import run_lock, stop_flag
 from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
-from rlzoo.zoo.hyperparams_files import load_yaml
 from rlzoo.zoo.errors import RunFailed, ZooError
+from rlzoo.zoo.hyperparams_files import load_yaml
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
 from rlzoo.zoo.run_status import free_space, is_disk_full, write_status
 from rlzoo.zoo.stop_flag import StopRequested
@@ -406,7 +406,8 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
     try:
         with guard:
             try:
-                model.learn(remaining, callback=callbacks, reset_num_timesteps=new_run, tb_log_name=tb_name, progress_bar=bool(options["progress"]))
+                model.learn(remaining, callback=callbacks, reset_num_timesteps=new_run, tb_log_name=tb_name,
+                            progress_bar=bool(options["progress"]))
             except StopRequested:
                 guard.stopped = True
             if stop_flag.received() is not None and model.num_timesteps < total:
@@ -577,7 +578,8 @@ def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], t
     envs = [env]
     start_steps = int(model.num_timesteps)
     if not new_run:
-        segments.append({"started_at": rf.now(), "from_timesteps": start_steps, "command": shlex.join(["rlzoo", *argv])})
+        segments.append({"started_at": rf.now(), "from_timesteps": start_steps,
+                         "command": shlex.join(["rlzoo", *argv])})
         if int((plan.info or {}).get("n_timesteps", 0)) != config.n_timesteps:  # -n gave a new total
             rf.atomic_write_text(run_dir / rf.CONFIG_FILE, config.to_yaml())
         rf.update_run_info(run_dir, status="running", segments=segments, num_timesteps=start_steps,

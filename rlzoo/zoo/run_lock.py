@@ -17,6 +17,7 @@ import errno
 import fcntl
 import os
 import socket
+import time
 from pathlib import Path
 
 from rlzoo.zoo.errors import ZooError
@@ -29,14 +30,18 @@ _HELD: dict[str, int] = {}
 
 
 def _holder(fd: int) -> str:
-    """``pid N on host H`` as written by the holder (or ``another process`` when unreadable)."""
-    try:
-        text = os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
-    except OSError:
-        text = ""
-    fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
-    if "pid" in fields and "host" in fields:
-        return f"pid {fields['pid']} on host {fields['host']}"
+    """``pid N on host H`` as written by the holder (or ``another process`` when unreadable).
+
+    The holder writes its name just after taking the lock: an empty file is read again for a moment."""
+    for _ in range(20):
+        try:
+            text = os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
+        except OSError:
+            text = ""
+        fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
+        if "pid" in fields and "host" in fields:
+            return f"pid {fields['pid']} on host {fields['host']}"
+        time.sleep(0.05)
     return "another process"
 
 

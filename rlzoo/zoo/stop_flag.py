@@ -16,7 +16,6 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 _received: int | None = None
 _installed: dict[int, Any] = {}
-_quiet = False
 
 
 class StopRequested(Exception):
@@ -34,9 +33,8 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         print(f"\nreceived {name} again: exiting immediately", file=sys.stderr, flush=True)
         raise SystemExit(128 + signum)
     _received = signum
-    if not _quiet:
-        print(f"\nreceived {name}: stopping at the next safe point and saving "
-              "(send it again to exit immediately)", file=sys.stderr, flush=True)
+    print(f"\nreceived {name}: stopping at the next safe point and saving "
+          "(send it again to exit immediately)", file=sys.stderr, flush=True)
 
 
 def install() -> bool:
