@@ -321,6 +321,10 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
                       set(given or ()), locked)
     except StopRequested as e:
         raise SystemExit(128 + e.signum) from None
+    except OSError as e:  # a full disk while setting up (the learn phase records it in run.json itself)
+        if is_disk_full(e):
+            raise RunFailed(f"no space left on device: {' '.join(str(e).split())[:300]}") from None
+        raise
     finally:
         for run_dir in locked:
             run_lock.release(run_dir)
