@@ -27,6 +27,7 @@ from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
 from rlzoo.zoo.errors import RunFailed, ZooError
 from rlzoo.zoo.hyperparams_files import load_yaml
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
+from rlzoo.zoo.resume import last_checkpoint, restart_from_scratch, resume_point
 from rlzoo.zoo.run_status import free_space, is_disk_full, write_status
 from rlzoo.zoo.stop_flag import StopRequested
 
@@ -208,70 +209,6 @@ def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: Optional[in
                  stats if stats is not None and stats.is_file() else None, info)
 
 
-def _model_problem(path: Path, config: ZooConfig, cls: type) -> tuple[Optional[str], int]:
-    """Why a saved model cannot be resumed from (None when intact), and its timesteps."""
-    import zipfile
-
-    from rlzoo.common.save_format import read_model_zip
-
-    try:
-        metadata, _ = read_model_zip(str(path))
-        steps = int(metadata.get("num_timesteps", 0))
-    except Exception as e:  # noqa: BLE001 - any reason a model file cannot be read makes it unusable
-        return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}", 0
-    if config.normalize is not None and not vecnormalize_path(path).is_file():
-        return f"its VecNormalize statistics {vecnormalize_path(path).name} are missing", steps
-    if hasattr(cls, "load_replay_buffer"):
-        buffer = replay_buffer_path(path)
-        if not buffer.is_file():
-            return f"its replay buffer {buffer.name} is missing", steps
-        try:
-            with zipfile.ZipFile(buffer) as z:
-                z.namelist()
-        except (OSError, zipfile.BadZipFile) as e:
-            return f"its replay buffer {buffer.name} is unreadable ({e})", steps
-    return None, steps
-
-
-def resume_point(run_dir: Path, config: ZooConfig, cls: type) -> tuple[Optional[Path], int, list[str]]:
-    """The newest intact saved model of a run (``model.zip`` or a checkpoint), its timesteps, and a note
-    for every newer file that was skipped and why."""
-    candidates: list[tuple[int, bool, Path]] = [(steps, False, p) for steps, p in rf.list_checkpoints(run_dir)]
-    model = run_dir / rf.MODEL_FILE
-    notes: list[str] = []
-    checked: dict[Path, tuple[Optional[str], int]] = {}
-    if model.exists():
-        checked[model] = problem, steps = _model_problem(model, config, cls)
-        candidates.append((steps if problem is None else 1 << 62, True, model))  # unreadable: newest, reported first
-    for steps, _, path in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
-        problem, real_steps = checked.get(path) or _model_problem(path, config, cls)
-        rel = path.relative_to(run_dir)
-        if problem is None:
-            if notes:
-                notes.append(f"resuming from {rel} ({real_steps} timesteps)")
-            return path, real_steps, notes
-        notes.append(f"{rel} cannot be resumed from: {problem}")
-    return None, 0, notes
-
-
-def latest_model(run_dir: Path) -> tuple[Optional[Path], int]:
-    """The saved model of a run with the most timesteps: ``model.zip`` or the last checkpoint (readable only)."""
-    from rlzoo.common.save_format import read_model_zip
-
-    candidates: list[tuple[int, Path]] = []
-    for steps, path in [*rf.list_checkpoints(run_dir), (-1, run_dir / rf.MODEL_FILE)]:
-        if path.is_file():
-            try:
-                metadata, _ = read_model_zip(str(path))
-                candidates.append((int(metadata.get("num_timesteps", 0)), path))
-            except Exception:  # noqa: BLE001 - unreadable: not a candidate
-                pass
-    if not candidates:
-        return None, 0
-    steps, path = max(candidates, key=lambda c: (c[0], c[1].name == rf.MODEL_FILE))
-    return path, steps
-
-
 def _remove_new_run(run_dir: Path, created: list[Path]) -> None:
     """Undo a run folder whose setup failed (and the parent folders this command created)."""
     run_lock.release(run_dir)
@@ -427,7 +364,7 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
             _save_final(model, env, run_dir)
     except TrainingDiverged as e:
         _close(envs)
-        checkpoint = _last_checkpoint(run_dir)
+        checkpoint = last_checkpoint(run_dir)
         kept = (f"kept the last finite checkpoint {checkpoint.relative_to(run_dir)}" if checkpoint is not None
                 else "no finite checkpoint was saved (use --save-freq to keep some)")
         write_status(run_dir, "diverged", num_timesteps=int(e.timesteps), error=f"diverged: {e}",
@@ -458,20 +395,6 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
     print(f"finished: {info['num_timesteps']} timesteps in {time.time() - t0:.1f}s; model saved to "
           f"{run_dir / rf.MODEL_FILE}", flush=True)
     return run_dir
-
-
-def _last_checkpoint(run_dir: Path) -> Optional[Path]:
-    """The newest readable checkpoint (the divergence guard checks the weights before every checkpoint save,
-    so every checkpoint written is finite); None when there is none."""
-    from rlzoo.common.save_format import read_model_zip
-
-    for _, path in reversed(rf.list_checkpoints(run_dir)):
-        try:
-            read_model_zip(str(path))
-        except Exception:  # noqa: BLE001 - unreadable: not a candidate
-            continue
-        return path
-    return None
 
 
 def _check_options(options: dict[str, Any]) -> None:
@@ -515,14 +438,6 @@ def _check_trained_agent(path: Path, cls: type) -> None:
         raise ZooError(f"{path} holds a {metadata.get('algo')} model, not {cls.__name__}")
 
 
-def _restart_from_scratch(run_dir: Path) -> None:
-    """A resumed run that never saved a model starts over: drop the logs of the attempt that died."""
-    for name in (rf.MONITOR_DIR, rf.TB_DIR, rf.CHECKPOINT_DIR):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-    for name in ("evaluations.csv", rf.BEST_MODEL_FILE, rf.MODEL_FILE):
-        (run_dir / name).unlink(missing_ok=True)
-
-
 def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], trained_agent: Optional[Path],
            argv: list[str]) -> tuple:
     """Write config.yml/run.json, build the envs (training env first), the model and the callbacks.
@@ -548,7 +463,7 @@ def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], t
         info = plan.info or {}
         segments = list(info.get("segments", []))
         if plan.resume_model is None:
-            _restart_from_scratch(run_dir)
+            restart_from_scratch(run_dir)
             segments = []
         start_index = len(segments) * config.n_envs  # new monitor files, fresh env seeds
         env_seed = plan.seed + start_index
