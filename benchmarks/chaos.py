@@ -147,9 +147,9 @@ def kill_probe(i: int, root: Path, rng: random.Random, counts: Counts) -> None:
             "--save-freq", "1000", "--eval-freq", "2000", "--eval-episodes", "2", "--no-progress"]
     if rng.random() < 0.3:
         args += ["--vec-env", "subproc"]
-    sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
+    sig = signal.SIGKILL if i % 2 == 0 else signal.SIGTERM  # both kinds, whatever the seed
     proc = cli(args, work)
-    if rng.random() < 0.3:  # during start-up, at any moment
+    if i % 5 == 4:  # during start-up, at any moment
         delay = rng.uniform(0.3, 6.0)
         time.sleep(delay)
     else:  # once the run folder exists: a random moment of set-up or training
