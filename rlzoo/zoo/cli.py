@@ -5,10 +5,13 @@ Every command turns bad input into ``error: <one line>`` on stderr and a non-zer
 """
 from __future__ import annotations
 
-if __name__ == "__main__":  # `python -m rlzoo.zoo.cli`: SIGTERM/SIGINT are handled before the heavy imports
-    from rlzoo.zoo import stop_flag as _stop_flag
+if __name__ == "__main__":  # `python -m rlzoo.zoo.cli train`: SIGTERM/SIGINT handled before the heavy imports
+    import sys as _sys
 
-    _stop_flag.install()
+    if _sys.argv[1:2] == ["train"]:
+        from rlzoo.zoo import stop_flag as _stop_flag
+
+        _stop_flag.install()
 
 import os
 import sys
@@ -406,9 +409,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Console-script entry point ``rlzoo``."""
     from rlzoo.zoo import stop_flag
 
-    stop_flag.install()  # signals during start-up are recorded and acted on by the command
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["train"]:
+        stop_flag.install()  # signals during start-up are recorded and acted on by train
     command = typer.main.get_command(app)
-    command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="rlzoo")
+    command.main(args=args, prog_name="rlzoo")
 
 
 if __name__ == "__main__":  # pragma: no cover
