@@ -262,20 +262,26 @@ class CheckpointCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
+            # one unit: the side files first, the model last (each write is atomic), so a checkpoint
+            # model never exists without its replay buffer and statistics (a failure leaves no model)
             stem = self.checkpoint_stem()
-            self.model.save(stem + ".zip")
-            self.last_save_path = stem + ".zip"
-            if self.verbose >= 2:
-                print(f"Saving model checkpoint to {stem}.zip")
-            if self.save_vecnormalize:
-                saved = save_vecnormalize_beside(self.training_env, stem)
-                if saved is not None and self.verbose >= 2:
-                    print(f"Saving VecNormalize statistics to {saved}")
             if self.save_replay_buffer and getattr(self.model, "replay_buffer", None) is not None:
                 self.model.save_replay_buffer(stem + "_replay_buffer")
                 if self.verbose >= 2:
                     print(f"Saving replay buffer to {stem}_replay_buffer")
+            if self.save_vecnormalize:
+                saved = save_vecnormalize_beside(self.training_env, stem)
+                if saved is not None and self.verbose >= 2:
+                    print(f"Saving VecNormalize statistics to {saved}")
+            self.model.save(stem + ".zip")
+            self.last_save_path = stem + ".zip"
+            if self.verbose >= 2:
+                print(f"Saving model checkpoint to {stem}.zip")
         return True
+
+
+class _EvaluationStopped(Exception):
+    """Raised inside an evaluation when ``EvalCallback.stop_check`` asks to stop."""
 
 
 class EvalCallback(EventCallback):
@@ -284,13 +290,17 @@ class EvalCallback(EventCallback):
     ``<log_path>/evaluations.csv`` and keep ``<best_model_save_path>/best_model.zip``.
 
     ``callback_on_new_best`` runs on each new best mean reward, ``callback_after_eval`` after
-    every evaluation; either can stop training."""
+    every evaluation; either can stop training. ``stop_check`` (a function returning True to stop) is
+    read after every evaluation step, so a stop request during a long evaluation is acted on at once:
+    the evaluation is abandoned (nothing recorded) and training stops."""
 
     def __init__(self, eval_env: Any, callback_on_new_best: Optional[BaseCallback] = None,
                  callback_after_eval: Optional[BaseCallback] = None, n_eval_episodes: int = 5,
                  eval_freq: int = 10000, log_path: Optional[str] = None, best_model_save_path: Optional[str] = None,
-                 deterministic: bool = True, render: bool = False, verbose: int = 1, warn: bool = True) -> None:
+                 deterministic: bool = True, render: bool = False, verbose: int = 1, warn: bool = True,
+                 stop_check: Optional[Callable[[], bool]] = None) -> None:
         super().__init__(callback_after_eval, verbose=verbose)
+        self.stop_check = stop_check  # read after every evaluation step: True abandons the evaluation
         self.callback_on_new_best = callback_on_new_best
         if callback_on_new_best is not None:
             callback_on_new_best.parent = self
@@ -353,6 +363,8 @@ class EvalCallback(EventCallback):
             self.callback_on_new_best.update_locals(locals_)
 
     def _log_success(self, locals_: Dict[str, Any], globals_: Dict[str, Any]) -> None:
+        if self.stop_check is not None and locals_["i"] == 0 and self.stop_check():
+            raise _EvaluationStopped
         if locals_["done"] and "is_success" in locals_["info"]:
             self._is_success_buffer.append(bool(locals_["info"]["is_success"]))
 
@@ -372,9 +384,12 @@ class EvalCallback(EventCallback):
             return True
         sync_envs_normalization(self.training_env, self.eval_env)
         self._is_success_buffer = []
-        episode_rewards, episode_lengths = evaluate_policy(
-            self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=self.deterministic,
-            render=self.render, callback=self._log_success, return_episode_rewards=True, warn=self.warn)
+        try:
+            episode_rewards, episode_lengths = evaluate_policy(
+                self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=self.deterministic,
+                render=self.render, callback=self._log_success, return_episode_rewards=True, warn=self.warn)
+        except _EvaluationStopped:  # stop_check said stop: no partial evaluation is recorded
+            return False
         mean_reward, std_reward = float(np.mean(episode_rewards)), float(np.std(episode_rewards))
         mean_length = float(np.mean(episode_lengths))
         self.last_mean_reward = mean_reward

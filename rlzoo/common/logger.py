@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple, Union
 
@@ -183,23 +184,62 @@ class TensorBoardOutputFormat(KVWriter):
     def __init__(self, folder: str) -> None:
         from torch.utils.tensorboard import SummaryWriter  # imported lazily: costs ~0.2 s
 
+        _quiet_tensorboard_threads()
+        self.folder = folder
+        self.failed: Optional[str] = None
         self.writer = SummaryWriter(log_dir=folder)
 
+    def _give_up(self, error: BaseException) -> None:
+        """A write failed (disk full, folder gone): warn once and stop writing TensorBoard files."""
+        self.failed = f"{type(error).__name__}: {error}"
+        print(f"warning: TensorBoard logging to {self.folder} stopped ({' '.join(self.failed.split())[:200]})",
+              file=sys.stderr, flush=True)
+
     def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Tuple[str, ...]], step: int = 0) -> None:
-        for key, value in key_values.items():
-            if not _included(key, key_excluded, self.name) or value is None:
-                continue
-            if isinstance(value, (bool, int, float)):
-                self.writer.add_scalar(key, value, step)
-            elif isinstance(value, np.ndarray):
-                if value.size:
-                    self.writer.add_histogram(key, value, step)
-            elif isinstance(value, str):
-                self.writer.add_text(key, value, step)
-        self.writer.flush()
+        if self.failed is not None:
+            return
+        try:
+            for key, value in key_values.items():
+                if not _included(key, key_excluded, self.name) or value is None:
+                    continue
+                if isinstance(value, (bool, int, float)):
+                    self.writer.add_scalar(key, value, step)
+                elif isinstance(value, np.ndarray):
+                    if value.size:
+                        self.writer.add_histogram(key, value, step)
+                elif isinstance(value, str):
+                    self.writer.add_text(key, value, step)
+            self.writer.flush()
+        except Exception as e:  # noqa: BLE001 - the writer thread's error resurfaces here: log, never crash
+            self._give_up(e)
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        except Exception as e:  # noqa: BLE001
+            if self.failed is None:
+                self._give_up(e)
+
+
+_TB_HOOKED = False
+
+
+def _quiet_tensorboard_threads() -> None:
+    """TensorBoard writes event files from a background thread; an OSError there (disk full) would print
+    a thread traceback. Such errors are dropped here: the next write in the main thread sees them and
+    :class:`TensorBoardOutputFormat` reports them in one line."""
+    global _TB_HOOKED
+    if _TB_HOOKED:
+        return
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    _TB_HOOKED = True
 
 
 def make_output_format(fmt: str, folder: Optional[str], append: bool = False) -> KVWriter:

@@ -53,6 +53,26 @@ class DummyVecEnv(SyncVectorEnv):
                          autoreset_mode=AutoresetMode.SAME_STEP)
 
 
+def _quiet_worker(*args: Any) -> None:
+    """gymnasium's worker loop, made quiet when its parent goes away.
+
+    SIGINT/SIGTERM are ignored: Ctrl-C or a scheduler's SIGTERM reach the whole process group, and the
+    parent decides (it closes its envs, or dies, and the worker then sees the pipe close). A pipe
+    closed by a parent that died ends the worker silently instead of printing a BrokenPipeError
+    traceback per worker."""
+    import os
+    import signal
+
+    from gymnasium.vector.async_vector_env import _async_worker
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        _async_worker(*args)
+    except (BrokenPipeError, EOFError, ConnectionResetError):
+        os._exit(0)  # the parent is gone: no traceback, no queue flush to a closed pipe
+
+
 def _default_start_method() -> str:
     # forkserver is safe with torch (and its threads) already imported in the parent; fork is not.
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -76,6 +96,7 @@ class SubprocVecEnv(AsyncVectorEnv):
             # the fork server imports rlzoo once; each worker is then forked from it instead of
             # importing gymnasium/torch again (this has no effect if the server is already running)
             multiprocessing.get_context("forkserver").set_forkserver_preload(["__main__", "rlzoo.envs"])
+        kwargs.setdefault("worker", _quiet_worker)
         super().__init__(env_fns, context=start_method, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
 
 

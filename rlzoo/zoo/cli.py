@@ -5,6 +5,14 @@ Every command turns bad input into ``error: <one line>`` on stderr and a non-zer
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m rlzoo.zoo.cli train`: SIGTERM/SIGINT handled before the heavy imports
+    import sys as _sys
+
+    if _sys.argv[1:2] == ["train"]:
+        from rlzoo.zoo import stop_flag as _stop_flag
+
+        _stop_flag.install()
+
 import os
 import sys
 import zipfile
@@ -15,7 +23,7 @@ from typing import Any, List, Optional, Sequence
 import typer
 from typer.core import TyperGroup
 
-from rlzoo.zoo.errors import ZooError
+from rlzoo.zoo.errors import RunFailed, ZooError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -96,6 +104,9 @@ class ZooGroup(TyperGroup):
         except KeyboardInterrupt:
             _fail("interrupted")
             code = 130
+        except RunFailed as e:  # the run could not go on (disk full, diverged); run.json says so
+            _fail(str(e))
+            code = EXIT_INTERNAL
         except _user_errors() as e:
             if os.environ.get("RLZOO_DEBUG"):
                 raise
@@ -177,6 +188,7 @@ def _nonneg(name: str, value: Optional[int]) -> None:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     algo: str = ALGO,
     env: str = ENV,
     n_timesteps: Optional[int] = typer.Option(None, "-n", "--n-timesteps", help="Total timesteps (overrides the file)."),
@@ -251,10 +263,16 @@ def train(
         vec_env=vec_env.value, device=device.value, tensorboard_log=tensorboard_log, eval_freq=eval_freq,
         eval_episodes=eval_episodes, save_freq=save_freq, hyperparams=hyperparams or [],
         env_kwargs=env_kwargs or [], conf_file=conf_file, trained_agent=trained_agent, resume=resume,
-        progress=progress, gym_packages=gym_packages or [], verbose=verbose, argv=_argv(), n_eval_envs=n_eval_envs,
-        eval_env_kwargs=eval_env_kwargs or [], num_threads=num_threads, log_interval=log_interval, uuid=uuid,
-        track=tracking,
+        progress=progress, gym_packages=gym_packages or [], verbose=verbose, argv=_argv(),
+        given=_given_options(ctx), n_eval_envs=n_eval_envs, eval_env_kwargs=eval_env_kwargs or [],
+        num_threads=num_threads, log_interval=log_interval, uuid=uuid, track=tracking,
     )
+
+
+def _given_options(ctx: typer.Context) -> set[str]:
+    """Names of the options given on the command line (the others are defaults; --resume reuses the run's)."""
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
 
 
 @app.command()
@@ -474,8 +492,13 @@ if not _has_command("optimize"):
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Console-script entry point ``rlzoo``."""
+    from rlzoo.zoo import stop_flag
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["train"]:
+        stop_flag.install()  # signals during start-up are recorded and acted on by train
     command = typer.main.get_command(app)
-    command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="rlzoo")
+    command.main(args=args, prog_name="rlzoo")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ from rlzoo.zoo.errors import ZooError, did_you_mean
 from rlzoo.zoo.hyperparams_files import (hyperparams_file, load_hyperparams_file, load_yaml, parse_yaml,
                                          select_entry)
 from rlzoo.zoo.resolve import import_object
+from rlzoo.zoo.validation import check_env_kwargs, check_ranges
 
 #: Keys every entry may use besides the algorithm's constructor arguments.
 ZOO_KEYS: dict[str, str] = {
@@ -378,6 +379,9 @@ def validate_entry(entry: dict, cls: type, algo: str, where: str) -> dict:
         out[key] = value
     if ("noise_type" in out or "noise_std" in out) and "action_noise" not in schema:
         raise ZooError(f"{where}: noise_type/noise_std need an algorithm with action noise; {algo} has none")
+    check_ranges(out, where)
+    if out.get("env_kwargs"):
+        check_env_kwargs(out["env_kwargs"], f"{where} env_kwargs")
     return out
 
 
@@ -567,8 +571,14 @@ def check_policy(cls: type, algo: str, policy: str, policy_kwargs: dict, where: 
 
 
 def flat_or_keyed(data: dict, env_id: str, atari: bool, allowed: set[str], where: str) -> tuple[str, dict]:
-    """A ``--conf-file`` is either a flat entry (like ``config.yml``) or a file keyed by env id."""
-    if data and all(isinstance(k, str) and k in allowed for k in data):
+    """A ``--conf-file`` is either a flat entry (like ``config.yml``) or a file keyed by env id.
+
+    It is keyed when every value is a mapping (or empty) and no key is a hyperparameter name; otherwise
+    it is flat, so that an unknown key of a flat file is reported as such (with the closest name).
+    """
+    keyed = all(isinstance(v, dict) or v is None for v in data.values()) and not any(
+        isinstance(k, str) and k in allowed for k in data)
+    if data and not keyed:
         return where, dict(data)
     name, entry = select_entry(data, env_id, atari, where)
     return f"{where} [{name}]", entry
@@ -615,6 +625,7 @@ def build_config(
             raise ZooError(f"--n-envs must be positive, got {n_envs}")
         hyperparams["n_envs"] = int(n_envs)
     if env_kwargs:
+        check_env_kwargs(env_kwargs, "--env-kwargs")
         merged = dict(hyperparams.get("env_kwargs") or {})
         merged.update(env_kwargs)
         hyperparams["env_kwargs"] = merged

@@ -19,3 +19,9 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 1, cutoff: float = 
     if not matches:
         return ""
     return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+class RunFailed(Exception):
+    """A run that could not go on (disk full, diverged): the CLI prints ``error: <message>`` and exits 1.
+
+    The run's ``run.json`` already records the status and the reason."""

@@ -12,7 +12,9 @@ import random
 import shlex
 import shutil
 import signal
+import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -20,10 +22,14 @@ from typing import Any, Optional
 import gymnasium as gym
 
 from rlzoo.zoo import run_folder as rf
+from rlzoo.zoo import run_lock, stop_flag
 from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
+from rlzoo.zoo.errors import RunFailed, ZooError
 from rlzoo.zoo.hyperparams_files import load_yaml
-from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
+from rlzoo.zoo.resume import last_checkpoint, restart_from_scratch, resume_point
+from rlzoo.zoo.run_status import free_space, is_disk_full, write_status
+from rlzoo.zoo.stop_flag import StopRequested
 
 VECNORMALIZE_SUFFIX = ".vecnormalize.safetensors"
 
@@ -159,8 +165,10 @@ def _plan_new(algo: str, env_id: str, n_timesteps: Optional[int], seed: Optional
 
 def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: Optional[int],
                  gym_packages: list[str]) -> _Plan:
+    if not run_dir.exists():
+        raise ZooError(f"--resume: run folder '{run_dir}' does not exist")
     if not run_dir.is_dir():
-        raise ZooError(f"run folder '{run_dir}' does not exist")
+        raise ZooError(f"--resume: '{run_dir}' is not a run folder (it is a file)")
     info = rf.read_run_info(run_dir)
     algo_name, cls = resolve_algo(str(info.get("algo", algo)))
     if algo_name != algo.lower():
@@ -168,46 +176,42 @@ def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: Optional[in
     saved_env = str(info.get("env", env_id))
     if rf.env_folder_name(saved_env) != rf.env_folder_name(env_id):
         raise ZooError(f"{run_dir} is a run on {saved_env}, not {env_id}")
-    modules = list(info.get("gym_packages", [])) + list(gym_packages)
+    run_file = run_dir / rf.RUN_FILE
+    seed = info.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ZooError(f"{run_file}: 'seed' must be an integer in [0, 2^32), got {seed!r}")
+    saved_total = info.get("n_timesteps", 0)
+    if isinstance(saved_total, bool) or not isinstance(saved_total, int) or saved_total < 0:
+        raise ZooError(f"{run_file}: 'n_timesteps' must be a non-negative integer, got {saved_total!r}")
+    packages = info.get("gym_packages", [])
+    if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
+        raise ZooError(f"{run_file}: 'gym_packages' must be a list of module names, got {packages!r}")
+    modules = list(packages) + list(gym_packages)
     env_id = resolve_env(saved_env, modules)
     if not (run_dir / rf.CONFIG_FILE).is_file():
         raise ZooError(f"{run_dir} has no {rf.CONFIG_FILE} to resume from")
     config = build_config(algo_name, cls, env_id, atari=is_atari(env_id), conf_file=run_dir / rf.CONFIG_FILE,
-                          n_timesteps=n_timesteps or int(info.get("n_timesteps", 0)) or None)
+                          n_timesteps=n_timesteps or saved_total or None)
     config.env_modules = tuple(modules)
-    model_path, steps = latest_model(run_dir)
+    model_path, steps, notes = resume_point(run_dir, config, cls)
+    for note in notes:
+        print(f"note: {note}", flush=True)
     if model_path is None:
-        raise ZooError(f"{run_dir} has no saved model or checkpoint to resume from")
-    if steps >= config.n_timesteps:
+        if any(rf.list_checkpoints(run_dir)) or (run_dir / rf.MODEL_FILE).exists():
+            raise ZooError(f"{run_dir}: no intact model or checkpoint to resume from ({'; '.join(notes)})")
+        print(f"note: {run_dir} stopped before its first save; starting it again from 0 timesteps "
+              "with the same configuration and seed", flush=True)
+    elif steps >= config.n_timesteps:
         raise ZooError(f"{run_dir} already reached {steps} of {config.n_timesteps} timesteps "
                        "(give a larger total with -n to train further)")
-    stats = vecnormalize_path(model_path)
-    if config.normalize is not None and not stats.is_file():
-        raise ZooError(f"VecNormalize statistics {stats} are missing; cannot resume {run_dir}")
-    seed = int(info.get("seed", 0))
-    return _Plan(algo_name, cls, config, seed, run_dir, model_path, stats if stats.is_file() else None, info)
-
-
-def latest_model(run_dir: Path) -> tuple[Optional[Path], int]:
-    """The saved model of a run with the most timesteps: ``model.zip`` or the last checkpoint."""
-    from rlzoo.common.save_format import ModelFileError, read_model_zip
-
-    candidates: list[tuple[int, Path]] = list(rf.list_checkpoints(run_dir))
-    model = run_dir / rf.MODEL_FILE
-    if model.is_file():
-        try:
-            metadata, _ = read_model_zip(str(model))
-            candidates.append((int(metadata.get("num_timesteps", 0)), model))
-        except ModelFileError:
-            pass  # a model.zip that cannot be read: fall back to the checkpoints
-    if not candidates:
-        return None, 0
-    steps, path = max(candidates, key=lambda c: (c[0], c[1].name == rf.MODEL_FILE))
-    return path, steps
+    stats = vecnormalize_path(model_path) if model_path is not None else None
+    return _Plan(algo_name, cls, config, int(seed), run_dir, model_path,
+                 stats if stats is not None and stats.is_file() else None, info)
 
 
 def _remove_new_run(run_dir: Path, created: list[Path]) -> None:
     """Undo a run folder whose setup failed (and the parent folders this command created)."""
+    run_lock.release(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     for folder in reversed(created):
         try:
@@ -216,40 +220,99 @@ def _remove_new_run(run_dir: Path, created: list[Path]) -> None:
             pass
 
 
+#: Options of ``rlzoo train`` recorded in run.json and reused by ``--resume`` unless given again.
+RUN_OPTIONS = ("vec_env", "device", "tensorboard_log", "eval_freq", "eval_episodes", "save_freq", "progress",
+               "verbose", "n_eval_envs", "eval_env_kwargs", "num_threads", "log_interval")
+
+
+def _create_run_dir(log_folder: str, algo: str, env_id: str, unique: bool = False) -> Path:
+    try:
+        return rf.create_run_dir(log_folder, algo, env_id, unique=unique)
+    except OSError as e:
+        raise ZooError(f"-f {log_folder}: cannot create a run folder there: {e.strerror or e}") from None
+
+
+def _stopped_message(where: str) -> None:
+    print(f"interrupted by {stop_flag.signal_name()} {where}", file=sys.stderr, flush=True)
+
+
 def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optional[int] = None,
           log_folder: str = "logs", n_envs: Optional[int] = None, vec_env: str = "dummy", device: str = "auto",
           tensorboard_log: Optional[str] = None, eval_freq: int = 10_000, eval_episodes: int = 5,
           save_freq: int = 0, hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
           conf_file: Optional[Path] = None, trained_agent: Optional[Path] = None, resume: Optional[Path] = None,
           progress: bool = True, gym_packages: Optional[list[str]] = None, verbose: int = 0,
-          argv: Optional[list[str]] = None, n_eval_envs: int = 1, eval_env_kwargs: Optional[list[str]] = None,
-          num_threads: Optional[int] = None, log_interval: Optional[int] = None, uuid: bool = False,
-          track: Any = None) -> Path:
+          argv: Optional[list[str]] = None, given: Optional[Collection[str]] = None, n_eval_envs: int = 1,
+          eval_env_kwargs: Optional[list[str]] = None, num_threads: Optional[int] = None,
+          log_interval: Optional[int] = None, uuid: bool = False, track: Any = None) -> Path:
     """Train one agent into a run folder; returns the folder. See ``rlzoo train --help``.
 
+    With ``resume``, every run option (``RUN_OPTIONS``) not named in ``given`` (the options given on
+    the command line) is taken from the run's ``run.json``.
     ``track``: a :class:`rlzoo.zoo.tracking.TrackingOptions` to log the run to Weights & Biases;
     ``uuid``: append a random UUID to the run folder name (``<EnvId>_<N>_<uuid>``).
     """
+    installed_here = stop_flag.install()
+    locked: list[Path] = []
+    try:
+        if track is not None:
+            from rlzoo.zoo.tracking import require_wandb
+
+            require_wandb()  # before anything is written
+        options = dict(vec_env=vec_env, device=device, tensorboard_log=tensorboard_log, eval_freq=eval_freq,
+                       eval_episodes=eval_episodes, save_freq=save_freq, progress=progress, verbose=verbose,
+                       n_eval_envs=n_eval_envs, eval_env_kwargs=list(eval_env_kwargs or []),
+                       num_threads=num_threads, log_interval=log_interval, uuid=uuid, track=track)
+        return _train(algo, env_id, n_timesteps, seed, log_folder, n_envs, options, hyperparams or [],
+                      env_kwargs or [], conf_file, trained_agent, resume, gym_packages or [], list(argv or []),
+                      set(given or ()), locked)
+    except StopRequested as e:
+        raise SystemExit(128 + e.signum) from None
+    except OSError as e:  # a full disk while setting up (the learn phase records it in run.json itself)
+        if is_disk_full(e):
+            raise RunFailed(f"no space left on device: {' '.join(str(e).split())[:300]}") from None
+        raise
+    finally:
+        for run_dir in locked:
+            run_lock.release(run_dir)
+        if installed_here:
+            stop_flag.restore()
+
+
+def _train(algo: str, env_id: str, n_timesteps: Optional[int], seed: Optional[int], log_folder: str,
+           n_envs: Optional[int], options: dict[str, Any], hyperparams: list[str], env_kwargs: list[str],
+           conf_file: Optional[Path], trained_agent: Optional[Path], resume: Optional[Path],
+           gym_packages: list[str], argv: list[str], given: set[str], locked: list[Path]) -> Path:
     if n_timesteps is not None and n_timesteps <= 0:
         raise ZooError(f"the number of timesteps must be positive, got {n_timesteps}")
-    if track is not None:
-        from rlzoo.zoo.tracking import require_wandb
-
-        require_wandb()  # before anything is written
-    extra_eval_kwargs = parse_key_values(eval_env_kwargs or [], "--eval-env-kwargs")
-    if num_threads is not None:
-        import torch
-
-        torch.set_num_threads(int(num_threads))
+    if stop_flag.received() is not None:
+        _stopped_message("before the run started; nothing was written")
+        stop_flag.check()
     if resume is not None:
-        plan = _plan_resume(Path(resume), algo, env_id, n_timesteps, gym_packages or [])
+        resume = Path(resume)
+        if resume.is_dir() and (resume / rf.RUN_FILE).is_file():
+            run_lock.acquire(resume)  # before reading anything: the state read must be the one we continue
+            locked.append(resume)
+        plan = _plan_resume(resume, algo, env_id, n_timesteps, gym_packages)
+        stored = (plan.info or {}).get("options")
+        if isinstance(stored, dict):
+            for name in RUN_OPTIONS:
+                if name not in given and name in stored:
+                    options[name] = stored[name]
     else:
-        plan = _plan_new(algo, env_id, n_timesteps, seed, n_envs, hyperparams or [], env_kwargs or [],
-                         conf_file, gym_packages or [])
+        plan = _plan_new(algo, env_id, n_timesteps, seed, n_envs, hyperparams, env_kwargs, conf_file, gym_packages)
         if trained_agent is not None:
             _check_trained_agent(Path(trained_agent), plan.cls)
-    argv = list(argv or [])
+        check_env_builds(plan.config, "--env-kwargs" if env_kwargs else plan.config.source)
+    _check_options(options)
+    if options["num_threads"] is not None:
+        import torch
+
+        torch.set_num_threads(int(options["num_threads"]))
     config = plan.config
+    if stop_flag.received() is not None:
+        _stopped_message("before the run folder was created; nothing was written")
+        stop_flag.check()
 
     # ---- the run folder (created last, removed again if the setup fails)
     created: list[Path] = []
@@ -257,65 +320,108 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
         for folder in (Path(log_folder), Path(log_folder) / plan.algo):
             if not folder.exists():
                 created.append(folder)
-        run_dir = rf.create_run_dir(log_folder, plan.algo, config.env_id, unique=uuid)
+        run_dir = _create_run_dir(log_folder, plan.algo, config.env_id, unique=bool(options["uuid"]))
+        run_lock.acquire(run_dir)
+        locked.append(run_dir)
         new_run = True
     else:
         run_dir = plan.run_dir
         new_run = False
     try:
-        model, envs, callbacks, guard = _setup(plan, run_dir, new_run, vec_env, device, tensorboard_log, eval_freq,
-                                               eval_episodes, save_freq, trained_agent, verbose, argv,
-                                               n_eval_envs, extra_eval_kwargs)
-        tracker = None
-        if track is not None:
-            from rlzoo.zoo.tracking import start_training_run
-
-            try:
-                tracker = start_training_run(track, plan.algo, config.env_id, plan.seed, run_dir, config.hyperparams)
-            except BaseException:
-                _close(envs)
-                raise
-            callbacks.append(tracker.callback())
+        model, envs, callbacks, guard = _setup(plan, run_dir, new_run, options, trained_agent, argv)
+    except StopRequested:
+        if (run_dir / rf.RUN_FILE).is_file():
+            steps = int((plan.info or {}).get("num_timesteps", 0)) if not new_run else 0
+            write_status(run_dir, "interrupted", num_timesteps=steps)
+            _stopped_message(f"while setting up; {run_dir} marked interrupted at {steps} timesteps\n"
+                             f"resume with: rlzoo train --algo {plan.algo} --env {config.env_id} --resume {run_dir}")
+        else:
+            _remove_new_run(run_dir, created)
+            _stopped_message("before the run folder was written; nothing was kept")
+        raise
     except BaseException:
         if new_run:
             _remove_new_run(run_dir, created)
         raise
-    env = envs[0]
-    learn_kwargs = {} if log_interval is None else {"log_interval": int(log_interval)}
+    tracker = None
+    if options["track"] is not None:
+        from rlzoo.zoo.tracking import start_training_run
 
-    # ---- learn
+        try:
+            tracker = start_training_run(options["track"], plan.algo, config.env_id, plan.seed, run_dir,
+                                         config.hyperparams)
+        except BaseException:
+            _close(envs)
+            raise
+        callbacks.append(tracker.callback())
+    return _learn(plan, run_dir, new_run, model, envs, callbacks, guard, options, tracker)
+
+
+def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, callbacks: list, guard: Any,
+           options: dict[str, Any], tracker: Any = None) -> Path:
+    """Run ``model.learn`` and record how it ended (finished, interrupted, diverged, failed)."""
+    from rlzoo.zoo.divergence import TrainingDiverged, non_finite_part
+
+    config, env = plan.config, envs[0]
     total = config.n_timesteps
     remaining = total - model.num_timesteps
     print(f"{'resuming' if not new_run else 'training'} {plan.algo} on {config.env_id}: {run_dir} "
           f"(seed {plan.seed}, {model.num_timesteps}/{total} timesteps, {config.n_envs} envs)", flush=True)
-    tb_name = "run" if tensorboard_log is None else f"{plan.algo}_{run_dir.name}"
+    tb_name = "run" if options["tensorboard_log"] is None else f"{plan.algo}_{run_dir.name}"
+    learn_kwargs = {} if options["log_interval"] is None else {"log_interval": int(options["log_interval"])}
     t0 = time.time()
-    status = "running"
     try:
         with guard:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=new_run, tb_log_name=tb_name,
-                        progress_bar=progress, **learn_kwargs)
+            try:
+                model.learn(remaining, callback=callbacks, reset_num_timesteps=new_run, tb_log_name=tb_name,
+                            progress_bar=bool(options["progress"]), **learn_kwargs)
+            except StopRequested:
+                guard.stopped = True
+            if stop_flag.received() is not None and model.num_timesteps < total:
+                guard.stopped = True
+            what = non_finite_part(model)
+            if what is not None:
+                raise TrainingDiverged(int(model.num_timesteps), what)
             status = "interrupted" if guard.stopped else "finished"
             if guard.stopped and getattr(model, "rollout_buffer", None) is not None \
                     and guard.rollout_start_timesteps is not None:
                 # the partial on-policy rollout was thrown away: count from its start
                 model.num_timesteps = guard.rollout_start_timesteps
             _save_final(model, env, run_dir)
-    except BaseException as e:
+    except TrainingDiverged as e:
         _close(envs)
-        failed = "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "failed"
-        rf.update_run_info(run_dir, status=failed, num_timesteps=int(model.num_timesteps),
-                           error=f"{type(e).__name__}: {e}"[:500])
         if tracker is not None:
-            tracker.finish(summary={"status": failed}, exit_code=1)
+            tracker.finish(summary={"status": "diverged"}, exit_code=1)
+        checkpoint = last_checkpoint(run_dir)
+        kept = (f"kept the last finite checkpoint {checkpoint.relative_to(run_dir)}" if checkpoint is not None
+                else "no finite checkpoint was saved (use --save-freq to keep some)")
+        write_status(run_dir, "diverged", num_timesteps=int(e.timesteps), error=f"diverged: {e}",
+                     last_finite_checkpoint=str(checkpoint.relative_to(run_dir)) if checkpoint else None)
+        raise RunFailed(f"training diverged: {e}; {kept}; {run_dir} marked diverged "
+                        "(lower the learning rate or check the rewards)") from None
+    except BaseException as e:
+        if tracker is not None:
+            tracker.finish(summary={"status": "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit,
+                                                                              StopRequested)) else "failed"},
+                           exit_code=1)
+        _close(envs)
+        stopped = isinstance(e, (KeyboardInterrupt, SystemExit, StopRequested))
+        reason = f"{type(e).__name__}: {' '.join(str(e).split())}"[:500]
+        if is_disk_full(e):
+            free_space(run_dir)
+            reason = f"no space left on device ({' '.join(str(e).split())[:300]})"
+        write_status(run_dir, "interrupted" if stopped else "failed", num_timesteps=int(model.num_timesteps),
+                     error=reason)
+        if is_disk_full(e):
+            raise RunFailed(f"{run_dir}: {reason}; run marked failed") from None
         raise
     _close(envs)
     if tracker is not None:
         tracker.finish(run_dir, f"{plan.algo}-{run_dir.name}",
                        summary={"status": status, "num_timesteps": int(model.num_timesteps)})
-    info = rf.update_run_info(run_dir, status=status, num_timesteps=int(model.num_timesteps),
-                              wall_time_s=round(float(rf.read_run_info(run_dir).get("wall_time_s", 0.0))
-                                                + time.time() - t0, 1))
+    info = write_status(run_dir, status, num_timesteps=int(model.num_timesteps),
+                        wall_time_s=round(float(rf.read_run_info(run_dir).get("wall_time_s", 0.0))
+                                          + time.time() - t0, 1)) or {"num_timesteps": int(model.num_timesteps)}
     if status == "interrupted":
         print(f"interrupted by {guard.signal_name} at {model.num_timesteps}/{total} timesteps; model saved to "
               f"{run_dir / rf.MODEL_FILE}\nresume with: rlzoo train --algo {plan.algo} --env {config.env_id} "
@@ -324,6 +430,44 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
     print(f"finished: {info['num_timesteps']} timesteps in {time.time() - t0:.1f}s; model saved to "
           f"{run_dir / rf.MODEL_FILE}", flush=True)
     return run_dir
+
+
+def _stored_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options recorded in run.json: those ``--resume`` reuses."""
+    return {name: options[name] for name in RUN_OPTIONS}
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Run options read back from run.json are as strict as the command line's."""
+    for name in ("eval_freq", "save_freq", "eval_episodes", "verbose"):
+        value = options[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "eval_episodes" else 0):
+            raise ZooError(f"run option {name} must be a {'positive' if name == 'eval_episodes' else 'non-negative'}"
+                           f" integer, got {value!r}")
+    if options["vec_env"] not in ("dummy", "subproc"):
+        raise ZooError(f"run option vec_env must be dummy or subproc, got {options['vec_env']!r}")
+    for name in ("n_eval_envs", "num_threads", "log_interval"):
+        value = options[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ZooError(f"run option {name} must be a positive integer, got {value!r}")
+    if options["n_eval_envs"] is None:
+        raise ZooError("run option n_eval_envs must be a positive integer, got None")
+    kwargs = options["eval_env_kwargs"]
+    if not isinstance(kwargs, list) or not all(isinstance(k, str) for k in kwargs):
+        raise ZooError(f"run option eval_env_kwargs must be a list of key=value strings, got {kwargs!r}")
+    options["eval_env_kwargs_parsed"] = parse_key_values(kwargs, "--eval-env-kwargs")
+
+
+def check_env_builds(config: ZooConfig, where: str) -> None:
+    """Build the env once (one copy, no Monitor) so that arguments it rejects fail before anything is written."""
+    try:
+        env = make_env(config, 1, 0, "dummy", None)
+    except ZooError as e:
+        raise ZooError(f"{where}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever the env constructor raises is a bad argument
+        raise ZooError(f"{where}: cannot create {config.env_id} with env_kwargs {config.env_kwargs}: "
+                       f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+    _close([env])
 
 
 def _close(envs: list) -> None:
@@ -344,16 +488,21 @@ def _check_trained_agent(path: Path, cls: type) -> None:
         raise ZooError(f"{path} holds a {metadata.get('algo')} model, not {cls.__name__}")
 
 
-def _setup(plan: _Plan, run_dir: Path, new_run: bool, vec_env: str, device: str, tensorboard_log: Optional[str],
-           eval_freq: int, eval_episodes: int, save_freq: int, trained_agent: Optional[Path], verbose: int,
-           argv: list[str], n_eval_envs: int = 1, eval_env_kwargs: Optional[dict] = None) -> tuple:
-    """Write config.yml/run.json, build the envs (training env first), the model and the callbacks."""
+def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], trained_agent: Optional[Path],
+           argv: list[str]) -> tuple:
+    """Write config.yml/run.json, build the envs (training env first), the model and the callbacks.
+
+    The stop flag is read between the steps (:class:`StopRequested` once a signal arrived)."""
     from rlzoo.callbacks import CheckpointCallback, EvalCallback
+    from rlzoo.zoo.divergence import DivergenceGuard
 
     config, cls = plan.config, plan.cls
+    device, tensorboard_log, verbose = options["device"], options["tensorboard_log"], options["verbose"]
+    vec_env, eval_freq, save_freq = options["vec_env"], options["eval_freq"], options["save_freq"]
     if new_run:
         rf.atomic_write_text(run_dir / rf.CONFIG_FILE, config.to_yaml())
         info = rf.new_run_info(plan.algo, config.env_id, run_dir, plan.seed, config.n_timesteps, argv)
+        info["options"] = _stored_options(options)
         if trained_agent is not None:
             info["trained_agent"] = str(trained_agent)
         if config.env_modules:
@@ -363,12 +512,17 @@ def _setup(plan: _Plan, run_dir: Path, new_run: bool, vec_env: str, device: str,
     else:
         info = plan.info or {}
         segments = list(info.get("segments", []))
+        if plan.resume_model is None:
+            restart_from_scratch(run_dir)
+            segments = []
         start_index = len(segments) * config.n_envs  # new monitor files, fresh env seeds
         env_seed = plan.seed + start_index
+    stop_flag.check()
     tb = str(run_dir / rf.TB_DIR) if tensorboard_log is None else tensorboard_log
 
     env = make_env(config, config.n_envs, env_seed, vec_env, run_dir / rf.MONITOR_DIR, start_index)
     try:
+        stop_flag.check()
         env = normalize_env(env, config, plan.resume_stats if not new_run else _trained_stats(trained_agent))
         kwargs = dict(config.model_kwargs)
         if config.noise is not None:
@@ -386,38 +540,45 @@ def _setup(plan: _Plan, run_dir: Path, new_run: bool, vec_env: str, device: str,
         else:
             model = cls(config.policy, env, seed=plan.seed, device=device, tensorboard_log=tb, verbose=verbose,
                         **kwargs)
+        stop_flag.check()
     except BaseException:
-        env.close()
+        _close([env])
         raise
     envs = [env]
     start_steps = int(model.num_timesteps)
     if not new_run:
-        segments = list((plan.info or {}).get("segments", []))
-        segments.append({"started_at": rf.now(), "from_timesteps": start_steps, "command": shlex.join(["rlzoo", *argv])})
+        segments.append({"started_at": rf.now(), "from_timesteps": start_steps,
+                         "command": shlex.join(["rlzoo", *argv])})
         if int((plan.info or {}).get("n_timesteps", 0)) != config.n_timesteps:  # -n gave a new total
             rf.atomic_write_text(run_dir / rf.CONFIG_FILE, config.to_yaml())
         rf.update_run_info(run_dir, status="running", segments=segments, num_timesteps=start_steps,
-                           n_timesteps=config.n_timesteps)
+                           n_timesteps=config.n_timesteps, options=_stored_options(options), error=None, ended_at=None)
 
     from rlzoo.zoo.signals import SignalGuard
 
     guard = SignalGuard()
-    callbacks: list = [guard]
     n = config.n_envs
-    if eval_freq > 0:
-        eval_env = make_env(config, n_eval_envs, plan.seed + 10_000 + start_index, "dummy", None,
-                            env_kwargs=eval_env_kwargs)
-        eval_env = normalize_env(eval_env, config, training=False)
-        envs.append(eval_env)
-        callbacks.append(EvalCallback(eval_env, n_eval_episodes=eval_episodes, eval_freq=max(eval_freq // n, 1),
-                                      log_path=str(run_dir), best_model_save_path=str(run_dir),
-                                      deterministic=not is_atari(config.env_id), verbose=1, warn=False))
-    if save_freq > 0:
-        callbacks.append(CheckpointCallback(max(save_freq // n, 1), str(run_dir / rf.CHECKPOINT_DIR), name_prefix="",
-                                            save_vecnormalize=True,
-                                            save_replay_buffer=hasattr(model, "save_replay_buffer")))
-    for callback_cls, callback_kwargs in config.callbacks():
-        callbacks.append(callback_cls(**callback_kwargs))
+    save_every = max(save_freq // n, 1) if save_freq > 0 else 0
+    callbacks: list = [guard, DivergenceGuard(save_every=save_every)]
+    try:
+        if eval_freq > 0:
+            eval_env = make_env(config, int(options["n_eval_envs"]), plan.seed + 10_000 + start_index, "dummy", None,
+                                env_kwargs=options["eval_env_kwargs_parsed"])
+            eval_env = normalize_env(eval_env, config, training=False)
+            envs.append(eval_env)
+            callbacks.append(EvalCallback(eval_env, n_eval_episodes=options["eval_episodes"],
+                                          eval_freq=max(eval_freq // n, 1), log_path=str(run_dir),
+                                          best_model_save_path=str(run_dir), deterministic=not is_atari(config.env_id),
+                                          verbose=1, warn=False, stop_check=guard.should_stop))
+        if save_every:
+            callbacks.append(CheckpointCallback(save_every, str(run_dir / rf.CHECKPOINT_DIR), name_prefix="",
+                                                save_vecnormalize=True,
+                                                save_replay_buffer=hasattr(model, "save_replay_buffer")))
+        for callback_cls, callback_kwargs in config.callbacks():
+            callbacks.append(callback_cls(**callback_kwargs))
+    except BaseException:
+        _close(envs)
+        raise
     return model, envs, callbacks, guard
 
 
@@ -430,15 +591,22 @@ def _trained_stats(trained_agent: Optional[Path]) -> Optional[Path]:
 
 
 def _save_final(model: Any, env: Any, run_dir: Path) -> None:
-    """Save ``model.zip``, VecNormalize statistics and the replay buffer (each write is atomic)."""
-    from rlzoo.envs import unwrap_vec_normalize
+    """Save ``model.zip``, VecNormalize statistics and the replay buffer as one unit.
 
-    model.save(str(run_dir / rf.MODEL_FILE))
-    vec_normalize = unwrap_vec_normalize(env)
-    if vec_normalize is not None:
-        vec_normalize.save(run_dir / rf.VECNORMALIZE_FILE)
-    if hasattr(model, "save_replay_buffer") and getattr(model, "replay_buffer", None) is not None:
-        model.save_replay_buffer(str(replay_buffer_path(run_dir / rf.MODEL_FILE)))
+    The model goes to a temporary file first; the side files are written (each atomically), and the
+    model is renamed into place last, so a ``model.zip`` is never newer than its side files and a
+    failure (disk full) leaves the previous ``model.zip`` in place.
+    """
+    from rlzoo.envs import unwrap_vec_normalize
+    from rlzoo.fileio import atomic_path
+
+    with atomic_path(run_dir / rf.MODEL_FILE, suffix=".zip") as tmp:
+        model.save(tmp)
+        if hasattr(model, "save_replay_buffer") and getattr(model, "replay_buffer", None) is not None:
+            model.save_replay_buffer(str(replay_buffer_path(run_dir / rf.MODEL_FILE)))
+        vec_normalize = unwrap_vec_normalize(env)
+        if vec_normalize is not None:
+            vec_normalize.save(run_dir / rf.VECNORMALIZE_FILE)
 
 
 def load_run_config(run_dir: Path, algo: str, cls: type, env_id: str) -> ZooConfig:

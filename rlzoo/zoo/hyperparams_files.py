@@ -10,10 +10,11 @@ from typing import Any
 import yaml
 
 from rlzoo.zoo.errors import ZooError
+from rlzoo.zoo.safe_yaml import MAX_DOCUMENT_BYTES, BoundedSafeLoader, YAMLLimitError
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe loader that rejects duplicate keys in a mapping (``<<`` merges may still be overridden)."""
+class _UniqueKeyLoader(BoundedSafeLoader):
+    """Bounded safe loader that rejects duplicate keys in a mapping (``<<`` merges may still be overridden)."""
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -47,6 +48,9 @@ def load_yaml(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise ZooError(f"file '{path}' does not exist")
     try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise ZooError(f"'{path}' is {path.stat().st_size} bytes, over the limit of {MAX_DOCUMENT_BYTES} "
+                           "bytes for a YAML file")
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ZooError(f"cannot read '{path}': {e}") from None
@@ -57,6 +61,10 @@ def parse_yaml(text: str, where: str) -> Any:
     """Parse YAML text; errors name ``where`` and the line/column."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except YAMLLimitError as e:
+        raise ZooError(f"{where}: YAML refused: {e}") from None
+    except RecursionError:
+        raise ZooError(f"{where}: YAML refused: nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]

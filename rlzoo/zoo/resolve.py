@@ -39,6 +39,11 @@ def import_module_path(path: str, what: str = "module") -> Any:
         return importlib.import_module(path)
     except ImportError as e:
         raise ZooError(f"cannot import {what} '{path}': {e}") from None
+    except SystemExit as e:  # a module that calls exit() on import must not end the command silently
+        raise ZooError(f"{what} '{path}' called exit({e.code!r}) while being imported") from None
+    except Exception as e:  # noqa: BLE001 - any error raised by the user's module while importing it
+        raise ZooError(f"{what} '{path}' raised {type(e).__name__} while being imported: "
+                       f"{' '.join(str(e).split())[:200]}") from None
 
 
 def import_object(path: str, what: str = "object") -> Any:
@@ -75,7 +80,7 @@ def import_object(path: str, what: str = "object") -> Any:
 def import_gym_packages(packages: list[str] | None) -> None:
     """Import user modules that register custom gymnasium envs (``--gym-packages``)."""
     for package in packages or []:
-        import_module_path(package, "gym package")
+        import_module_path(package, "--gym-packages module")
 
 
 def _register_ale() -> None:

@@ -1,18 +1,19 @@
 """Graceful interruption: SIGINT/SIGTERM set a flag that a callback checks after every env step.
 
-The handler itself does nothing but record the signal, so training stops *between* two steps and
-the model can be saved in a consistent state. A second signal while stopping forces the exit.
+The handlers live in :mod:`rlzoo.zoo.stop_flag` (standard library only), so ``rlzoo train``
+installs them before its heavy imports; the flag is the same from the first instant to the last
+save. The handler itself does nothing but record the signal, so training stops *between* two steps
+and the model can be saved in a consistent state. A loop that makes no env steps (a rollout that
+collects nothing) still reads the flag at every rollout start and end. A second signal while
+stopping forces the exit.
 """
 from __future__ import annotations
 
-import signal
-import sys
-from types import FrameType
-from typing import Any, Optional
-
 from rlzoo.callbacks import BaseCallback
+from rlzoo.zoo import stop_flag
+from rlzoo.zoo.stop_flag import HANDLED, StopRequested
 
-HANDLED = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["HANDLED", "SignalGuard", "StopRequested"]
 
 
 class SignalGuard(BaseCallback):
@@ -26,37 +27,35 @@ class SignalGuard(BaseCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self.received: Optional[int] = None
         self.stopped = False  # True once training was actually cut short by a signal
-        self.rollout_start_timesteps: Optional[int] = None
-        self._previous: dict[int, Any] = {}
+        self.rollout_start_timesteps: int | None = None
+        self._installed_here = False
 
-    # ------------------------------------------------------------------ handlers
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        if self.received is not None:  # second signal: stop now (atomic writes keep files intact)
-            print(f"\nreceived {signal.Signals(signum).name} again: exiting immediately", file=sys.stderr, flush=True)
-            raise SystemExit(128 + signum)
-        self.received = signum
-        print(f"\nreceived {signal.Signals(signum).name}: saving the model after this step "
-              "(send it again to exit immediately)", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> "SignalGuard":
-        for sig in HANDLED:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: no handlers, training runs unguarded
-                pass
+    def __enter__(self) -> SignalGuard:
+        self._installed_here = stop_flag.install()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+    def __exit__(self, *exc: object) -> None:
+        if self._installed_here:
+            stop_flag.restore()
+            self._installed_here = False
 
     @property
-    def signal_name(self) -> Optional[str]:
+    def received(self) -> int | None:
+        """The signal number received since the handlers were installed (None when none)."""
+        return stop_flag.received()
+
+    @property
+    def signal_name(self) -> str | None:
         """Name of the received signal (``SIGTERM``), or None."""
-        return None if self.received is None else signal.Signals(self.received).name
+        return stop_flag.signal_name()
+
+    def should_stop(self) -> bool:
+        """True (and ``stopped`` set) once a signal arrived: for loops outside the env steps (evaluation)."""
+        if stop_flag.received() is not None:
+            self.stopped = True
+            return True
+        return False
 
     # ------------------------------------------------------------------ callback hooks
     def _on_training_start(self) -> None:
@@ -64,9 +63,12 @@ class SignalGuard(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         self.rollout_start_timesteps = self.model.num_timesteps
+        if self.should_stop():  # e.g. a loop whose rollouts make no steps: never reaches _on_step
+            raise StopRequested(int(stop_flag.received()))
+
+    def _on_rollout_end(self) -> None:
+        if self.should_stop():
+            raise StopRequested(int(stop_flag.received()))
 
     def _on_step(self) -> bool:
-        if self.received is not None:
-            self.stopped = True
-            return False
-        return True
+        return not self.should_stop()
