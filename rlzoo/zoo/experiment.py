@@ -305,6 +305,8 @@ def _train(algo: str, env_id: str, n_timesteps: Optional[int], seed: Optional[in
             _check_trained_agent(Path(trained_agent), plan.cls)
         check_env_builds(plan.config, "--env-kwargs" if env_kwargs else plan.config.source)
     _check_options(options)
+    if options["eval_env_kwargs_parsed"] and options["eval_freq"] > 0:
+        check_env_builds(plan.config, "--eval-env-kwargs", options["eval_env_kwargs_parsed"])
     if options["num_threads"] is not None:
         import torch
 
@@ -458,10 +460,10 @@ def _check_options(options: dict[str, Any]) -> None:
     options["eval_env_kwargs_parsed"] = parse_key_values(kwargs, "--eval-env-kwargs")
 
 
-def check_env_builds(config: ZooConfig, where: str) -> None:
+def check_env_builds(config: ZooConfig, where: str, env_kwargs: Optional[dict] = None) -> None:
     """Build the env once (one copy, no Monitor) so that arguments it rejects fail before anything is written."""
     try:
-        env = make_env(config, 1, 0, "dummy", None)
+        env = make_env(config, 1, 0, "dummy", None, env_kwargs=env_kwargs)
     except ZooError as e:
         raise ZooError(f"{where}: {e}") from None
     except Exception as e:  # noqa: BLE001 - whatever the env constructor raises is a bad argument
