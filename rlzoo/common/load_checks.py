@@ -173,7 +173,8 @@ def check_members(path: str, files: Any, model: Any, expected: Dict[str, Dict[st
     for name in model._state_objects():
         member = f"{name}.safetensors"
         if member not in files or f"{name}.json" not in files:
-            raise ModelFileError(f"{path}: model file lacks the member {member if member not in files else name + '.json'}")
+            missing = member if member not in files else f"{name}.json"
+            raise ModelFileError(f"{path}: model file lacks the member {missing}")
         header = safetensors_header(files[member], f"{path}: {member}")
         if name in expected:
             check_tensors(name, header, expected[name])

@@ -110,7 +110,7 @@ def open_zip(path: str, what: str) -> zipfile.ZipFile:
         raise ModelFileError(f"{what} not found: {path}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError, struct.error,
             OverflowError):
-        raise ModelFileError(f"{path} is not a valid zip file (truncated or corrupt)") from None
+        raise ModelFileError(f"{path} is not a readable {what} (not a valid zip file: truncated or corrupt)") from None
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {one_line(exc)}") from None
 
@@ -153,7 +153,8 @@ def safetensors_header(data: bytes, where: str) -> dict[str, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- .npz
-def read_npz(path: str, where: str, expected: Any, only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+def read_npz(path: str, where: str, expected: Any, only: Iterable[str] | None = None,
+             what: str = "array file") -> dict[str, np.ndarray]:
     """Read the arrays of an ``.npz`` file (``allow_pickle=False``), checking each member's ``.npy``
     header before reading it.
 
@@ -165,7 +166,7 @@ def read_npz(path: str, where: str, expected: Any, only: Iterable[str] | None = 
     actually holds: stored members are as large on disk, compressed ones are refused above the
     compression-ratio cap.
     """
-    zf = open_zip(path, where)
+    zf = open_zip(path, what)
     with zf:
         infos = check_zip_listing(zf, where, max_total=1 << 62, max_members=4096)
         if sum(i.compress_size for i in infos.values()) > file_size(path):
