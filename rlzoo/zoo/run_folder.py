@@ -133,18 +133,70 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+MAX_RUN_FILE_BYTES = 1 << 20     # run.json and config.yml of a run folder
+MAX_CONFIG_NODES = 100_000       # values in config.yml, aliases counted as copies (YAML alias bombs)
+_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_RUN_TYPES: dict[str, tuple[type, ...]] = {
+    "algo": (str,), "env": (str,), "run": (str,), "command": (str,), "argv": (list,), "cwd": (str,), "host": (str,),
+    "seed": (int,), "n_timesteps": (int,), "num_timesteps": (int,), "status": (str,), "started_at": (str,),
+    "ended_at": (str, type(None)), "versions": (dict,), "segments": (list,), "gym_packages": (list,),
+    "trained_agent": (str,), "wall_time_s": (int, float)}
+
+
+def read_text_capped(path: Path, what: str) -> str:
+    """The UTF-8 text of a run-folder file, read with a bounded read (one-line :class:`ZooError`)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_RUN_FILE_BYTES + 1)
+        if len(data) > MAX_RUN_FILE_BYTES:
+            raise ZooError(f"cannot read {path}: larger than {MAX_RUN_FILE_BYTES} bytes")
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ZooError(f"cannot read {what} {path}: {' '.join(str(e).split())[:200]}") from None
+
+
 def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read ``run.json`` of a run folder (one-line error when missing or unreadable)."""
+    """Read ``run.json`` of a run folder: the fields rlzoo uses are type-checked (``gym_packages`` must be
+    dotted module names); any problem is a one-line :class:`ZooError`."""
+    from rlzoo.common.safe_io import load_json
+
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise ZooError(f"{run_dir} is not a run folder (no {RUN_FILE})")
     try:
-        info = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as e:
+        info = load_json(read_text_capped(path, "run file"), str(path))
+    except ValueError as e:
         raise ZooError(f"cannot read {path}: {e}") from None
     if not isinstance(info, dict):
         raise ZooError(f"cannot read {path}: not a JSON object")
+    for key, types in _RUN_TYPES.items():
+        if key in info and (not isinstance(info[key], types) or (isinstance(info[key], bool) and bool not in types)):
+            raise ZooError(f"{path}: {key!r} must be {' or '.join(t.__name__ for t in types)}, "
+                           f"got {type(info[key]).__name__}")
+    for key in ("seed", "n_timesteps", "num_timesteps"):
+        if key in info and not 0 <= info[key] < 1 << 63:
+            raise ZooError(f"{path}: {key!r} is out of range")
+    if "wall_time_s" in info and not 0 <= float(info["wall_time_s"]) < float("inf"):
+        raise ZooError(f"{path}: 'wall_time_s' is out of range")
+    packages = info.get("gym_packages", [])
+    if len(packages) > 64 or not all(isinstance(p, str) and len(p) < 200 and _MODULE_NAME.match(p) for p in packages):
+        raise ZooError(f"{path}: 'gym_packages' must be a list of dotted module names")
     return info
+
+
+def check_config_size(data: Any, where: str) -> None:
+    """Refuse a parsed ``config.yml`` with more than MAX_CONFIG_NODES values once aliases are expanded."""
+    count, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ZooError(f"{where}: more than {MAX_CONFIG_NODES} values (YAML aliases expanded)")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
 
 
 def new_run_info(algo: str, env_id: str, run_dir: Path, seed: int, n_timesteps: int, argv: list[str]) -> dict:
