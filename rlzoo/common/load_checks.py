@@ -177,7 +177,10 @@ def check_members(path: str, files: Any, model: Any, expected: Dict[str, Dict[st
             raise ModelFileError(f"{path}: model file lacks the member {missing}")
         header = safetensors_header(files[member], f"{path}: {member}")
         if name in expected:
-            check_tensors(name, header, expected[name])
+            try:
+                check_tensors(name, header, expected[name])
+            except ModelFileError as exc:
+                raise ModelFileError(f"{path}: {exc}") from None
 
 
 def check_optimizer_state(name: str, state: Any, optimizer: torch.optim.Optimizer) -> None:
