@@ -193,7 +193,7 @@ def read_npz(path: str, where: str, expected: Any, only: Iterable[str] | None = 
             try:
                 with zf.open(info) as f:
                     arr = np.lib.format.read_array(f, allow_pickle=False)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error, RuntimeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - corrupt member data (zlib, CRC, short read, header)
                 raise ModelFileError(f"{where}: array {name[:-4]!r} is corrupt ({one_line(exc)})") from None
             if arr.shape != shape or arr.dtype != dtype:
                 raise ModelFileError(f"{where}: array {name[:-4]!r} does not match its header")
@@ -211,8 +211,7 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tuple
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error, SyntaxError, TypeError,
-            RuntimeError, MemoryError, RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - numpy parses the header with ast/tokenize: any error is a bad header
         raise ModelFileError(f"{where}: member {info.filename!r} has no valid .npy header ({one_line(exc)})") from None
     if dtype.hasobject or dtype.kind not in "biufc":
         raise ModelFileError(f"{where}: array {info.filename[:-4]!r} has the non-numeric dtype {dtype}")

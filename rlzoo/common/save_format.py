@@ -127,7 +127,7 @@ def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
         raise
     except (ValueError, TypeError, OverflowError, KeyError, MemoryError) as exc:
         raise ModelFileError(f"model file: invalid {kind} space ({safe_io.one_line(exc)})") from None
-    raise ModelFileError(f"model file: unknown space description {short(kind)}")
+    raise ModelFileError(f"model file: unknown space description {short(data if kind is None else kind)}")
 
 
 def _leaves(space: spaces.Space) -> Iterator[spaces.Space]:
@@ -359,7 +359,8 @@ def read_model_zip(path: str) -> Tuple[Dict[str, Any], ModelMembers]:
         raw = safe_io.read_member(zf, infos["metadata.json"], path)
     metadata = safe_io.load_json(raw, f"{path}: metadata.json")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("algo"), str):
-        raise ModelFileError(f"{path} is not an rlzoo model (metadata without algorithm)")
+        got = metadata.get("algo", metadata) if isinstance(metadata, dict) else metadata
+        raise ModelFileError(f"{path} is not an rlzoo model (metadata without algorithm: {short(got)})")
     version = metadata.get("format_version", 0)
     if isinstance(version, bool) or not isinstance(version, int):
         raise ModelFileError(f"{path}: format_version must be an integer, got {short(version)}")
