@@ -406,7 +406,10 @@ def run_case(kind: str, load: Callable[[Path], Any], path: Path, guard: Guard, l
     except errors as exc:
         return ("refused", str(exc)) if "\n" not in str(exc) and str(exc).strip() else ("multiline", repr(exc))
     except Exception as exc:  # noqa: BLE001 - anything else is what the fuzz looks for
-        return "unexpected", f"{type(exc).__name__}: {str(exc)[:300]}"
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return "unexpected", f"{type(exc).__name__}: {str(exc)[:300]} at {where.filename}:{where.lineno}"
     return "ok", ""
 
 

@@ -191,7 +191,7 @@ def from_json(value: Any, custom_objects: Dict[str, Any], _depth: int = 0) -> An
     if len(tags) > 1 or set(value) - _TAGS[tag]:
         raise ModelFileError(f"model file: malformed {tag} value {short(value)}")
     if tag == "__ndarray__":
-        if value.get("dtype") not in _ARRAY_DTYPES:
+        if not isinstance(value.get("dtype"), str) or value["dtype"] not in _ARRAY_DTYPES:
             raise ModelFileError(f"model file: array dtype {short(value.get('dtype'))} is not allowed")
         try:
             return np.array(from_json(value["__ndarray__"], {}, _depth + 1), dtype=np.dtype(value["dtype"]))
