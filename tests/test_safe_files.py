@@ -10,6 +10,7 @@ import json
 import random
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -239,7 +240,7 @@ def test_tag_attacks_on_other_files_are_refused_or_harmless(world, tmp_path, kin
     rng = random.Random(kind)
     values = payloads(sentinel)
     outcomes = []
-    for i in range(40):
+    for i in range(12 if kind.startswith("run:") else 40):
         bad = tmp_path / f"{i}_{files[kind].name}"
         if kind.startswith("run:"):
             bad = tmp_path / f"logs{i}" / "a2c" / "CartPole-v1_1" / files[kind].name
@@ -252,7 +253,7 @@ def test_tag_attacks_on_other_files_are_refused_or_harmless(world, tmp_path, kin
         assert outcome in ("ok", "refused"), (kind, outcome, detail)
         outcomes.append(outcome)
     _assert_clean(guard, sentinel)
-    assert outcomes.count("refused") > 10
+    assert outcomes.count("refused") >= len(outcomes) // 4
 
 
 # --------------------------------------------------------------------------- bounded resources
@@ -313,21 +314,22 @@ KINDS = sorted(["model:a2c", "model:ppo", "model:trpo", "model:acktr", "model:ac
                 "acer_memory", "run:run.json", "run:config.yml"])
 
 
-@settings(max_examples=120, deadline=None, database=None,
+@settings(max_examples=80, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(kind=st.sampled_from(KINDS), rng=st.randoms(use_true_random=False))
 def test_fuzz_mutated_files_load_or_fail_cleanly(world, tmp_path, kind, rng):
     files, load, guard, sentinel = world
     data = mutate(kind, files[kind].read_bytes(), rng, payloads(sentinel))
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))  # hypothesis runs all examples in one tmp_path
     if kind.startswith("run:"):
-        case = tmp_path / f"logs{rng.randrange(10 ** 9)}" / "a2c" / "CartPole-v1_1"
+        case = folder / "logs" / "a2c" / "CartPole-v1_1"
         case.mkdir(parents=True)
         for other in files[kind].parent.iterdir():
             if other.is_file():
                 (case / other.name).write_bytes(other.read_bytes())
         path = case / files[kind].name
     else:
-        path = tmp_path / f"{rng.randrange(10 ** 9)}_{files[kind].name}"
+        path = folder / files[kind].name
     path.write_bytes(data)
     outcome, detail = run_case(kind, load[kind], path, guard, limit=20.0)
     assert outcome in ("ok", "refused"), (kind, outcome, detail)
