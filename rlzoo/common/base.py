@@ -290,8 +290,9 @@ class BaseAlgorithm:
     def set_parameters(self, params: Union[str, Dict[str, Dict[str, Any]]], exact_match: bool = True) -> None:
         """Load state dicts (as from :meth:`get_parameters`, or a model zip's path)."""
         if isinstance(params, str):
-            _, files = read_model_zip(params)
-            params = {name: state_from_files(name, files) for name in self._state_objects()}
+            _, files = read_model_zip(params)  # module tensors are checked against this model before reading
+            params = {name: state_from_files(name, files, obj.state_dict() if isinstance(obj, torch.nn.Module)
+                                             else None) for name, obj in self._state_objects().items()}
         objects = self._state_objects()
         missing = set(objects) - set(params)
         if exact_match and missing:

@@ -40,10 +40,14 @@ def _type_ok(value: Any, annotation: Any) -> bool:
         return value is None or _type_ok(value, text[:-5])
     if text not in _TYPES:
         return True  # Any, unions, schedules: the constructor checks them
-    if isinstance(value, bool) and text != "bool":
-        return False
+    if isinstance(value, bool):
+        return text == "bool"
     if isinstance(value, float) and not math.isfinite(value):
         return False
+    if text == "bool":  # files of the previous release may hold 0 / 1 where the constructor took them
+        return isinstance(value, int) and value in (0, 1)
+    if text == "int" and isinstance(value, float):
+        return value.is_integer()  # e.g. buffer_size=1e6 given as a float and accepted by the constructor
     return isinstance(value, _TYPES[text])
 
 
