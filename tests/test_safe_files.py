@@ -335,3 +335,24 @@ def test_fuzz_mutated_files_load_or_fail_cleanly(world, tmp_path, kind, rng):
     assert outcome in ("ok", "refused"), (kind, outcome, detail)
     assert issubclass(expected_errors(kind)[0], ValueError)
     _assert_clean(guard, sentinel)
+
+
+def test_hyperparameters_and_counters_are_type_checked(world, tmp_path):
+    files, load, guard, sentinel = world
+    with zipfile.ZipFile(files["model:ppo"]) as zf:
+        meta = json.loads(zf.read("metadata.json"))
+    for change, match in (({"n_steps": "16"}, "n_steps must be int"), ({"gamma": True}, "gamma must be float"),
+                          ({"evil": 1}, "not a hyperparameter of PPO"), ({"n_steps": 2 ** 40}, "PPO model"),
+                          ({"policy_kwargs": [1]}, "policy_kwargs must be a mapping")):
+        bad_meta = json.loads(json.dumps(meta))
+        bad_meta["hyperparameters"].update(change)
+        bad = tmp_path / "bad.zip"
+        _rewrite_member(files["model:ppo"], bad, "metadata.json", json.dumps(bad_meta).encode())
+        with pytest.raises(ModelFileError, match=match):
+            load["model:ppo"](bad)
+    for key, value in (("num_timesteps", -1), ("n_envs", 10 ** 9), ("progress_remaining", "x"),
+                       ("format_version", 99)):
+        bad = tmp_path / "bad.zip"
+        _rewrite_member(files["model:ppo"], bad, "metadata.json", json.dumps({**meta, key: value}).encode())
+        with pytest.raises(ModelFileError, match=key.split("_")[0]):
+            load["model:ppo"](bad)
