@@ -147,14 +147,15 @@ def _load_builtins() -> None:
 
     import rlzoo.common.noise  # noqa: F401  (registers the noises)
     import rlzoo.common.utils  # noqa: F401  (registers the schedules)
-    from rlzoo.algos import acer
+    from rlzoo import ALGOS
     from rlzoo.common import off_policy_policies as opp
     from rlzoo.common import policies as pol
+    from rlzoo.common import replay
 
     for act in ("ReLU", "Tanh", "ELU", "LeakyReLU", "SiLU", "GELU", "Sigmoid", "Softplus", "SELU", "Identity",
                 "Mish"):
-        register_class(act, getattr(nn, act), legacy=(f"torch.nn.modules.activation.{act}", f"torch.nn.{act}")
-                       if act != "Identity" else ("torch.nn.modules.linear.Identity", "torch.nn.Identity"))
+        module = "linear" if act == "Identity" else "activation"
+        register_class(act, getattr(nn, act), legacy=(f"torch.nn.modules.{module}.{act}", f"torch.nn.{act}"))
     classes = {
         "rlzoo.common.policies": (pol, ("BaseFeaturesExtractor", "FlattenExtractor", "NatureCNN", "CombinedExtractor",
                                         "BasePolicy", "ActorCriticPolicy", "ActorCriticCnnPolicy",
@@ -162,11 +163,19 @@ def _load_builtins() -> None:
         "rlzoo.common.off_policy_policies": (opp, ("DQNPolicy", "DQNCnnPolicy", "DQNMultiInputPolicy", "TD3Policy",
                                                    "TD3CnnPolicy", "TD3MultiInputPolicy", "SACPolicy",
                                                    "SACCnnPolicy", "SACMultiInputPolicy")),
-        "rlzoo.algos.acer": (acer, ("ACERPolicy", "ACERCnnPolicy", "ACERMultiInputPolicy")),
+        # replay_buffer_class values (DDPG / TD3 / SAC / DQN)
+        "rlzoo.common.replay": (replay, ("ReplayBuffer", "PrioritizedReplayBuffer")),
     }
     for old_module, (module, names) in classes.items():
         for name in names:
             register_class(name, getattr(module, name), legacy=(f"{old_module}.{name}",))
+    # the policies each algorithm declares by alias (ACER's own, and any an algorithm adds later)
+    legacy_modules = {"acer": "rlzoo.algos.acer"}
+    for algo, cls in ALGOS.items():
+        for policy in getattr(cls, "policy_aliases", {}).values():
+            if policy not in _BY_CLASS:
+                old = legacy_modules.get(algo)
+                register_class(policy.__name__, policy, legacy=(f"{old}.{policy.__name__}",) if old else ())
 
 
 def lookup(tag: Any, custom_objects: dict[str, Any] | None = None) -> tuple[Any, Entry | None]:
