@@ -4,8 +4,8 @@ Saves real files (model zips of the 9 algorithms and one with a schedule and noi
 statistics, plain / prioritized replay buffers, an ACER memory, run.json and config.yml of a run
 folder), then loads mutated copies: flipped bytes, truncations, JSON / YAML values swapped for tags
 naming code (``{"__object__": "rlzoo.fileio.atomic_write_bytes", ...}``, ``{"__class__": "os.system"}``),
-lists, huge numbers and deep nesting, rewritten safetensors and ``.npy`` headers. Before the random
-cases it runs every tag attack on every JSON location of every model file.
+lists, huge numbers and deep nesting, rewritten safetensors and ``.npy`` headers. After the random
+cases it puts a code-naming tag at every JSON location of every model file (each tag: --all-tags).
 
 Each load must succeed or raise the documented error (ModelFileError; ZooError for run folders) with
 a one-line message, within 20 s, without opening a file for writing, importing a module or starting a
@@ -53,7 +53,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--cases", type=int, default=10_000, help="random mutation cases")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-attacks", action="store_true", help="skip the exhaustive tag attacks")
+    parser.add_argument("--no-attacks", action="store_true", help="skip the tag attacks")
+    parser.add_argument("--all-tags", action="store_true", help="every tag at every location (9x the attacks)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="rlzoo_fuzz_"))
     files = build_files(root / "files")
@@ -75,33 +76,6 @@ def main() -> int:
         by_kind[kind][outcome] += 1
         if outcome not in ("ok", "refused") and len(problems) < 50:
             problems.append(f"{kind} {what}: {outcome}: {detail}")
-
-    if not args.no_attacks:  # every code-naming tag at every JSON location of every model file
-        tags = values[:9]
-        for kind, path in files.items():
-            if not kind.startswith("model:"):
-                continue
-            with zipfile.ZipFile(path) as zf:
-                members = {n: zf.read(n) for n in zf.namelist()}
-            for member, raw in members.items():
-                if not member.endswith(".json"):
-                    continue
-                for where in list(_locations(json.loads(raw))):
-                    for value in tags:
-                        doc = _put(json.loads(raw), where, value)
-                        bad = root / "attack.zip"
-                        with zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                            for n, d in members.items():
-                                zf.writestr(n, json.dumps(doc).encode() if n == member else d)
-                        outcome, detail = run_case(kind, load[kind], bad, guard)
-                        counts["attacks"] += 1
-                        counts[f"attacks_{outcome}"] += 1
-                        if outcome not in ("ok", "refused"):
-                            problems.append(f"attack {kind} {member} {where}: {outcome}: {detail}")
-        print(f"tag attacks: {counts['attacks']} tried, {counts['attacks_refused']} refused with ModelFileError, "
-              f"{counts['attacks_ok']} loaded (value not used or policy fell back to its rlzoo base), "
-              f"writes {len(guard.writes)}, imports {len(guard.imports)}, processes/other {len(guard.other)}, "
-              f"{time.time() - t0:.0f} s", flush=True)
 
     rng = random.Random(args.seed)
     kinds = sorted(files)
@@ -128,7 +102,35 @@ def main() -> int:
         else:
             path.unlink()
         if (i + 1) % 1000 == 0:
-            print(f"{i + 1} cases, {dict(counts)}, {time.time() - t0:.0f} s", flush=True)
+            print(f"{i + 1} cases, {dict(counts)}, writes {len(guard.writes)}, imports {len(guard.imports)}, "
+                  f"other {len(guard.other)}, {time.time() - t0:.0f} s", flush=True)
+
+    if not args.no_attacks:  # code-naming tags at every JSON location of every model file (all with --all-tags)
+        tags = values[:9]
+        for kind, path in files.items():
+            if not kind.startswith("model:"):
+                continue
+            with zipfile.ZipFile(path) as zf:
+                members = {n: zf.read(n) for n in zf.namelist()}
+            for member, raw in members.items():
+                if not member.endswith(".json"):
+                    continue
+                for where in list(_locations(json.loads(raw))):
+                    for value in (tags if args.all_tags else [tags[counts["attacks"] % len(tags)]]):
+                        doc = _put(json.loads(raw), where, value)
+                        bad = root / "attack.zip"
+                        with zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                            for n, d in members.items():
+                                zf.writestr(n, json.dumps(doc).encode() if n == member else d)
+                        outcome, detail = run_case(kind, load[kind], bad, guard)
+                        counts["attacks"] += 1
+                        counts[f"attacks_{outcome}"] += 1
+                        if outcome not in ("ok", "refused"):
+                            problems.append(f"attack {kind} {member} {where}: {outcome}: {detail}")
+        print(f"tag attacks: {counts['attacks']} tried, {counts['attacks_refused']} refused with ModelFileError, "
+              f"{counts['attacks_ok']} loaded (value not used or policy fell back to its rlzoo base), "
+              f"writes {len(guard.writes)}, imports {len(guard.imports)}, processes/other {len(guard.other)}, "
+              f"{time.time() - t0:.0f} s", flush=True)
 
     unexpected = counts["unexpected"] + counts["multiline"]
     print(f"cases tried: {args.cases} (+ {counts['attacks']} tag attacks)")
