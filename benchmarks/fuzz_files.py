@@ -76,6 +76,7 @@ def main() -> int:
         by_kind[kind][outcome] += 1
         if outcome not in ("ok", "refused") and len(problems) < 50:
             problems.append(f"{kind} {what}: {outcome}: {detail}")
+            print("  !", problems[-1][:400], flush=True)
 
     rng = random.Random(args.seed)
     kinds = sorted(files)

@@ -236,7 +236,10 @@ def _mutate_safetensors(data: bytes, rng: random.Random, values: list[Any]) -> b
         try:
             meta[key] = json.dumps(swap_value(json.loads(meta[key]), rng, values))
         except (ValueError, RecursionError):
-            meta[key] = str(rng.choice(values))[:1000]
+            try:
+                meta[key] = json.dumps(rng.choice(values))[:1000]
+            except (ValueError, RecursionError):
+                meta[key] = "[[[["
     else:
         header = swap_value(header, rng, values + [[10 ** 6, 10 ** 6], "F64", "I8", [0, 10 ** 12], [-1]])
     try:
