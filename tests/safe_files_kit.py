@@ -308,6 +308,9 @@ def mutate(kind: str, data: bytes, rng: random.Random, values: list[Any]) -> byt
     if kind == "run:config.yml":
         if rng.random() < 0.2:
             return flip_bytes(data, rng)
+        if rng.random() < 0.1:  # deep nesting, written as text (safe_dump cannot write it)
+            depth = rng.choice([50, 70, 500, 3000])
+            return data + f"deep: {'[' * depth}1{']' * depth}\n".encode()
         doc = swap_value(yaml.safe_load(data), rng, values)
         if rng.random() < 0.1:  # an alias bomb
             return b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(

@@ -21,7 +21,6 @@ import gymnasium as gym
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
-from rlzoo.zoo.hyperparams_files import parse_yaml
 from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
 
@@ -172,8 +171,7 @@ def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: Optional[in
     env_id = resolve_env(saved_env, modules)
     if not (run_dir / rf.CONFIG_FILE).is_file():
         raise ZooError(f"{run_dir} has no {rf.CONFIG_FILE} to resume from")
-    rf.check_config_size(parse_yaml(rf.read_text_capped(run_dir / rf.CONFIG_FILE, "config file"),
-                                     str(run_dir / rf.CONFIG_FILE)), str(run_dir / rf.CONFIG_FILE))
+    rf.check_config(run_dir / rf.CONFIG_FILE)
     config = build_config(algo_name, cls, env_id, atari=is_atari(env_id), conf_file=run_dir / rf.CONFIG_FILE,
                           n_timesteps=n_timesteps or int(info.get("n_timesteps", 0)) or None)
     config.env_modules = tuple(modules)
@@ -415,5 +413,5 @@ def load_run_config(run_dir: Path, algo: str, cls: type, env_id: str) -> ZooConf
     path = run_dir / rf.CONFIG_FILE
     if not path.is_file():
         raise ZooError(f"{run_dir} has no {rf.CONFIG_FILE}")
-    rf.check_config_size(parse_yaml(rf.read_text_capped(path, "config file"), str(path)), str(path))
+    rf.check_config(path)
     return build_config(algo, cls, env_id, atari=is_atari(env_id), conf_file=path)

@@ -184,19 +184,32 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
+def check_config(path: Path) -> None:
+    """Read a run's ``config.yml`` before the zoo does: at most MAX_RUN_FILE_BYTES, YAML (safe loader) no
+    deeper than 64 levels and with at most MAX_CONFIG_NODES values once aliases are expanded."""
+    from rlzoo.zoo.hyperparams_files import parse_yaml
+
+    try:
+        data = parse_yaml(read_text_capped(path, "config file"), str(path))
+    except RecursionError:
+        raise ZooError(f"{path}: YAML nested too deeply") from None
+    check_config_size(data, str(path))
+
+
 def check_config_size(data: Any, where: str) -> None:
-    """Refuse a parsed ``config.yml`` with more than MAX_CONFIG_NODES values once aliases are expanded."""
-    count, stack = 0, [data]
+    """Refuse parsed YAML with more than MAX_CONFIG_NODES values (aliases expanded) or 64 levels of nesting."""
+    count, stack = 0, [(data, 0)]
     while stack:
-        value = stack.pop()
+        value, depth = stack.pop()
         count += 1
         if count > MAX_CONFIG_NODES:
             raise ZooError(f"{where}: more than {MAX_CONFIG_NODES} values (YAML aliases expanded)")
+        if depth > 64:
+            raise ZooError(f"{where}: values nested more than 64 levels deep")
         if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
+            stack.extend((v, depth + 1) for v in (*value.keys(), *value.values()))
         elif isinstance(value, (list, tuple)):
-            stack.extend(value)
+            stack.extend((v, depth + 1) for v in value)
 
 
 def new_run_info(algo: str, env_id: str, run_dir: Path, seed: int, n_timesteps: int, argv: list[str]) -> dict:
