@@ -16,6 +16,7 @@ truncated episode as ``next_obs`` so that the target bootstraps from it.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, ClassVar, Dict, NamedTuple, Optional, Tuple, Union
 
@@ -358,8 +359,8 @@ class ReplayBuffer:
             types.update(alpha=float, beta=float, eps=float, max_priority=float)
         for key, want in types.items():
             value = meta.get(key)
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-                  if want is float else isinstance(value, want) and (want is bool or not isinstance(value, bool)))
+            ok = (_finite_number(value) if want is float
+                  else isinstance(value, want) and (want is bool or not isinstance(value, bool)))
             if not ok or (want is int and not -(1 << 62) < value < 1 << 62):
                 raise ModelFileError(f"{where}: __meta__ entry {key!r} must be a {want.__name__}")
         if meta["buffer_size"] < 1 or meta["n_envs"] < 1 or not 0 <= meta["pos"] < meta["buffer_size"] \
@@ -421,6 +422,16 @@ class ReplayBuffer:
                 getattr(self, group)[sub] = arr
             elif key != "priorities":
                 setattr(self, key, arr)
+
+
+def _finite_number(value: Any) -> bool:
+    """A finite int or float (not a bool) that fits a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 class SegmentTree:

@@ -393,7 +393,7 @@ def _check_counts(text: Any) -> dict[str, float]:
         raise ValueError("the counts are not a mapping")
     out = {}
     for key, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) < float("inf"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e300:
             raise ValueError(f"count of {key[:40]!r} is not a non-negative number")
         out[key] = float(value)
     return out

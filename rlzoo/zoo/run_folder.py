@@ -176,7 +176,7 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("seed", "n_timesteps", "num_timesteps"):
         if key in info and not 0 <= info[key] < 1 << 63:
             raise ZooError(f"{path}: {key!r} is out of range")
-    if "wall_time_s" in info and not 0 <= float(info["wall_time_s"]) < float("inf"):
+    if "wall_time_s" in info and not 0 <= info["wall_time_s"] < 1e300:
         raise ZooError(f"{path}: 'wall_time_s' is out of range")
     packages = info.get("gym_packages", [])
     if len(packages) > 64 or not all(isinstance(p, str) and len(p) < 200 and _MODULE_NAME.match(p) for p in packages):
