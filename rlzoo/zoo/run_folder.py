@@ -133,7 +133,8 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-MAX_RUN_FILE_BYTES = 1 << 20     # run.json and config.yml of a run folder
+MAX_RUN_FILE_BYTES = 1 << 20     # run.json of a run folder
+MAX_CONFIG_BYTES = 64 << 10      # config.yml (rlzoo writes a few hundred bytes; YAML parsing is slow)
 MAX_CONFIG_NODES = 100_000       # values in config.yml, aliases counted as copies (YAML alias bombs)
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _RUN_TYPES: dict[str, tuple[type, ...]] = {
@@ -143,13 +144,13 @@ _RUN_TYPES: dict[str, tuple[type, ...]] = {
     "trained_agent": (str,), "wall_time_s": (int, float)}
 
 
-def read_text_capped(path: Path, what: str) -> str:
+def read_text_capped(path: Path, what: str, limit: int = MAX_RUN_FILE_BYTES) -> str:
     """The UTF-8 text of a run-folder file, read with a bounded read (one-line :class:`ZooError`)."""
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_RUN_FILE_BYTES + 1)
-        if len(data) > MAX_RUN_FILE_BYTES:
-            raise ZooError(f"cannot read {path}: larger than {MAX_RUN_FILE_BYTES} bytes")
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ZooError(f"cannot read {path}: larger than {limit} bytes")
         return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ZooError(f"cannot read {what} {path}: {' '.join(str(e).split())[:200]}") from None
@@ -185,12 +186,12 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_config(path: Path) -> None:
-    """Read a run's ``config.yml`` before the zoo does: at most MAX_RUN_FILE_BYTES, YAML (safe loader) no
+    """Read a run's ``config.yml`` before the zoo does: at most MAX_CONFIG_BYTES, YAML (safe loader) no
     deeper than 64 levels and with at most MAX_CONFIG_NODES values once aliases are expanded."""
     from rlzoo.zoo.hyperparams_files import parse_yaml
 
     try:
-        data = parse_yaml(read_text_capped(path, "config file"), str(path))
+        data = parse_yaml(read_text_capped(path, "config file", MAX_CONFIG_BYTES), str(path))
     except RecursionError:
         raise ZooError(f"{path}: YAML nested too deeply") from None
     check_config_size(data, str(path))
