@@ -236,16 +236,40 @@ class SegmentReplayMemory:
         return path
 
     def load(self, path: str | os.PathLike) -> None:
-        """Read a memory written by :meth:`save` into this one (same settings)."""
+        """Read a memory written by :meth:`save` into this one (same settings).
+
+        Every array's declared ``.npy`` shape and dtype must be this memory's before anything is read
+        (``allow_pickle=False``); a bad file raises a ``ModelFileError`` (a ``ValueError``).
+        """
+        from rlzoo.common.registry import ModelFileError
+        from rlzoo.common.safe_io import expect_arrays, read_npz
+
         path = os.fspath(path)
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path += ".npz"
+        where = f"ACER replay memory {path}"
+
+        def counters_only(name: str, shape: tuple, dtype: np.dtype) -> None:
+            if name == "counters" and (shape != (4,) or dtype != np.int64):
+                raise ModelFileError(f"{where}: array 'counters' has shape {shape} / {dtype}")
+
+        head = read_npz(path, where, counters_only, only=["counters"], what="ACER replay memory file")
+        if "counters" not in head:
+            raise ModelFileError(f"{where}: missing array 'counters'")
+        pos, filled, checked, n_stack = (int(x) for x in head["counters"])
+        if not (0 <= pos < self.n_segments and 0 <= filled <= self.n_segments and checked in (0, 1)
+                and 1 <= n_stack <= 64):
+            raise ModelFileError(f"{where}: counters {head['counters'].tolist()} do not fit a memory of "
+                                 f"{self.n_segments} segments")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                state = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise ValueError(f"cannot load ACER replay memory from {path!r}: {type(e).__name__}") from None
-        try:
-            self.load_state_dict(state)
-        except KeyError as e:
-            raise ValueError(f"cannot load ACER replay memory from {path!r}: missing array {e}") from None
+            stores = self.obs if n_stack == self.n_stack else self._make_obs_stores(n_stack)
+        except ValueError as e:
+            raise ModelFileError(f"{where}: {n_stack} stacked frames do not fit the observations ({e})") from None
+        spec = {f"obs.{k}" if k is not None else "obs": (st.data.shape, st.data.dtype) for k, st in stores.items()}
+        spec.update({name: (arr.shape, arr.dtype) for name, arr in self.state_dict().items()
+                     if not name.startswith("obs")})
+        state = read_npz(path, where, expect_arrays(spec, where), what="ACER replay memory file")
+        missing = sorted(set(spec) - set(state))
+        if missing:
+            raise ModelFileError(f"{where}: missing array {missing[0]!r}")
+        self.load_state_dict(state)

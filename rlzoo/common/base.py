@@ -6,6 +6,7 @@ Algorithms only add what is theirs: ``_setup_model`` (networks, optimizers, buff
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from collections import deque
 from typing import Any, Callable, ClassVar, Deque, Dict, Iterable, List, Optional, Tuple, Type, Union
@@ -17,8 +18,10 @@ from gymnasium import spaces
 
 from rlzoo.common.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical, check_action_space
 from rlzoo.common.policies import BasePolicy, is_image_space
-from rlzoo.common.save_format import (ModelFileError, from_json, read_model_zip, space_from_json, space_to_json,
-                                      state_from_files, state_to_files, to_json, write_model_zip)
+from rlzoo.common import safe_io
+from rlzoo.common.registry import short
+from rlzoo.common.save_format import (ModelFileError, read_model_zip, space_to_json, state_from_files, state_to_files,
+                                      to_json, write_model_zip)
 from rlzoo.common.utils import get_device, get_schedule_fn, set_global_seeds, tune_threads
 from rlzoo.version import __version__
 from rlzoo.envs import DummyVecEnv, Monitor, episode_stats, make_vec_env
@@ -287,8 +290,9 @@ class BaseAlgorithm:
     def set_parameters(self, params: Union[str, Dict[str, Dict[str, Any]]], exact_match: bool = True) -> None:
         """Load state dicts (as from :meth:`get_parameters`, or a model zip's path)."""
         if isinstance(params, str):
-            _, files = read_model_zip(params)
-            params = {name: state_from_files(name, files) for name in self._state_objects()}
+            _, files = read_model_zip(params)  # module tensors are checked against this model before reading
+            params = {name: state_from_files(name, files, obj.state_dict() if isinstance(obj, torch.nn.Module)
+                                             else None) for name, obj in self._state_objects().items()}
         objects = self._state_objects()
         missing = set(objects) - set(params)
         if exact_match and missing:
@@ -330,53 +334,47 @@ class BaseAlgorithm:
     @classmethod
     def load(cls, path: str, env: Any = None, device: Union[str, torch.device] = "auto",
              custom_objects: Optional[Dict[str, Any]] = None, **kwargs: Any) -> "BaseAlgorithm":
-        """Load a model saved by :meth:`save`; never executes code from the file.
+        """Load a model saved by :meth:`save`; never imports or calls anything named by the file.
 
-        ``custom_objects`` maps class paths stored in the file (user-defined policies or
-        features extractors) to the classes to use; ``kwargs`` override hyperparameters.
+        ``custom_objects`` maps class names stored in the file (user-defined policies, features
+        extractors or noises) to the classes to use; ``kwargs`` override hyperparameters. A file that
+        is corrupt, hostile or too large raises :class:`ModelFileError` with a one-line message
+        (README, "What a model file may contain").
         """
+        from rlzoo.common import load_checks as lc
+
+        path = os.fspath(path)
         custom_objects = dict(custom_objects or {})
         metadata, files = read_model_zip(path)
-        algo = metadata["algo"]
+        algo = " ".join(metadata["algo"].split())[:40]
         if algo.lower() != cls.__name__.lower():
             raise ModelFileError(f"{path} holds a {algo} model, not {cls.__name__}: load it with {algo}.load")
-        try:
-            hparams = from_json(metadata["hyperparameters"], custom_objects)
-            obs_space = space_from_json(metadata["observation_space"])
-            act_space = space_from_json(metadata["action_space"])
-            policy = metadata["policy"]
-            if not isinstance(policy, str):
-                try:
-                    policy = from_json(policy, custom_objects)
-                except ModelFileError:
-                    # a user subclass not given: rebuild its nearest rlzoo base with the effective kwargs
-                    policy = from_json(metadata["policy_base"], custom_objects)
-                    hparams["policy_kwargs"] = from_json(metadata["effective_policy_kwargs"] or {}, custom_objects)
-        except (KeyError, TypeError) as exc:
-            raise ModelFileError(f"{path}: malformed metadata ({exc})") from None
-        hparams = {k: v for k, v in hparams.items() if k not in _NOT_HYPERPARAMS}
+        policy, hparams, obs_space, act_space, n_envs = lc.decode_metadata(cls, path, metadata, custom_objects)
+        num_timesteps, n_updates, progress = lc.counters(metadata, path)
         hparams.update(kwargs)
         if hparams.get("learning_rate") is None:
             hparams["learning_rate"] = 0.0
-        model = cls(policy=policy, env=None, device=device, _init_setup_model=False, **hparams)
-        model.observation_space, model.action_space = obs_space, act_space
-        model.n_envs = int(metadata.get("n_envs", 1))
         if env is not None:
             env = wrap_env(env)
-            model.n_envs = env.num_envs
-            model.set_env(env)
-        model._setup_model()
+            n_envs = env.num_envs
+        # built first on the meta device: shapes without memory, checked against the file's headers
+        shadow = lc.build_model(cls, path, policy, hparams, obs_space, act_space, n_envs, torch.device("meta"))
+        expected = lc.expected_states(shadow)
+        lc.check_members(path, files, shadow, expected)
+        del shadow
+        model = lc.build_model(cls, path, policy, hparams, obs_space, act_space, n_envs, device, env)
         try:
             for name, obj in model._state_objects().items():
-                obj.load_state_dict(state_from_files(name, files))
-        except ModelFileError:
-            raise
-        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                state = state_from_files(name, files, expected.get(name))
+                if isinstance(obj, torch.optim.Optimizer):
+                    lc.check_optimizer_state(name, state, obj)
+                obj.load_state_dict(state)
+        except ModelFileError as exc:
+            raise ModelFileError(str(exc) if str(exc).startswith(path) else f"{path}: {exc}") from None
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
             raise ModelFileError(f"{path}: saved tensors do not fit the {cls.__name__} model "
-                                 f"({str(exc).splitlines()[0]})") from None
-        model.num_timesteps = int(metadata.get("num_timesteps", 0))
-        model._n_updates = int(metadata.get("n_updates", 0))
-        model._current_progress_remaining = float(metadata.get("progress_remaining", 1.0))
+                                 f"({short(safe_io.one_line(exc), 160)})") from None
+        model.num_timesteps, model._n_updates, model._current_progress_remaining = num_timesteps, n_updates, progress
         return model
 
 

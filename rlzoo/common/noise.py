@@ -15,6 +15,9 @@ from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 
+from rlzoo.common.registry import (instance_of, integer, number, numbers, optional,
+                                    register_saveable)
+
 
 class ActionNoise:
     """Base class: ``noise()`` returns one sample, ``reset()`` restarts a correlated process."""
@@ -42,6 +45,8 @@ def _as_array(value: Any, name: str) -> np.ndarray:
     return arr
 
 
+@register_saveable("NormalActionNoise", config={"mean": (numbers, True), "sigma": (numbers, True)},
+                   legacy=("rlzoo.common.noise.NormalActionNoise",))
 class NormalActionNoise(ActionNoise):
     """Uncorrelated Gaussian noise ``N(mean, sigma^2)``.
 
@@ -66,6 +71,10 @@ class NormalActionNoise(ActionNoise):
         return f"NormalActionNoise(mean={self.mean}, sigma={self.sigma})"
 
 
+@register_saveable("OrnsteinUhlenbeckActionNoise",
+                   config={"mean": (numbers, True), "sigma": (numbers, True), "theta": (number, False),
+                           "dt": (number, False), "initial_noise": (optional(numbers), False)},
+                   legacy=("rlzoo.common.noise.OrnsteinUhlenbeckActionNoise",))
 class OrnsteinUhlenbeckActionNoise(ActionNoise):
     """Ornstein-Uhlenbeck process ``dx = theta (mean - x) dt + sigma sqrt(dt) dW`` (Euler-Maruyama).
 
@@ -106,6 +115,9 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
         return f"OrnsteinUhlenbeckActionNoise(mean={self.mean}, sigma={self.sigma}, theta={self.theta}, dt={self.dt})"
 
 
+@register_saveable("VectorizedActionNoise",
+                   config={"noise": (instance_of(ActionNoise), True), "n_envs": (integer(1, 1 << 16), True)},
+                   legacy=("rlzoo.common.noise.VectorizedActionNoise",))
 class VectorizedActionNoise(ActionNoise):
     """One independent copy of ``noise`` per env; ``reset(indices)`` restarts only those envs.
 
@@ -136,13 +148,20 @@ class VectorizedActionNoise(ActionNoise):
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "VectorizedActionNoise":
-        from rlzoo.common.save_format import from_json
-        return cls(from_json(config["noise"], {}), config["n_envs"])
+        noise = config["noise"]
+        if not isinstance(noise, ActionNoise):  # still in its saved (tagged JSON) form
+            from rlzoo.common.save_format import from_json
+            noise = from_json(noise, {})
+        return cls(noise, config["n_envs"])
 
     def __repr__(self) -> str:
         return f"VectorizedActionNoise({self.base_noise!r}, n_envs={self.n_envs})"
 
 
+@register_saveable("AdaptiveParamNoiseSpec",
+                   config={"initial_stddev": (number, True), "desired_action_stddev": (number, True),
+                           "adoption_coefficient": (number, True), "current_stddev": (number, False)},
+                   legacy=("rlzoo.common.noise.AdaptiveParamNoiseSpec",))
 class AdaptiveParamNoiseSpec:
     """Adaptive scale of parameter-space noise (Plappert et al. 2018, §3, "adaptive noise scaling").
 

@@ -16,8 +16,9 @@ truncated episode as ``next_obs`` so that the target bootstraps from it.
 from __future__ import annotations
 
 import json
+import math
 import os
-from typing import Any, Dict, NamedTuple, Optional, Union
+from typing import Any, ClassVar, Dict, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -326,50 +327,88 @@ class ReplayBuffer:
             np.savez(tmp, __meta__=meta, **self._arrays())
         return path
 
-    @staticmethod
-    def _read(path: str) -> tuple:
+    _META_TYPES: ClassVar[Dict[str, type]] = {
+        "class": str, "n_envs": int, "buffer_size": int, "optimize_memory_usage": bool, "frame_stack": int,
+        "stack_axis": int, "n_added": int, "pos": int, "full": bool, "n_frames": int}
+
+    @classmethod
+    def _read_meta(cls, path: str) -> Tuple[str, Dict[str, Any]]:
+        """``(path, meta)`` of a saved buffer: only its ``__meta__`` array is read; keys and types checked."""
+        from rlzoo.common.registry import ModelFileError
+        from rlzoo.common.safe_io import MAX_JSON_BYTES, load_json, read_npz
+
         path = os.fspath(path)
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
             path += ".npz"
-        if not os.path.exists(path):
-            raise ValueError(f"replay buffer file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(data["__meta__"].tobytes().decode())
-                arrays = {k: data[k] for k in data.files if k != "__meta__"}
-        except (ValueError, OSError, KeyError, EOFError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a readable replay buffer file ({type(exc).__name__})") from None
-        return path, meta, arrays
+        if not os.path.isfile(path):
+            raise ModelFileError(f"replay buffer file not found: {path}")
+        where = f"replay buffer file {path}"
+
+        def meta_only(name: str, shape: tuple, dtype: np.dtype) -> None:
+            if name == "__meta__" and (dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_JSON_BYTES):
+                raise ModelFileError(f"{where}: array '__meta__' has shape {shape} / {dtype}")
+
+        head = read_npz(path, where, meta_only, only=["__meta__"], what="replay buffer file")
+        if "__meta__" not in head:
+            raise ModelFileError(f"{where} is not a readable replay buffer file (no __meta__)")
+        meta = load_json(head["__meta__"].tobytes(), f"{where}: __meta__")
+        if not isinstance(meta, dict):
+            raise ModelFileError(f"{where}: __meta__ is not a mapping")
+        types = dict(ReplayBuffer._META_TYPES)
+        if meta.get("class") == "PrioritizedReplayBuffer":
+            types.update(alpha=float, beta=float, eps=float, max_priority=float)
+        for key, want in types.items():
+            value = meta.get(key)
+            ok = (_finite_number(value) if want is float
+                  else isinstance(value, want) and (want is bool or not isinstance(value, bool)))
+            if not ok or (want is int and not -(1 << 62) < value < 1 << 62):
+                raise ModelFileError(f"{where}: __meta__ entry {key!r} must be a {want.__name__}")
+        if meta["buffer_size"] < 1 or meta["n_envs"] < 1 or not 0 <= meta["pos"] < meta["buffer_size"] \
+                or meta["n_added"] < 0 or meta["n_frames"] < 0 or not 1 <= meta["frame_stack"] <= 64:
+            raise ModelFileError(f"{where}: __meta__ sizes out of range")
+        return path, meta
 
     @staticmethod
     def saved_config(path: str) -> Dict[str, Any]:
         """The storage options (``optimize_memory_usage``, ``frame_stack``, ``stack_axis``) of a saved buffer."""
-        path = os.fspath(path)
-        path = path if os.path.exists(path) or not os.path.exists(path + ".npz") else path + ".npz"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(data["__meta__"].tobytes().decode())
-            return {k: meta[k] for k in ("optimize_memory_usage", "frame_stack", "stack_axis")}
-        except FileNotFoundError:
-            raise ValueError(f"replay buffer file not found: {path}") from None
-        except (ValueError, OSError, KeyError, EOFError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a readable replay buffer file ({type(exc).__name__})") from None
+        _, meta = ReplayBuffer._read_meta(path)
+        return {k: meta[k] for k in ("optimize_memory_usage", "frame_stack", "stack_axis")}
 
     def load(self, path: str) -> None:
-        """Replace this buffer's content with a file written by :meth:`save` (same spaces, n_envs)."""
-        path, meta, arrays = self._read(path)
-        if meta.get("class") != type(self).__name__:
-            raise ValueError(f"{path} holds a {meta.get('class')}, not a {type(self).__name__}")
+        """Replace this buffer's content with a file written by :meth:`save` (same spaces, n_envs).
+
+        The arrays' declared shapes must follow the file's own ``buffer_size`` and this buffer's
+        spaces and ``n_envs`` before anything is read (``allow_pickle=False``); errors are a
+        ``ModelFileError`` (a ``ValueError``) with a one-line message.
+        """
+        from rlzoo.common.registry import ModelFileError
+        from rlzoo.common.safe_io import expect_arrays, read_npz
+
+        path, meta = self._read_meta(path)
+        if meta["class"] != type(self).__name__:
+            raise ModelFileError(f"{path} holds a {meta['class'][:40]}, not a {type(self).__name__}")
         for key in ("n_envs", "optimize_memory_usage", "frame_stack", "stack_axis"):
             if meta[key] != getattr(self, key):
-                raise ValueError(f"{path} was saved with {key}={meta[key]}, this buffer has {getattr(self, key)}")
-        expected = self._arrays()
-        if set(arrays) != set(expected):
-            raise ValueError(f"{path} does not match this buffer's observation space")
-        for key, arr in arrays.items():
-            if arr.shape[2:] != expected[key].shape[2:] or arr.dtype != expected[key].dtype:
-                raise ValueError(f"{path}: array {key} has shape {arr.shape} / {arr.dtype}, expected "
-                                 f"(*, {self.n_envs}, *{expected[key].shape[2:]}) / {expected[key].dtype}")
+                raise ModelFileError(f"{path} was saved with {key}={meta[key]}, this buffer has {getattr(self, key)}")
+        rows = meta["buffer_size"]
+        spec: Dict[str, Any] = {"__meta__": None}
+        for key, arr in self._arrays().items():
+            if key == "frames":
+                shape = (meta["n_frames"], *arr.shape[1:])
+            elif key in ("oldest", "frames_written"):
+                shape = arr.shape
+            elif key == "priorities":
+                shape = (rows * self.n_envs,)
+            else:
+                shape = (rows, *arr.shape[1:])
+            spec[key] = (shape, arr.dtype)
+        check = expect_arrays({k: v for k, v in spec.items() if v is not None}, f"replay buffer file {path}")
+        arrays = read_npz(path, f"replay buffer file {path}",
+                          lambda n, s, d: None if n == "__meta__" else check(n, s, d), what="replay buffer file")
+        arrays.pop("__meta__", None)
+        missing = sorted(set(spec) - set(arrays) - {"__meta__"})
+        if missing:
+            raise ModelFileError(f"{path} does not match this buffer's observation space (no {missing[0]!r})")
         self._restore(meta, arrays)
 
     def _restore(self, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> None:
@@ -383,6 +422,16 @@ class ReplayBuffer:
                 getattr(self, group)[sub] = arr
             elif key != "priorities":
                 setattr(self, key, arr)
+
+
+def _finite_number(value: Any) -> bool:
+    """A finite int or float (not a bool) that fits a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 class SegmentTree:

@@ -8,6 +8,8 @@ from typing import Any, Callable, Union
 import numpy as np
 import torch
 
+from rlzoo.common.registry import number, register_saveable
+
 Schedule = Callable[[float], float]
 
 
@@ -33,6 +35,8 @@ def get_device(device: Union[str, torch.device] = "auto") -> torch.device:
     return dev
 
 
+@register_saveable("ConstantSchedule", config={"value": (number, True)},
+                   legacy=("rlzoo.common.utils.ConstantSchedule",))
 class ConstantSchedule:
     """A schedule that always returns ``value``; JSON-serializable through ``to_config``."""
 
@@ -43,12 +47,20 @@ class ConstantSchedule:
         return self.value
 
     def to_config(self) -> dict:
+        """Constructor arguments, as JSON-able values."""
         return {"value": self.value}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ConstantSchedule":
+        """Rebuild from :meth:`to_config` output."""
+        return cls(config["value"])
 
     def __repr__(self) -> str:
         return f"ConstantSchedule({self.value})"
 
 
+@register_saveable("LinearSchedule", config={"initial_value": (number, True), "final_value": (number, False)},
+                   legacy=("rlzoo.common.utils.LinearSchedule",))
 class LinearSchedule:
     """Linear interpolation from ``initial_value`` (progress 1) to ``final_value`` (progress 0)."""
 
@@ -60,7 +72,13 @@ class LinearSchedule:
         return self.final_value + progress_remaining * (self.initial_value - self.final_value)
 
     def to_config(self) -> dict:
+        """Constructor arguments, as JSON-able values."""
         return {"initial_value": self.initial_value, "final_value": self.final_value}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LinearSchedule":
+        """Rebuild from :meth:`to_config` output."""
+        return cls(config["initial_value"], config.get("final_value", 0.0))
 
     def __repr__(self) -> str:
         return f"LinearSchedule({self.initial_value}, {self.final_value})"

@@ -297,53 +297,106 @@ class VecNormalize(VecEnvWrapper):
     def load(cls, path: str | os.PathLike, venv: VectorEnv) -> VecNormalize:
         """Wrap ``venv`` in a VecNormalize with the configuration and statistics saved at ``path``.
 
-        :raises ValueError: if the file is not a (valid) VecNormalize statistics file or does not fit ``venv``
+        The file is read only up to :data:`MAX_STATS_BYTES`; its configuration must have the documented
+        keys and types, and the declared tensor shapes must be those ``venv`` needs, checked before the
+        tensors are read.
+
+        :raises ValueError: (a ``ModelFileError``) if the file is not a (valid) VecNormalize statistics
+            file or does not fit ``venv``
         """
         from safetensors.numpy import load as st_load
-        from safetensors import SafetensorError
+
+        from rlzoo.common.registry import ModelFileError
+        from rlzoo.common.safe_io import one_line, safetensors_header
 
         path = os.fspath(path)
-        with open(path, "rb") as f:
-            data = f.read()
         try:
-            tensors = st_load(data)
-            meta = _read_metadata(data)
+            with open(path, "rb") as f:
+                data = f.read(MAX_STATS_BYTES + 1)
+        except OSError as e:
+            raise ModelFileError(f"{path}: cannot read the VecNormalize statistics ({one_line(e)})") from None
+        try:
+            if len(data) > MAX_STATS_BYTES:
+                raise ValueError(f"larger than {MAX_STATS_BYTES} bytes")
+            header = safetensors_header(data, "header")
+            meta = header.get("__metadata__") or {}
             if meta.get("format") != _FORMAT:
                 raise ValueError("missing format tag")
-            if int(meta["format_version"]) > _FORMAT_VERSION:
-                raise ValueError(f"format version {meta['format_version']} is newer than this rlzoo")
-            config, counts = json.loads(meta["config"]), json.loads(meta["counts"])
-        except (SafetensorError, ValueError, KeyError, TypeError, OSError) as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{path}: not a VecNormalize statistics file ({msg})") from None
+            version = meta.get("format_version", "")
+            if not version.isdigit() or len(version) > 6:
+                raise ValueError(f"bad format version {version[:20]!r}")
+            if int(version) > _FORMAT_VERSION:
+                raise ValueError(f"format version {version} is newer than this rlzoo")
+            config, counts = _check_config(meta.get("config")), _check_counts(meta.get("counts"))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelFileError(f"{path}: not a VecNormalize statistics file ({one_line(e)})") from None
         try:
             vn = cls(venv, **config)
         except ValueError as e:
-            raise ValueError(f"{path}: statistics do not fit this environment ({e})") from None
-        for name, rms in vn._stats_items().items():
-            try:
-                mean, var, count = tensors[f"{name}/mean"], tensors[f"{name}/var"], float(counts[name])
-            except KeyError:
-                raise ValueError(f"{path}: statistics {name!r} missing from the file") from None
-            if mean.shape != rms.mean.shape or var.shape != rms.var.shape:
-                raise ValueError(f"{path}: statistics {name!r} have shape {mean.shape}, the environment needs "
-                                 f"{rms.mean.shape}")
-            rms.mean, rms.var, rms.count = mean.copy(), var.copy(), count
+            raise ModelFileError(f"{path}: statistics do not fit this environment ({one_line(e)})") from None
+        items = vn._stats_items()
+        for name, rms in items.items():
+            for part in ("mean", "var"):
+                desc = header.get(f"{name}/{part}")
+                if desc is None or name not in counts:
+                    raise ModelFileError(f"{path}: statistics {name!r} missing from the file")
+                if tuple(desc["shape"]) != rms.mean.shape or desc["dtype"] != "F64":
+                    raise ModelFileError(f"{path}: statistics {name!r} have shape {tuple(desc['shape'])}, the "
+                                         f"environment needs {rms.mean.shape}")
+        try:
+            tensors = st_load(data)
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types on corrupt data
+            raise ModelFileError(f"{path}: not a VecNormalize statistics file ({type(e).__name__})") from None
+        for name, rms in items.items():
+            rms.mean, rms.var, rms.count = tensors[f"{name}/mean"].copy(), tensors[f"{name}/var"].copy(), counts[name]
         return vn
 
 
-def _read_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors blob (header = 8-byte little-endian length + JSON)."""
-    if len(data) < 8:
-        raise ValueError("file too short")
-    n = int.from_bytes(data[:8], "little")
-    if n > len(data) - 8:
-        raise ValueError("truncated header")
-    header = json.loads(data[8:8 + n])
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("bad metadata")
-    return meta
+MAX_STATS_BYTES = 256 << 20  # a statistics file is two float64 arrays per observation key
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "training": (bool,), "norm_obs": (bool,), "norm_reward": (bool,), "clip_obs": (int, float),
+    "clip_reward": (int, float), "gamma": (int, float), "epsilon": (int, float), "norm_obs_keys": (list, type(None))}
+
+
+def _check_config(text: Any) -> dict[str, Any]:
+    """The saved constructor arguments: known keys with values of the right type only."""
+    from rlzoo.common.safe_io import load_json
+
+    if not isinstance(text, str):
+        raise ValueError("no configuration")
+    config = load_json(text, "configuration")
+    if not isinstance(config, dict):
+        raise ValueError("the configuration is not a mapping")
+    for key, value in config.items():
+        types = _CONFIG_TYPES.get(key)
+        if types is None:
+            raise ValueError(f"unknown setting {key[:40]!r}")
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"setting {key} has the wrong type ({type(value).__name__})")
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"setting {key} is not finite")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1 << 53:
+            raise ValueError(f"setting {key} is out of range")
+        if isinstance(value, list) and not all(isinstance(k, str) for k in value):
+            raise ValueError("norm_obs_keys must be a list of strings")
+    return config
+
+
+def _check_counts(text: Any) -> dict[str, float]:
+    """The saved sample counts: ``{statistics name: finite non-negative number}``."""
+    from rlzoo.common.safe_io import load_json
+
+    if not isinstance(text, str):
+        raise ValueError("no sample counts")
+    counts = load_json(text, "counts")
+    if not isinstance(counts, dict):
+        raise ValueError("the counts are not a mapping")
+    out = {}
+    for key, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e300:
+            raise ValueError(f"count of {key[:40]!r} is not a non-negative number")
+        out[key] = float(value)
+    return out
 
 
 def unwrap_vec_normalize(venv: VectorEnv) -> VecNormalize | None:

@@ -25,7 +25,6 @@ from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo import run_lock, stop_flag
 from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
 from rlzoo.zoo.errors import RunFailed, ZooError
-from rlzoo.zoo.hyperparams_files import load_yaml
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
 from rlzoo.zoo.resume import last_checkpoint, restart_from_scratch, resume_point
 from rlzoo.zoo.run_status import free_space, is_disk_full, write_status
@@ -190,6 +189,7 @@ def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: Optional[in
     env_id = resolve_env(saved_env, modules)
     if not (run_dir / rf.CONFIG_FILE).is_file():
         raise ZooError(f"{run_dir} has no {rf.CONFIG_FILE} to resume from")
+    rf.check_config(run_dir / rf.CONFIG_FILE)
     config = build_config(algo_name, cls, env_id, atari=is_atari(env_id), conf_file=run_dir / rf.CONFIG_FILE,
                           n_timesteps=n_timesteps or saved_total or None)
     config.env_modules = tuple(modules)
@@ -616,5 +616,5 @@ def load_run_config(run_dir: Path, algo: str, cls: type, env_id: str) -> ZooConf
     path = run_dir / rf.CONFIG_FILE
     if not path.is_file():
         raise ZooError(f"{run_dir} has no {rf.CONFIG_FILE}")
-    load_yaml(path)
+    rf.check_config(path)
     return build_config(algo, cls, env_id, atari=is_atari(env_id), conf_file=path)

@@ -10,7 +10,6 @@ across envs and seeds instead (:mod:`rlzoo.zoo.aggregate`).
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Optional

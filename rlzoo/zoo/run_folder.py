@@ -138,18 +138,84 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+MAX_RUN_FILE_BYTES = 1 << 20     # run.json of a run folder
+MAX_CONFIG_BYTES = 64 << 10      # config.yml (rlzoo writes a few hundred bytes; YAML parsing is slow)
+MAX_CONFIG_NODES = 100_000       # values in config.yml, aliases counted as copies (YAML alias bombs)
+_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_RUN_TYPES: dict[str, tuple[type, ...]] = {
+    "algo": (str,), "env": (str,), "run": (str,), "command": (str,), "argv": (list,), "cwd": (str,), "host": (str,),
+    "seed": (int,), "n_timesteps": (int,), "num_timesteps": (int,), "status": (str,), "started_at": (str,),
+    "ended_at": (str, type(None)), "versions": (dict,), "segments": (list,), "gym_packages": (list,),
+    "trained_agent": (str,), "wall_time_s": (int, float)}
+
+
+def read_text_capped(path: Path, what: str, limit: int = MAX_RUN_FILE_BYTES) -> str:
+    """The UTF-8 text of a run-folder file, read with a bounded read (one-line :class:`ZooError`)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ZooError(f"cannot read {path}: larger than {limit} bytes")
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ZooError(f"cannot read {what} {path}: {' '.join(str(e).split())[:200]}") from None
+
+
 def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read ``run.json`` of a run folder (one-line error when missing or unreadable)."""
+    """Read ``run.json`` of a run folder: the fields rlzoo uses are type-checked (``gym_packages`` must be
+    dotted module names); any problem is a one-line :class:`ZooError`."""
+    from rlzoo.common.safe_io import load_json
+
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise ZooError(f"{run_dir} is not a run folder (no {RUN_FILE})")
     try:
-        info = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as e:
+        info = load_json(read_text_capped(path, "run file"), str(path))
+    except ValueError as e:
         raise ZooError(f"cannot read {path}: {e}") from None
     if not isinstance(info, dict):
         raise ZooError(f"cannot read {path}: not a JSON object")
+    for key, types in _RUN_TYPES.items():
+        if key in info and (not isinstance(info[key], types) or (isinstance(info[key], bool) and bool not in types)):
+            raise ZooError(f"{path}: {key!r} must be {' or '.join(t.__name__ for t in types)}, "
+                           f"got {type(info[key]).__name__}")
+    for key in ("seed", "n_timesteps", "num_timesteps"):
+        if key in info and not 0 <= info[key] < 1 << 63:
+            raise ZooError(f"{path}: {key!r} is out of range")
+    if "wall_time_s" in info and not 0 <= info["wall_time_s"] < 1e300:
+        raise ZooError(f"{path}: 'wall_time_s' is out of range")
+    packages = info.get("gym_packages", [])
+    if len(packages) > 64 or not all(isinstance(p, str) and len(p) < 200 and _MODULE_NAME.match(p) for p in packages):
+        raise ZooError(f"{path}: 'gym_packages' must be a list of dotted module names")
     return info
+
+
+def check_config(path: Path) -> None:
+    """Read a run's ``config.yml`` before the zoo does: at most MAX_CONFIG_BYTES, YAML (safe loader) no
+    deeper than 64 levels and with at most MAX_CONFIG_NODES values once aliases are expanded."""
+    from rlzoo.zoo.hyperparams_files import parse_yaml
+
+    try:
+        data = parse_yaml(read_text_capped(path, "config file", MAX_CONFIG_BYTES), str(path))
+    except RecursionError:
+        raise ZooError(f"{path}: YAML nested too deeply") from None
+    check_config_size(data, str(path))
+
+
+def check_config_size(data: Any, where: str) -> None:
+    """Refuse parsed YAML with more than MAX_CONFIG_NODES values (aliases expanded) or 64 levels of nesting."""
+    count, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise ZooError(f"{where}: more than {MAX_CONFIG_NODES} values (YAML aliases expanded)")
+        if depth > 64:
+            raise ZooError(f"{where}: values nested more than 64 levels deep")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in (*value.keys(), *value.values()))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def new_run_info(algo: str, env_id: str, run_dir: Path, seed: int, n_timesteps: int, argv: list[str]) -> dict:
