@@ -178,7 +178,7 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key, types in _RUN_TYPES.items():
         if key in info and (not isinstance(info[key], types) or (isinstance(info[key], bool) and bool not in types)):
             raise ZooError(f"{path}: {key!r} must be {' or '.join(t.__name__ for t in types)}, "
-                           f"got {type(info[key]).__name__}")
+                           f"got {type(info[key]).__name__} {repr(info[key])[:60]}")
     for key in ("seed", "n_timesteps", "num_timesteps"):
         if key in info and not 0 <= info[key] < 1 << 63:
             raise ZooError(f"{path}: {key!r} is out of range")
