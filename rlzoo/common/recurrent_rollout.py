@@ -1,10 +1,13 @@
-"""Rollouts of recurrent policies: a buffer that yields whole env sequences, and their collection.
+"""Rollouts of recurrent policies: a buffer that yields env sequences, and their collection.
 
-The buffer keeps the LSTM states each env had at the start of the rollout. A minibatch is a set of
-whole env columns ``[n_steps, k]`` (``k = batch_size // n_steps``, at least one) with those
-initial states and the episode starts, so PPO's epochs (and A2C's single update) replay the
-recurrence from exactly the states the rollout was collected with: on the first epoch, before any
-update, the recomputed log-probabilities and values equal the stored ones.
+The buffer keeps the LSTM states each env entered every step with. A minibatch is a set of
+sequences ``[L, k]`` (each env's rollout cut into pieces of ``L`` steps, see
+:func:`sequence_length`; whole env columns when ``batch_size >= n_steps``) with the episode starts
+and the states stored at each sequence's first step, so PPO's epochs (and A2C's single update)
+replay the recurrence from the states the rollout was collected with: on the first epoch, before
+any update, the recomputed log-probabilities and values equal the stored ones. Later epochs start
+mid-rollout sequences from those stored states (truncated backpropagation through time, as
+sb3-contrib's RecurrentPPO); whole columns start from the rollout's first states.
 """
 from __future__ import annotations
 
@@ -34,48 +37,82 @@ class RecurrentBatch(NamedTuple):
     episode_starts: torch.Tensor  # [T, k]
 
 
-def _select_states(states: RNNStates, idx: torch.Tensor | None) -> RNNStates:
-    if idx is None:
-        return states
-    return RNNStates(*(tuple(s.index_select(1, idx) for s in pair) for pair in states))
+def sequence_length(n_steps: int, batch_size: int | None) -> int:
+    """Length of the sequences a rollout of ``n_steps`` per env is cut into for minibatches of
+    ``batch_size`` steps: the largest divisor of ``n_steps`` not above ``batch_size`` (``n_steps``
+    itself when ``batch_size`` is None or at least ``n_steps``)."""
+    if batch_size is None or batch_size >= n_steps:
+        return n_steps
+    return max(d for d in range(1, batch_size + 1) if n_steps % d == 0)
 
 
 class RecurrentRolloutBuffer(RolloutBuffer):
-    """:class:`RolloutBuffer` plus the initial LSTM states of the rollout; yields env sequences."""
+    """:class:`RolloutBuffer` plus the LSTM states every env entered each step with; yields sequences.
 
-    initial_states: RNNStates | None = None
+    Each env's ``n_steps`` are cut into sequences of :func:`sequence_length` steps; a minibatch
+    holds ``max(batch_size // length, 1)`` of them (shuffled), each replayed from the LSTM state
+    stored at its first step (before that step's episode-start reset). With ``batch_size >= n_steps``
+    the sequences are whole env columns that start from the states of the rollout's start.
+    """
 
-    def set_initial_states(self, states: RNNStates) -> None:
-        """Remember the states every env starts this rollout from (before the step-0 reset mask)."""
-        self.initial_states = RNNStates(*(tuple(s.detach().clone() for s in pair) for pair in states))
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.states: RNNStates | None = None  # each [n_steps, n_lstm_layers, n_envs, hidden]
+
+    def store_states(self, states: RNNStates) -> None:
+        """Record the states the envs enter the next step (``add``) with."""
+        if self.states is None or self.states.pi[0].shape[1:] != states.pi[0].shape:
+            self.states = RNNStates(*(tuple(torch.zeros((self.n_steps, *s.shape), device=self.device)
+                                            for s in pair) for pair in states))
+        for stored, new in zip(self.states, states):
+            stored[0][self.pos] = new[0]
+            stored[1][self.pos] = new[1]
+
+    @property
+    def initial_states(self) -> RNNStates | None:
+        """The states every env started this rollout from."""
+        return None if self.states is None else RNNStates(*(tuple(s[0] for s in pair) for pair in self.states))
 
     def get(self, batch_size: int | None = None,
             generator: torch.Generator | None = None) -> Iterator[RecurrentBatch]:  # type: ignore[override]
-        """Yield minibatches of ``max(batch_size // n_steps, 1)`` whole env sequences (shuffled), or
-        the whole rollout, in env order, when ``batch_size`` is None or covers it."""
-        if self.initial_states is None:
-            raise RuntimeError("the rollout has no initial LSTM states (set_initial_states was not called)")
+        """Yield minibatches of sequences (shuffled), or the whole rollout as ``n_envs`` unshuffled
+        sequences when ``batch_size`` is None or covers it."""
+        if self.states is None:
+            raise RuntimeError("the rollout has no LSTM states (store_states was not called)")
         n_steps, n_envs = self.n_steps, self.n_envs
         starts = torch.as_tensor(self.episode_starts, device=self.device)
-        envs_per_batch = n_envs if batch_size is None else min(max(batch_size // n_steps, 1), n_envs)
-        if envs_per_batch >= n_envs:
-            yield self._columns(None, starts)
+        if batch_size is None or batch_size >= n_steps * n_envs:
+            yield self._sequences(None, None, n_steps, starts)
             return
-        perm = torch.randperm(n_envs, device=self.device, generator=generator)
-        for i in range(0, n_envs, envs_per_batch):
-            yield self._columns(perm[i:i + envs_per_batch], starts)
+        length = sequence_length(n_steps, batch_size)
+        per_env = n_steps // length
+        per_batch = max(batch_size // length, 1)
+        perm = torch.randperm(n_envs * per_env, device=self.device, generator=generator)
+        for i in range(0, n_envs * per_env, per_batch):
+            chunk = perm[i:i + per_batch]
+            env, t0 = chunk % n_envs, (chunk // n_envs) * length
+            yield self._sequences(env, t0, length, starts)
 
-    def _columns(self, idx: torch.Tensor | None, starts: torch.Tensor) -> RecurrentBatch:
-        def cols(t: torch.Tensor) -> torch.Tensor:
-            t = t if idx is None else t.index_select(1, idx)
+    def _sequences(self, env: torch.Tensor | None, t0: torch.Tensor | None, length: int,
+                   starts: torch.Tensor) -> RecurrentBatch:
+        """Sequences ``t0[j] .. t0[j] + length - 1`` of envs ``env[j]`` (all whole columns if None)."""
+        if env is None or t0 is None:
+            index: Any = slice(None)
+            states = self.initial_states
+        else:
+            time_idx = t0.view(1, -1) + torch.arange(length, device=self.device).view(-1, 1)  # [L, k]
+            index = (time_idx, env.view(1, -1).expand(length, -1))
+            # stored [T, layers, N, H] -> [layers, k, H] at each sequence's first step
+            states = RNNStates(*(tuple(s[t0, :, env].transpose(0, 1) for s in pair) for pair in self.states))
+
+        def flat(t: torch.Tensor) -> torch.Tensor:
+            t = t[index]
             return t.reshape(t.shape[0] * t.shape[1], *t.shape[2:])
 
-        obs = ({k: cols(v) for k, v in self.observations.items()} if isinstance(self.observations, dict)
-               else cols(self.observations))
-        seq_starts = starts if idx is None else starts.index_select(1, idx)
-        return RecurrentBatch(obs, cols(self.actions), cols(self.values), cols(self.log_probs),
-                              cols(self.advantages), cols(self.returns),
-                              _select_states(self.initial_states, idx), seq_starts)
+        obs = ({k: flat(v) for k, v in self.observations.items()} if isinstance(self.observations, dict)
+               else flat(self.observations))
+        return RecurrentBatch(obs, flat(self.actions), flat(self.values), flat(self.log_probs),
+                              flat(self.advantages), flat(self.returns), states, starts[index])
 
 
 def collect_recurrent_rollouts(algo: Any, callback: Any) -> bool:
@@ -87,7 +124,6 @@ def collect_recurrent_rollouts(algo: Any, callback: Any) -> bool:
     if states is None or states.pi[0].shape[1] != algo.n_envs:
         states = policy.initial_state(algo.n_envs)
     buffer.reset()
-    buffer.set_initial_states(states)
     callback.on_rollout_start()
     box = isinstance(algo.action_space, spaces.Box)
     low, high = (algo.action_space.low, algo.action_space.high) if box else (None, None)
@@ -96,6 +132,7 @@ def collect_recurrent_rollouts(algo: Any, callback: Any) -> bool:
     while not buffer.full:
         obs_t = obs_to_tensor(algo._last_obs, device)
         starts_t = torch.as_tensor(algo._last_episode_starts, dtype=torch.float32, device=device)
+        states_in = states
         with torch.inference_mode():
             actions, values, log_probs, states = policy(obs_t, states, starts_t)
         actions_np = actions.cpu().numpy()
@@ -120,6 +157,7 @@ def collect_recurrent_rollouts(algo: Any, callback: Any) -> bool:
                 final_values = policy.predict_values(final, RNNStates(
                     *(tuple(s.index_select(1, idx_t) for s in pair) for pair in states)))
             rewards[idx] += algo.gamma * final_values.cpu().numpy()
+        buffer.store_states(states_in)
         buffer.add(obs_t, actions, rewards, algo._last_episode_starts, values, log_probs)
         algo._last_obs = new_obs
         algo._last_episode_starts = terminated | truncated
