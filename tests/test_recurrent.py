@@ -208,3 +208,10 @@ def test_no_velocity_envs_hide_velocities(env_id, dim):
     full_obs, _ = full.reset(seed=0)
     assert set(np.round(obs, 6)) <= set(np.round(full_obs, 6))  # same dynamics, a subset of the entries
     assert env.spec.max_episode_steps == full.spec.max_episode_steps
+
+
+def test_sequence_length_divides_the_rollout():
+    from rlzoo.common.recurrent_rollout import sequence_length
+
+    assert sequence_length(1024, 64) == 64 and sequence_length(32, 256) == 32 and sequence_length(32, None) == 32
+    assert sequence_length(100, 64) == 50 and sequence_length(7, 3) == 1
