@@ -215,3 +215,10 @@ def test_sequence_length_divides_the_rollout():
 
     assert sequence_length(1024, 64) == 64 and sequence_length(32, 256) == 32 and sequence_length(32, None) == 32
     assert sequence_length(100, 64) == 50 and sequence_length(7, 3) == 1
+
+
+def test_action_probability_of_a_recurrent_model_is_from_a_fresh_state():
+    model = PPO("MlpLstmPolicy", "CartPoleNoVel-v1", seed=0, policy_kwargs={"lstm_hidden_size": 8})
+    obs = np.array([0.1, -0.02], dtype=np.float32)
+    probs = model.action_probability(obs)
+    assert probs.shape == (2,) and abs(probs.sum() - 1) < 1e-6

@@ -219,7 +219,12 @@ class RecurrentActorCriticPolicy(BasePolicy):
         return self.value_net(self.value_mlp(features.reshape(n_envs, -1))).squeeze(-1)
 
     def get_distribution(self, obs: Any, states: RNNStates | None = None,
-                         episode_starts: torch.Tensor | None = None) -> tuple[Distribution, RNNStates]:
+                         episode_starts: torch.Tensor | None = None) -> Distribution:
+        """The action distribution of one step for ``N`` envs (from zero states if None)."""
+        return self.step_distribution(obs, states, episode_starts)[0]
+
+    def step_distribution(self, obs: Any, states: RNNStates | None = None,
+                          episode_starts: torch.Tensor | None = None) -> tuple[Distribution, RNNStates]:
         """The action distribution of one step for ``N`` envs (zero state if None), and the next states."""
         n_envs = self._batch_size(obs)
         if states is None:
@@ -255,7 +260,7 @@ class RecurrentActorCriticPolicy(BasePolicy):
         if starts.shape[0] != n_envs:
             raise ValueError(f"episode_start must have one entry per env ({n_envs}), got {starts.shape[0]}")
         with torch.inference_mode():
-            dist, states = self.get_distribution(obs, RNNStates((h, c), (h, c)), starts)
+            dist, states = self.step_distribution(obs, RNNStates((h, c), (h, c)), starts)
             actions = dist.get_actions(deterministic).cpu().numpy()
         if isinstance(self.action_space, spaces.Box):
             actions = np.clip(actions.reshape((-1, *self.action_space.shape)), self.action_space.low,
