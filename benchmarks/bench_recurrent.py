@@ -18,8 +18,8 @@ import statistics
 import subprocess
 import sys
 
-SETTINGS = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
-                learning_rate=1e-3, clip_range=0.2)
+SETTINGS = {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0,
+            "learning_rate": 1e-3, "clip_range": 0.2}
 
 CHILD = r"""
 import json, sys, time

@@ -17,6 +17,7 @@ the cell, which would need a Python loop over time steps).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -43,6 +44,10 @@ class RNNStates(NamedTuple):
 
     pi: LSTMState
     vf: LSTMState
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> RNNStates:
+        """The states with ``fn`` applied to each of the four tensors."""
+        return RNNStates((fn(self.pi[0]), fn(self.pi[1])), (fn(self.vf[0]), fn(self.vf[1])))
 
 
 def lstm_sequence(lstm: nn.LSTM, features: torch.Tensor, state: LSTMState,
@@ -107,6 +112,9 @@ class RecurrentActorCriticPolicy(BasePolicy):
         self.lstm_hidden_size, self.n_lstm_layers = lstm_hidden_size, n_lstm_layers
         self.shared_lstm, self.enable_critic_lstm, self.layer_norm = shared_lstm, enable_critic_lstm, layer_norm
         self.lstm_kwargs = dict(lstm_kwargs or {})
+        if self.lstm_kwargs.get("batch_first") or self.lstm_kwargs.get("bidirectional"):
+            raise ValueError("lstm_kwargs: batch_first and bidirectional LSTMs are not supported (sequences are "
+                             "time-major and causal)")
         self.constructor_kwargs = {
             "net_arch": net_arch, "activation_fn": activation_fn, "ortho_init": ortho_init, "log_std_init": log_std_init,
             "features_extractor_class": self.features_extractor_class,
@@ -141,7 +149,8 @@ class RecurrentActorCriticPolicy(BasePolicy):
             for m in module.modules():
                 if isinstance(m, (nn.Linear, nn.Conv2d)):
                     nn.init.orthogonal_(m.weight, gain=gain)
-                    nn.init.zeros_(m.bias)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
         for lstm in (self.lstm_actor, self.lstm_critic):
             if lstm is None:
                 continue
@@ -209,7 +218,7 @@ class RecurrentActorCriticPolicy(BasePolicy):
                   else episode_starts.reshape(1, -1).to(self.device))
         features = self._features(obs, 1, n_envs)
         if self.shared_lstm or self.lstm_critic is not None:
-            lstm = self.lstm_actor if self.shared_lstm else self.lstm_critic
+            lstm = self.lstm_actor if self.shared_lstm or self.lstm_critic is None else self.lstm_critic
             ln_in, ln_out = (self.ln_in_pi, self.ln_out_pi) if self.shared_lstm else (self.ln_in_vf, self.ln_out_vf)
             if states is None:
                 states = self.initial_state(n_envs)
@@ -252,7 +261,7 @@ class RecurrentActorCriticPolicy(BasePolicy):
         if state is None:
             h = c = torch.zeros(shape, device=self.device)
         else:
-            h, c = (torch.as_tensor(np.asarray(s, dtype=np.float32), device=self.device) for s in state)
+            h, c = (torch.as_tensor(np.asarray(state[i], dtype=np.float32), device=self.device) for i in (0, 1))
             if tuple(h.shape) != shape or tuple(c.shape) != shape:
                 raise ValueError(f"state must be (h, c) of shape {shape}, got {tuple(h.shape)} and {tuple(c.shape)}")
         starts = (torch.zeros(n_envs, device=self.device) if episode_start is None

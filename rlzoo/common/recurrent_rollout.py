@@ -62,8 +62,7 @@ class RecurrentRolloutBuffer(RolloutBuffer):
     def store_states(self, states: RNNStates) -> None:
         """Record the states the envs enter the next step (``add``) with."""
         if self.states is None or self.states.pi[0].shape[1:] != states.pi[0].shape:
-            self.states = RNNStates(*(tuple(torch.zeros((self.n_steps, *s.shape), device=self.device)
-                                            for s in pair) for pair in states))
+            self.states = states.map(lambda s: torch.zeros((self.n_steps, *s.shape), device=self.device))
         for stored, new in zip(self.states, states):
             stored[0][self.pos] = new[0]
             stored[1][self.pos] = new[1]
@@ -71,10 +70,10 @@ class RecurrentRolloutBuffer(RolloutBuffer):
     @property
     def initial_states(self) -> RNNStates | None:
         """The states every env started this rollout from."""
-        return None if self.states is None else RNNStates(*(tuple(s[0] for s in pair) for pair in self.states))
+        return None if self.states is None else self.states.map(lambda s: s[0])
 
-    def get(self, batch_size: int | None = None,
-            generator: torch.Generator | None = None) -> Iterator[RecurrentBatch]:  # type: ignore[override]
+    def get(self, batch_size: int | None = None,  # type: ignore[override]
+            generator: torch.Generator | None = None) -> Iterator[RecurrentBatch]:
         """Yield minibatches of sequences (shuffled), or the whole rollout as ``n_envs`` unshuffled
         sequences when ``batch_size`` is None or covers it."""
         if self.states is None:
@@ -96,14 +95,16 @@ class RecurrentRolloutBuffer(RolloutBuffer):
     def _sequences(self, env: torch.Tensor | None, t0: torch.Tensor | None, length: int,
                    starts: torch.Tensor) -> RecurrentBatch:
         """Sequences ``t0[j] .. t0[j] + length - 1`` of envs ``env[j]`` (all whole columns if None)."""
+        assert self.states is not None
+        stored = self.states
         if env is None or t0 is None:
             index: Any = slice(None)
-            states = self.initial_states
+            states = stored.map(lambda s: s[0])
         else:
             time_idx = t0.view(1, -1) + torch.arange(length, device=self.device).view(-1, 1)  # [L, k]
             index = (time_idx, env.view(1, -1).expand(length, -1))
             # stored [T, layers, N, H] -> [layers, k, H] at each sequence's first step
-            states = RNNStates(*(tuple(s[t0, :, env].transpose(0, 1) for s in pair) for pair in self.states))
+            states = stored.map(lambda s: s[t0, :, env].transpose(0, 1))
 
         def flat(t: torch.Tensor) -> torch.Tensor:
             t = t[index]
@@ -154,8 +155,7 @@ def collect_recurrent_rollouts(algo: Any, callback: Any) -> bool:
             final = obs_to_tensor(final_observations(infos, idx), device)
             idx_t = torch.as_tensor(idx, device=device)
             with torch.inference_mode():
-                final_values = policy.predict_values(final, RNNStates(
-                    *(tuple(s.index_select(1, idx_t) for s in pair) for pair in states)))
+                final_values = policy.predict_values(final, states.map(lambda s, i=idx_t: s.index_select(1, i)))
             rewards[idx] += algo.gamma * final_values.cpu().numpy()
         buffer.store_states(states_in)
         buffer.add(obs_t, actions, rewards, algo._last_episode_starts, values, log_probs)
