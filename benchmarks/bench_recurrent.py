@@ -62,8 +62,8 @@ def main() -> None:
     fps: dict[str, list[float]] = {"sb3-contrib": [], "sb3-contrib-1thread": [], "rlzoo": []}
     loads = [os.getloadavg()[0]]
     for _ in range(args.repeats):
-        for lib in fps:
-            fps[lib].append(run(lib.replace("sb3-contrib", "sb3"), args.steps))
+        for lib, values in fps.items():
+            values.append(run(lib.replace("sb3-contrib", "sb3"), args.steps))
             loads.append(os.getloadavg()[0])
     med = {lib: statistics.median(v) for lib, v in fps.items()}
     print(f"RecurrentPPO CartPoleNoVel-v1 x8 {args.steps} steps | sb3-contrib {med['sb3-contrib']:6.0f} steps/s | "
