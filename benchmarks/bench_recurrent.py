@@ -3,11 +3,13 @@
 Workload: ``CartPoleNoVel-v1`` (registered by ``rlzoo.envs``, used by both libraries) with the
 tuned settings of hyperparams/ppo.yml (8 envs, n_steps 32, batch 256, 20 epochs, LSTM 64, separate
 critic LSTM, pi/vf [64]). Each run is a fresh subprocess; the libraries alternate, so machine-load
-drift hits both alike. Prints env steps/s of the whole ``learn()`` call, the ratio rlzoo / sb3-contrib
-and the load average (on a shared machine the figures are loaded-machine figures).
+drift hits both alike. Both run on one intra-op thread (what rlzoo picks for small networks;
+``--sb3-default-threads`` adds sb3-contrib with torch's default). Prints env steps/s of the whole
+``learn()`` call, the ratio rlzoo / sb3-contrib and the load average (on a shared machine the
+figures are loaded-machine figures).
 
     pip install "rlzoo[bench]"   # stable-baselines3 + sb3-contrib
-    python benchmarks/bench_recurrent.py [--steps 20000] [--repeats 2]
+    python benchmarks/bench_recurrent.py [--steps 20000] [--repeats 2] [--sb3-default-threads]
 """
 from __future__ import annotations
 
@@ -58,17 +60,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sb3-default-threads", action="store_true",
+                        help="also run sb3-contrib with torch's default threads (very slow on a loaded machine)")
     args = parser.parse_args()
-    fps: dict[str, list[float]] = {"sb3-contrib": [], "sb3-contrib-1thread": [], "rlzoo": []}
+    fps: dict[str, list[float]] = {"sb3-contrib-1thread": [], "rlzoo": []}
+    if args.sb3_default_threads:
+        fps = {"sb3-contrib": [], **fps}
     loads = [os.getloadavg()[0]]
     for _ in range(args.repeats):
         for lib, values in fps.items():
             values.append(run(lib.replace("sb3-contrib", "sb3"), args.steps))
             loads.append(os.getloadavg()[0])
     med = {lib: statistics.median(v) for lib, v in fps.items()}
-    print(f"RecurrentPPO CartPoleNoVel-v1 x8 {args.steps} steps | sb3-contrib {med['sb3-contrib']:6.0f} steps/s | "
-          f"sb3-contrib 1-thread {med['sb3-contrib-1thread']:6.0f} | rlzoo {med['rlzoo']:6.0f} | "
-          f"ratio {med['rlzoo'] / med['sb3-contrib']:.2f}x (vs 1-thread {med['rlzoo'] / med['sb3-contrib-1thread']:.2f}x) "
+    default = (f"sb3-contrib {med['sb3-contrib']:6.0f} steps/s (ratio {med['rlzoo'] / med['sb3-contrib']:.2f}x) | "
+               if "sb3-contrib" in med else "")
+    print(f"RecurrentPPO CartPoleNoVel-v1 x8 {args.steps} steps | {default}"
+          f"sb3-contrib 1-thread {med['sb3-contrib-1thread']:6.0f} steps/s | rlzoo {med['rlzoo']:6.0f} | "
+          f"ratio rlzoo / sb3-contrib 1-thread {med['rlzoo'] / med['sb3-contrib-1thread']:.2f}x "
           f"| 1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs "
           f"| runs: {json.dumps({k: [round(f) for f in v] for k, v in fps.items()})}", flush=True)
 
