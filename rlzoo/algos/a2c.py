@@ -1,7 +1,7 @@
 """Advantage Actor-Critic, the synchronous variant of A3C (Mnih et al. 2016, "Asynchronous Methods for Deep RL")."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type, Union
+from typing import Any, ClassVar, Dict, Optional, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from rlzoo.common.on_policy import OnPolicyAlgorithm
 from rlzoo.common.optim import RMSpropTF, clip_grad_norm, make_adam
 from rlzoo.common.policies import BasePolicy
+from rlzoo.common.recurrent import RECURRENT_POLICY_ALIASES
 
 
 class A2C(OnPolicyAlgorithm):
@@ -18,6 +19,9 @@ class A2C(OnPolicyAlgorithm):
     :param rms_prop_eps: epsilon of RMSprop (or Adam)
     :param normalize_advantage: standardize the advantages of the rollout
     """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        **OnPolicyAlgorithm.policy_aliases, **RECURRENT_POLICY_ALIASES}
 
     def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 7e-4,
                  n_steps: int = 5, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0,
@@ -45,7 +49,7 @@ class A2C(OnPolicyAlgorithm):
         """One step on the A3C loss (paper §4 / Algorithm S3) over the whole rollout."""
         self._update_learning_rate(self.optimizer)
         batch = next(self.rollout_buffer.get(None))
-        values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions)
+        values, log_prob, entropy = self._evaluate_batch(batch)
         adv = batch.advantages
         if self.normalize_advantage:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)

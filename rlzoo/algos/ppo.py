@@ -1,7 +1,7 @@
 """Proximal Policy Optimization (Schulman et al. 2017, "Proximal Policy Optimization Algorithms")."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type, Union
+from typing import Any, ClassVar, Dict, Optional, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from rlzoo.common.on_policy import OnPolicyAlgorithm
 from rlzoo.common.optim import clip_grad_norm, make_adam
 from rlzoo.common.policies import BasePolicy
+from rlzoo.common.recurrent import RECURRENT_POLICY_ALIASES
 from rlzoo.common.utils import get_schedule_fn
 
 
@@ -23,6 +24,9 @@ class PPO(OnPolicyAlgorithm):
     :param normalize_advantage: standardize advantages per minibatch
     :param target_kl: stop the epochs early when the approximate KL exceeds 1.5 * target_kl
     """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        **OnPolicyAlgorithm.policy_aliases, **RECURRENT_POLICY_ALIASES}
 
     def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 3e-4,
                  n_steps: int = 2048, batch_size: int = 64, n_epochs: int = 10, gamma: float = 0.99,
@@ -63,7 +67,7 @@ class PPO(OnPolicyAlgorithm):
         stop = False
         for _epoch in range(self.n_epochs):
             for batch in self.rollout_buffer.get(self.batch_size):
-                values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions)
+                values, log_prob, entropy = self._evaluate_batch(batch)
                 adv = batch.advantages
                 if self.normalize_advantage:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)

@@ -9,6 +9,8 @@ from gymnasium import spaces
 
 from rlzoo.common.base import BaseAlgorithm
 from rlzoo.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
+from rlzoo.common.recurrent import is_recurrent
+from rlzoo.common.recurrent_rollout import RecurrentRolloutBuffer, collect_recurrent_rollouts
 from rlzoo.common.rollout import RolloutBuffer
 from rlzoo.common.utils import explained_variance, obs_to_tensor
 from rlzoo.envs import final_observations
@@ -49,7 +51,8 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         self.optimizer = self._make_optimizer()
 
     def _make_buffer(self) -> None:
-        self.rollout_buffer = RolloutBuffer(self.n_steps, self.n_envs, self.observation_space, self.action_space,
+        buffer_class = RecurrentRolloutBuffer if is_recurrent(self.policy_class) else RolloutBuffer
+        self.rollout_buffer = buffer_class(self.n_steps, self.n_envs, self.observation_space, self.action_space,
                                             self.device, self.gamma, self.gae_lambda)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -67,6 +70,8 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         Time-limit truncations are bootstrapped: the reward of a truncated step gets
         ``gamma * V(final_obs)`` added, so GAE treats it as non-terminal (Pardo et al. 2018).
         """
+        if is_recurrent(self.policy):
+            return collect_recurrent_rollouts(self, callback)
         env, buffer, policy = self.env, self.rollout_buffer, self.policy
         buffer.reset()
         callback.on_rollout_start()
@@ -104,6 +109,14 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _evaluate_batch(self, batch: Any) -> Any:
+        """Values, log-probabilities and entropy of a rollout (mini)batch under the current policy
+        (a recurrent policy replays the batch's sequences from their initial LSTM states)."""
+        if is_recurrent(self.policy):
+            return self.policy.evaluate_actions(batch.observations, batch.actions, batch.lstm_states,
+                                                batch.episode_starts)
+        return self.policy.evaluate_actions(batch.observations, batch.actions)
 
     def _learn_loop(self, total_timesteps: int, callback: Any, log_interval: int) -> None:
         iteration = 0

@@ -9,6 +9,10 @@ from rlzoo.envs.atari import AtariWrapper, is_atari_env_id, make_atari_env
 from rlzoo.envs.frame_stack import VecFrameStack
 from rlzoo.envs.make import UnknownEnvError, get_env_spec, make_vec_env
 from rlzoo.envs.monitor import Monitor, load_results, plot_results, ts2xy
+from rlzoo.envs.partially_observable import (
+    MaskVelocityWrapper,
+    register_partially_observable_envs,
+)
 from rlzoo.envs.vec_env import (
     DummyVecEnv,
     SubprocVecEnv,
@@ -24,6 +28,7 @@ from rlzoo.envs.vec_normalize import RunningMeanStd, VecNormalize, unwrap_vec_no
 __all__ = [
     "AtariWrapper",
     "DummyVecEnv",
+    "MaskVelocityWrapper",
     "Monitor",
     "RunningMeanStd",
     "SubprocVecEnv",
@@ -45,3 +50,5 @@ __all__ = [
     "unwrap_vec_normalize",
     "unwrap_vec_wrapper",
 ]
+
+register_partially_observable_envs()
