@@ -100,10 +100,20 @@ def to_json(value: Any) -> Any:
     raise ModelFileError(f"cannot store hyperparameter value {value!r} in a model file")
 
 
+# classes that moved since a release wrote their path into model files: old path -> new path
+MOVED_CLASSES = {f"rlzoo.common.off_policy_policies.{name}": f"rlzoo.algos.{pkg}.policies.{name}"
+                 for pkg, names in {"dqn": ("QNetwork", "DQNPolicy", "DQNCnnPolicy", "DQNMultiInputPolicy"),
+                                    "td3": ("Actor", "TD3Policy", "TD3CnnPolicy", "TD3MultiInputPolicy"),
+                                    "sac": ("SquashedGaussianActor", "SACPolicy", "SACCnnPolicy",
+                                            "SACMultiInputPolicy")}.items()
+                 for name in names}
+
+
 def _resolve_class(path: str, custom_objects: Dict[str, Any]) -> Any:
     """Import only rlzoo classes or torch.nn activations; anything else must come from the caller."""
     if path in custom_objects:
         return custom_objects[path]
+    path = MOVED_CLASSES.get(path, path)
     short = path.rsplit(".", 1)[-1]
     if path.startswith("torch.nn.") and short in _ACTIVATIONS:
         return _ACTIVATIONS[short]

@@ -12,7 +12,7 @@ from torch import nn
 
 from rlzoo.common.noise import ActionNoise, AdaptiveParamNoiseSpec
 from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, polyak_update, target_pairs
-from rlzoo.common.off_policy_policies import TD3CnnPolicy, TD3MultiInputPolicy, TD3Policy
+from rlzoo.algos.td3.policies import TD3CnnPolicy, TD3MultiInputPolicy, TD3Policy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, polyak_update, target_pairs
-from rlzoo.common.off_policy_policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
+from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor

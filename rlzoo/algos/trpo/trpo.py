@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Type, Union
 import torch
 import torch.nn.functional as F
 
-from rlzoo.common.natural_gradient import (
+from rlzoo.algos.trpo.natural_gradient import (
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,

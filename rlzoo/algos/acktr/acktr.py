@@ -1,7 +1,7 @@
 """ACKTR: actor-critic using Kronecker-factored trust region (Wu et al. 2017, "Scalable trust-region
 method for deep reinforcement learning using Kronecker-factored approximation").
 
-The A2C loss of each rollout is minimised with the K-FAC natural gradient (:class:`rlzoo.common.kfac.KFAC`):
+The A2C loss of each rollout is minimised with the K-FAC natural gradient (:class:`rlzoo.algos.acktr.kfac.KFAC`):
 
 - §3.1: the Kronecker factors come from the backward pass of a *sampled* Fisher loss: the
   log-likelihood of actions drawn from the current policy, plus for the critic (a Gaussian of
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlzoo.common.kfac import KFAC
+from rlzoo.algos.acktr.kfac import KFAC
 from rlzoo.common.on_policy import OnPolicyAlgorithm
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.utils import LinearSchedule

@@ -11,7 +11,7 @@ from torch import nn
 
 from rlzoo.common.noise import ActionNoise
 from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, polyak_update, target_pairs
-from rlzoo.common.off_policy_policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
+from rlzoo.algos.sac.policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
 
