@@ -5,6 +5,7 @@ import importlib
 import re
 from typing import Any
 
+from rlzoo.algos import registry
 from rlzoo.zoo.errors import ZooError, did_you_mean
 
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -12,23 +13,19 @@ _OBJECT_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*([.:][A-Za-z_]\w*)$")
 
 
 def algorithms() -> dict[str, type]:
-    """``rlzoo.ALGOS``: every algorithm the library provides, by lower-case name."""
-    try:
-        from rlzoo import ALGOS
-    except ImportError as e:  # pragma: no cover - only while the library is being built
-        raise ZooError(f"cannot import rlzoo's algorithms: {e}") from None
-    return dict(ALGOS)
+    """``rlzoo.ALGOS``: every algorithm (rlzoo's and installed plugins'), by lower-case name."""
+    return registry.algorithms()
 
 
 def resolve_algo(name: str) -> tuple[str, type]:
     """``(name, class)`` of an algorithm; an unknown name is an error with a suggestion."""
-    algos = algorithms()
+    specs = registry.specs()
     key = name.strip().lower()
-    if key not in algos:
+    if key not in specs:
         raise ZooError(
-            f"unknown algorithm '{name}'{did_you_mean(key, algos)} (available: {', '.join(sorted(algos))})"
+            f"unknown algorithm '{name}'{did_you_mean(key, specs)} (available: {', '.join(sorted(specs))})"
         )
-    return key, algos[key]
+    return key, specs[key].load_class()
 
 
 def import_module_path(path: str, what: str = "module") -> Any:
