@@ -86,14 +86,15 @@ class OffPolicyAlgorithm(BaseAlgorithm):
     policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {}
     supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = (spaces.Box,)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any, buffer_size: int,
+    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, *, learning_rate: Any, buffer_size: int,
                  learning_starts: int, batch_size: int, tau: float, gamma: float, train_freq: Any,
                  gradient_steps: int, action_noise: Optional[ActionNoise] = None,
                  replay_buffer_class: Optional[Type[ReplayBuffer]] = None,
                  replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto") -> None:
-        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, policy_kwargs=policy_kwargs,
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
         if buffer_size < 1 or batch_size < 1 or learning_starts < 0:
             raise ValueError(f"need buffer_size >= 1, batch_size >= 1 and learning_starts >= 0 "
                              f"(got {buffer_size}, {batch_size}, {learning_starts})")
@@ -120,6 +121,8 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         self._n_calls = 0
         self._noise: Optional[ActionNoise] = None
         self._last_original_obs: Any = None
+        # (online params, target params, online float buffers, target float buffers) of each target network
+        self._targets: List[Tuple[List[torch.Tensor], ...]] = []
 
     # ------------------------------------------------------------------ construction
     def _setup_model(self) -> None:
@@ -131,6 +134,14 @@ class OffPolicyAlgorithm(BaseAlgorithm):
 
     def _setup_networks(self) -> None:
         raise NotImplementedError
+
+    def _update_targets(self) -> None:
+        """``theta' <- tau theta + (1 - tau) theta'`` for every target network (``tau`` 1: a hard copy);
+        floating-point buffers (batch-norm statistics) are copied."""
+        for params, target_params, bufs, target_bufs in self._targets:
+            polyak_update(params, target_params, self.tau)
+            if bufs:
+                polyak_update(bufs, target_bufs, 1.0)
 
     def _buffer_config(self) -> Dict[str, Any]:
         """How to store observations: frame storage for images, with the env's frame stacking."""

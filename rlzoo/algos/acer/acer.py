@@ -79,7 +79,8 @@ class ACER(BaseAlgorithm):
                  n_sdn_samples: int = 5, policy_kwargs: Optional[Dict[str, Any]] = None,
                  tensorboard_log: Optional[str] = None, verbose: int = 0, seed: Optional[int] = None,
                  device: Union[str, torch.device] = "auto", _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, policy_kwargs=policy_kwargs,
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
         if n_steps < 1 or buffer_size < n_steps or replay_ratio < 0 or not 0.0 <= alpha < 1.0 or n_sdn_samples < 1:
             raise ValueError("ACER needs n_steps >= 1, buffer_size >= n_steps, replay_ratio >= 0, "
                              "0 <= alpha < 1 and n_sdn_samples >= 1")

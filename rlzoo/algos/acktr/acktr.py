@@ -60,8 +60,10 @@ class ACKTR(OnPolicyAlgorithm):
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
                  _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
+                         gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
+                         policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
+                         device=device)
         self.vf_fisher_coef = vf_fisher_coef
         self.kfac_clip = kfac_clip
         self.kfac_damping = kfac_damping

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, polyak_update, target_pairs
+from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, target_pairs
 from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
@@ -64,9 +64,12 @@ class DQN(OffPolicyAlgorithm):
         if prioritized_replay:
             buffer_kwargs = {"alpha": prioritized_replay_alpha, "beta": prioritized_replay_beta0,
                              "eps": prioritized_replay_eps, **buffer_kwargs}
-        super().__init__(policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,
-                         train_freq, gradient_steps, None, buffer_class, buffer_kwargs, optimize_memory_usage,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
+                         learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
+                         train_freq=train_freq, gradient_steps=gradient_steps, replay_buffer_class=buffer_class,
+                         replay_buffer_kwargs=buffer_kwargs, optimize_memory_usage=optimize_memory_usage,
+                         policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
+                         device=device)
         if not 0.0 <= exploration_fraction <= 1.0:
             raise ValueError(f"exploration_fraction must be in [0, 1], got {exploration_fraction}")
         if target_update_interval < 1:
@@ -93,7 +96,7 @@ class DQN(OffPolicyAlgorithm):
         self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
         self.optimizer = make_adam(self.q_net.parameters(), lr=self.lr_schedule(1.0))
         self._params = list(self.q_net.parameters())
-        self._target = target_pairs(self.q_net, self.q_net_target)
+        self._targets = [target_pairs(self.q_net, self.q_net_target)]
         self._greedy_numpy = None
 
     def _make_replay_buffer(self, **overrides: Any) -> ReplayBuffer:
@@ -120,10 +123,7 @@ class DQN(OffPolicyAlgorithm):
         self._n_calls += 1
         self._update_current_progress_remaining()
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
-            params, target_params, bufs, target_bufs = self._target
-            polyak_update(params, target_params, self.tau)
-            if bufs:
-                polyak_update(bufs, target_bufs, 1.0)
+            self._update_targets()
 
     def collect_rollouts(self, callback: Any) -> Tuple[int, bool]:
         # acting in numpy on views of the Q-network's weights when it is a plain MLP on CPU: with

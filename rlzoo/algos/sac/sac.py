@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlzoo.common.noise import ActionNoise
-from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, polyak_update, target_pairs
+from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, target_pairs
 from rlzoo.algos.sac.policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
@@ -55,9 +55,12 @@ class SAC(OffPolicyAlgorithm):
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
                  _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,
-                         train_freq, gradient_steps, action_noise, replay_buffer_class, replay_buffer_kwargs,
-                         optimize_memory_usage, policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
+                         learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
+                         train_freq=train_freq, gradient_steps=gradient_steps, action_noise=action_noise,
+                         replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
+                         optimize_memory_usage=optimize_memory_usage, policy_kwargs=policy_kwargs,
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
         self.ent_coef = ent_coef
         self.target_update_interval = int(target_update_interval)
         self.target_entropy = target_entropy
@@ -90,7 +93,7 @@ class SAC(OffPolicyAlgorithm):
         lr = self.lr_schedule(1.0)
         self.actor_optimizer = make_adam(self.actor.parameters(), lr=lr)
         self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
-        self._target = target_pairs(self.critic, self.critic_target)
+        self._targets = [target_pairs(self.critic, self.critic_target)]
         dim = int(np.prod(self.action_space.shape))
         self._target_entropy = -float(dim) if self.target_entropy == "auto" else float(self.target_entropy)
         self.log_ent_coef = _LogEntCoef(self._ent_init).to(self.device)
@@ -147,10 +150,7 @@ class SAC(OffPolicyAlgorithm):
             self.critic.requires_grad_(True)
 
             if self._n_updates % self.target_update_interval == 0:
-                params, target_params, bufs, target_bufs = self._target
-                polyak_update(params, target_params, self.tau)
-                if bufs:
-                    polyak_update(bufs, target_bufs, 1.0)
+                self._update_targets()
             stats += torch.stack([critic_loss.detach(), actor_loss.detach(), ent_coef])
         critic_loss, actor_loss, ent_coef = stats / gradient_steps
         self.logger.record("train/critic_loss", critic_loss)

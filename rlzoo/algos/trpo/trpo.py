@@ -63,8 +63,12 @@ class TRPO(OnPolicyAlgorithm):
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
                  _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, 0.0, 0.0,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+        # the value function has its own regression steps and the policy step is the line search: TRPO has no
+        # value-loss weight in the policy loss and no gradient clipping
+        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
+                         gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=0.0, max_grad_norm=0.0,
+                         policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
+                         device=device)
         if target_kl <= 0 or cg_damping < 0 or cg_max_steps < 1 or sub_sampling_factor < 1:
             raise ValueError("TRPO needs target_kl > 0, cg_damping >= 0, cg_max_steps >= 1, sub_sampling_factor >= 1")
         if not 0 < line_search_shrinking_factor < 1 or line_search_max_iter < 1 or kl_tolerance < 1:
