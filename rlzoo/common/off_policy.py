@@ -135,6 +135,11 @@ class OffPolicyAlgorithm(BaseAlgorithm):
     def _setup_networks(self) -> None:
         raise NotImplementedError
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
+                              "gradient_steps", "replay_buffer_kwargs", "optimize_memory_usage")}
+
     def _update_targets(self) -> None:
         """``theta' <- tau theta + (1 - tau) theta'`` for every target network (``tau`` 1: a hard copy);
         floating-point buffers (batch-norm statistics) are copied."""

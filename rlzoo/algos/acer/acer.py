@@ -93,6 +93,12 @@ class ACER(BaseAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("gamma", "n_steps", "q_coef", "ent_coef", "max_grad_norm", "rprop_alpha",
+                              "rprop_epsilon", "buffer_size", "replay_ratio", "replay_start", "correction_term",
+                              "trust_region", "alpha", "delta", "n_sdn_samples")}
+
     def _setup_model(self) -> None:
         self.policy = self._make_policy()
         self.continuous = isinstance(self.action_space, spaces.Box)

@@ -80,6 +80,13 @@ class ACKTR(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "vf_fisher_coef",
+                              "max_grad_norm", "kfac_clip", "kfac_damping", "kfac_update", "kfac_factored_damping",
+                              "stats_decay", "momentum", "cold_iter", "cold_lr", "linear_lr_decay",
+                              "normalize_advantage")}
+
     def _setup_model(self) -> None:
         if not isinstance(self.action_space, self.supported_action_spaces):
             raise ValueError(f"ACKTR does not support the action space {type(self.action_space).__name__}: "

@@ -74,8 +74,7 @@ class DQN(OffPolicyAlgorithm):
             raise ValueError(f"exploration_fraction must be in [0, 1], got {exploration_fraction}")
         if target_update_interval < 1:
             raise ValueError(f"target_update_interval must be >= 1, got {target_update_interval}")
-        self.replay_buffer_kwargs = dict(replay_buffer_kwargs or {})  # as given (saved with the model)
-        self._buffer_kwargs = buffer_kwargs
+        self._given_buffer_kwargs = dict(replay_buffer_kwargs or {})  # saved with the model
         self.target_update_interval = int(target_update_interval)
         self.exploration_fraction = float(exploration_fraction)
         self.exploration_initial_eps = float(exploration_initial_eps)
@@ -99,12 +98,11 @@ class DQN(OffPolicyAlgorithm):
         self._targets = [target_pairs(self.q_net, self.q_net_target)]
         self._greedy_numpy = None
 
-    def _make_replay_buffer(self, **overrides: Any) -> ReplayBuffer:
-        saved, self.replay_buffer_kwargs = self.replay_buffer_kwargs, self._buffer_kwargs
-        try:
-            return super()._make_replay_buffer(**overrides)
-        finally:
-            self.replay_buffer_kwargs = saved
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(), "replay_buffer_kwargs": self._given_buffer_kwargs,
+                **self._attrs("target_update_interval", "exploration_fraction", "exploration_initial_eps",
+                              "exploration_final_eps", "max_grad_norm", "double_q", "dueling", "prioritized_replay",
+                              "prioritized_replay_alpha", "prioritized_replay_beta0", "prioritized_replay_eps")}
 
     # ------------------------------------------------------------------ acting
     @property

@@ -100,6 +100,11 @@ class SAC(OffPolicyAlgorithm):
         self.ent_coef_optimizer = make_adam(self.log_ent_coef.parameters(), lr=lr) if self._auto_ent else None
         self._ent_coef_const = torch.tensor(self._ent_init, device=self.device)
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("action_noise", "replay_buffer_class", "ent_coef", "target_update_interval",
+                              "target_entropy")}
+
     def _state_objects(self) -> Dict[str, Any]:
         objects = {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
                    "critic_optimizer": self.critic_optimizer, "log_ent_coef": self.log_ent_coef}

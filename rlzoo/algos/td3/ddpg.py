@@ -15,6 +15,7 @@ from torch import nn
 
 from rlzoo.algos.td3.td3 import TD3
 from rlzoo.common.noise import ActionNoise, AdaptiveParamNoiseSpec
+from rlzoo.common.off_policy import OffPolicyAlgorithm
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
 
@@ -66,6 +67,10 @@ class DDPG(TD3):
             self.actor_perturbed = copy.deepcopy(self.actor).requires_grad_(False)
             self._actor_adaptive = copy.deepcopy(self.actor).requires_grad_(False)
             self._perturbable = _perturbable_params(self.actor)
+
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**OffPolicyAlgorithm._hyperparameters(self),  # not TD3's switches: DDPG fixes them
+                **self._attrs("action_noise", "replay_buffer_class", "param_noise", "param_noise_adaption_interval")}
 
     # ------------------------------------------------------------------ parameter noise (Plappert et al. §3)
     @torch.no_grad()

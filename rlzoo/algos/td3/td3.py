@@ -67,6 +67,11 @@ class TD3(OffPolicyAlgorithm):
         self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
         self._targets = [target_pairs(self.actor, self.actor_target), target_pairs(self.critic, self.critic_target)]
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("action_noise", "replay_buffer_class", "policy_delay", "target_policy_noise",
+                              "target_noise_clip")}
+
     def _state_objects(self) -> Dict[str, Any]:
         return {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
                 "critic_optimizer": self.critic_optimizer}

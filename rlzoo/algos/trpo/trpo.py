@@ -87,6 +87,13 @@ class TRPO(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("n_steps", "batch_size", "gamma", "cg_max_steps", "cg_damping",
+                              "line_search_shrinking_factor", "line_search_max_iter", "n_critic_updates",
+                              "gae_lambda", "normalize_advantage", "target_kl", "kl_tolerance",
+                              "sub_sampling_factor", "ent_coef")}
+
     def _split_parameters(self) -> tuple[List[torch.nn.Parameter], List[torch.nn.Parameter]]:
         """Actor parameters (everything the action distribution depends on) and critic-only parameters.
 
