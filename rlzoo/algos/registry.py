@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any

@@ -10,7 +10,7 @@ them to the env's bounds. Target networks never require gradients and stay in ev
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ def target_copy(online: nn.Module, fresh: nn.Module) -> nn.Module:
     return freeze(fresh)
 
 
-def split_arch(net_arch: NetArch, first: str, second: str) -> Tuple[List[int], List[int]]:
+def split_arch(net_arch: NetArch, first: str, second: str) -> tuple[list[int], list[int]]:
     """A list (same layers for both) or ``dict(first=[...], second=[...])`` -> the two layer lists."""
     if isinstance(net_arch, dict):
         unknown = set(net_arch) - {first, second}
@@ -60,13 +60,13 @@ class ContinuousCritic(ObsModule):
     """``n_critics`` independent ``Q(s, a)`` networks on shared features (one extractor)."""
 
     def __init__(self, observation_space: spaces.Space, action_dim: int, features_extractor: BaseFeaturesExtractor,
-                 net_arch: List[int], activation_fn: Type[nn.Module], n_critics: int = 2,
+                 net_arch: list[int], activation_fn: type[nn.Module], n_critics: int = 2,
                  normalize_images: bool = True) -> None:
         super().__init__(observation_space, features_extractor, normalize_images)
         in_dim = features_extractor.features_dim + action_dim
         self.q_networks = nn.ModuleList([create_mlp(in_dim, net_arch, activation_fn, 1) for _ in range(n_critics)])
 
-    def forward(self, obs: Any, actions: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, obs: Any, actions: torch.Tensor) -> list[torch.Tensor]:
         """Q-values of every critic, each of shape ``(batch,)``."""
         x = torch.cat([self.features(obs), actions], dim=1)
         return [q(x).squeeze(1) for q in self.q_networks]
@@ -79,12 +79,12 @@ class ContinuousCritic(ObsModule):
 class ContinuousPolicy(BasePolicy):
     """Shared plumbing: action scaling, arch parsing, constructor kwargs."""
 
-    default_net_arch: List[int] = [256, 256]
+    default_net_arch: list[int] = [256, 256]
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 net_arch: Optional[NetArch] = None, activation_fn: Type[nn.Module] = nn.ReLU,
-                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None, normalize_images: bool = True,
+                 net_arch: NetArch | None = None, activation_fn: type[nn.Module] = nn.ReLU,
+                 features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+                 features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  n_critics: int = 2) -> None:
         super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
                          normalize_images)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,6 +42,8 @@ from rlzoo.envs import VecNormalize, final_observations, unwrap_vec_normalize, u
 from rlzoo.envs.frame_stack import VecFrameStack
 
 _EPS = 1e-6
+#: 7e-4 decaying linearly to 0 (the original ACER's default)
+DEFAULT_LEARNING_RATE = LinearSchedule(7e-4)
 
 
 # ----------------------------------------------------------------------------------------- algorithm
@@ -67,18 +69,18 @@ class ACER(BaseAlgorithm):
         dueling network (``n`` of Section 4.1)
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ACERPolicy, "CnnPolicy": ACERCnnPolicy, "MultiInputPolicy": ACERMultiInputPolicy}
     supported_action_spaces = (spaces.Discrete, spaces.Box)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, gamma: float = 0.99, n_steps: int = 20,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, gamma: float = 0.99, n_steps: int = 20,
                  q_coef: float = 0.5, ent_coef: float = 0.01, max_grad_norm: float = 10.0,
-                 learning_rate: Any = LinearSchedule(7e-4), rprop_alpha: float = 0.99, rprop_epsilon: float = 1e-5,
+                 learning_rate: Any = DEFAULT_LEARNING_RATE, rprop_alpha: float = 0.99, rprop_epsilon: float = 1e-5,
                  buffer_size: int = 5000, replay_ratio: float = 4.0, replay_start: int = 1000,
                  correction_term: float = 10.0, trust_region: bool = True, alpha: float = 0.99, delta: float = 1.0,
-                 n_sdn_samples: int = 5, policy_kwargs: Optional[Dict[str, Any]] = None,
-                 tensorboard_log: Optional[str] = None, verbose: int = 0, seed: Optional[int] = None,
-                 device: Union[str, torch.device] = "auto", _init_setup_model: bool = True) -> None:
+                 n_sdn_samples: int = 5, policy_kwargs: dict[str, Any] | None = None,
+                 tensorboard_log: str | None = None, verbose: int = 0, seed: int | None = None,
+                 device: str | torch.device = "auto", _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, policy_kwargs=policy_kwargs,
                          tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
         if n_steps < 1 or buffer_size < n_steps or replay_ratio < 0 or not 0.0 <= alpha < 1.0 or n_sdn_samples < 1:
@@ -89,11 +91,11 @@ class ACER(BaseAlgorithm):
         self.buffer_size, self.replay_ratio, self.replay_start = buffer_size, replay_ratio, replay_start
         self.correction_term, self.trust_region, self.alpha, self.delta = correction_term, trust_region, alpha, delta
         self.n_sdn_samples = n_sdn_samples
-        self.replay_memory: Optional[SegmentReplayMemory] = None
+        self.replay_memory: SegmentReplayMemory | None = None
         if _init_setup_model:
             self._setup_model()
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("gamma", "n_steps", "q_coef", "ent_coef", "max_grad_norm", "rprop_alpha",
                               "rprop_epsilon", "buffer_size", "replay_ratio", "replay_start", "correction_term",
@@ -126,23 +128,23 @@ class ACER(BaseAlgorithm):
         if self.replay_memory is not None and len(self.replay_memory) == 0:
             self._make_memory()
 
-    def save_replay_buffer(self, path: Union[str, os.PathLike]) -> str:
+    def save_replay_buffer(self, path: str | os.PathLike) -> str:
         """Write the replay memory to ``path`` (``.npz``; numpy arrays only, no pickle), atomically."""
         if self.replay_memory is None:
             raise ValueError("this model has no replay memory (replay_ratio is 0 or it has no env)")
         return self.replay_memory.save(path)
 
-    def load_replay_buffer(self, path: Union[str, os.PathLike]) -> None:
+    def load_replay_buffer(self, path: str | os.PathLike) -> None:
         """Load a replay memory written by :meth:`save_replay_buffer` (same spaces, n_envs and sizes)."""
         if self.replay_memory is None:
             raise ValueError("this model has no replay memory (replay_ratio is 0 or it has no env)")
         self.replay_memory.load(path)
 
-    def _state_objects(self) -> Dict[str, Any]:
+    def _state_objects(self) -> dict[str, Any]:
         return {"policy": self.policy, "avg_policy": self.avg_policy, "optimizer": self.optimizer}
 
     # ------------------------------------------------------------------ collection (Algorithm 2, lines 3-7)
-    def collect_segment(self, callback: Any) -> Optional[Dict[str, Any]]:
+    def collect_segment(self, callback: Any) -> dict[str, Any] | None:
         """Run ``n_steps`` vector steps with the current policy; ``None`` if a callback stopped training."""
         env, policy, n, t_max = self.env, self.policy, self.n_envs, self.n_steps
         obs_buf = _alloc_obs(self.observation_space, t_max + 1, n)
@@ -196,14 +198,14 @@ class ACER(BaseAlgorithm):
         callback.on_rollout_end()
         return seg
 
-    def _replay_normalizer(self) -> Optional[VecNormalize]:
+    def _replay_normalizer(self) -> VecNormalize | None:
         """The env's VecNormalize when it is the outermost observation transform (else None)."""
         vec_norm = unwrap_vec_normalize(self.env) if self.replay_memory is not None else None
         if vec_norm is None or vec_norm.single_observation_space.shape != self.observation_space.shape:
             return None
         return vec_norm
 
-    def _sample_replay(self) -> Dict[str, Any]:
+    def _sample_replay(self) -> dict[str, Any]:
         """A stored segment, normalized with the current VecNormalize statistics if the env has them."""
         segment = self.replay_memory.sample(self._rng)
         vec_norm = self._replay_normalizer()
@@ -241,7 +243,7 @@ class ACER(BaseAlgorithm):
                 self.logger.dump(self.num_timesteps)
 
     # ------------------------------------------------------------------ the update
-    def train(self, segment: Dict[str, Any]) -> None:  # type: ignore[override]
+    def train(self, segment: dict[str, Any]) -> None:  # type: ignore[override]
         """One ACER update on a segment (on-policy, or replayed from the memory)."""
         batch = {k: obs_to_tensor(v, self.device) for k, v in segment.items() if k != "obs"}
         obs = _flatten_obs(obs_to_tensor(segment["obs"], self.device))
@@ -259,8 +261,8 @@ class ACER(BaseAlgorithm):
         self.logger.record_mean("train/grad_norm", grad_norm.detach())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
-    def _retrace(self, batch: Dict[str, torch.Tensor], q_taken: torch.Tensor, values: torch.Tensor,
-                 *traces: torch.Tensor) -> List[torch.Tensor]:
+    def _retrace(self, batch: dict[str, torch.Tensor], q_taken: torch.Tensor, values: torch.Tensor,
+                 *traces: torch.Tensor) -> list[torch.Tensor]:
         """Retrace targets for each set of trace coefficients (computed side by side in one pass)."""
         t_max, n = batch["rewards"].shape
         k = len(traces)
@@ -271,7 +273,7 @@ class ACER(BaseAlgorithm):
                               tile(batch["truncated"]), tile(batch["final_values"]), self.gamma)
         return [part.flatten() for part in out.split(n, dim=1)]
 
-    def _discrete_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    def _discrete_loss(self, obs: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
         """Algorithm 2 for a categorical policy; statistics ``phi`` are the probabilities ``f``."""
         b = batch["rewards"].numel()
         features = self.policy.extract_features(obs)
@@ -299,7 +301,7 @@ class ACER(BaseAlgorithm):
                      rho_mean=rho_a.mean(), trust_region_active=active, explained_variance=_explained(q_a, q_ret))
         return policy_loss + self.q_coef * q_loss, stats
 
-    def _continuous_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    def _continuous_loss(self, obs: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
         """Algorithm 3: Gaussian policy, stochastic dueling network, statistics ``phi = (mean, log_std)``."""
         b = batch["rewards"].numel()
         d = self.policy.action_dim
@@ -348,8 +350,8 @@ class ACER(BaseAlgorithm):
                      trust_region_active=active, explained_variance=_explained(q_taken, q_ret))
         return policy_loss + self.q_coef * (q_loss + v_loss), stats
 
-    def action_probability(self, observation: Any, state: Optional[Any] = None, mask: Optional[np.ndarray] = None,
-                           actions: Optional[np.ndarray] = None, logp: bool = False) -> Any:
+    def action_probability(self, observation: Any, state: Any | None = None, mask: np.ndarray | None = None,
+                           actions: np.ndarray | None = None, logp: bool = False) -> Any:
         """As :meth:`BaseAlgorithm.action_probability`; with squashed Box actions, ``(mean, std)`` are those
         of the Gaussian before squashing, and densities of given ``actions`` include the tanh Jacobian."""
         if actions is None or not getattr(self.policy, "squash", False):
@@ -365,7 +367,7 @@ class ACER(BaseAlgorithm):
         return out if vectorized else out[0]
 
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 100, tb_log_name: str = "ACER",
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "ACER":
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> ACER:
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
 

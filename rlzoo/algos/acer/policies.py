@@ -2,7 +2,7 @@
 dueling network of Wang et al. 2016, Section 4.1, for Box actions)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Type, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,13 +37,13 @@ class ACERPolicy(BasePolicy):
         never extrapolate beyond the bounds (importance ratios and KL are unchanged by the squashing)
     """
 
-    default_net_arch: Optional[Any] = None
+    default_net_arch: Any | None = None
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 net_arch: Optional[Union[List[int], Dict[str, List[int]]]] = None,
-                 activation_fn: Type[nn.Module] = nn.Tanh, ortho_init: bool = True, log_std_init: float = 0.0,
-                 squash_output: bool = True, features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None,
+                 net_arch: list[int] | dict[str, list[int]] | None = None,
+                 activation_fn: type[nn.Module] = nn.Tanh, ortho_init: bool = True, log_std_init: float = 0.0,
+                 squash_output: bool = True, features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+                 features_extractor_kwargs: dict[str, Any] | None = None,
                  normalize_images: bool = True) -> None:
         super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
                          normalize_images)
@@ -58,7 +58,8 @@ class ACERPolicy(BasePolicy):
             pi_arch, qf_arch = list(net_arch.get("pi", [])), list(net_arch.get("qf", net_arch.get("vf", [])))
         else:
             pi_arch = qf_arch = list(net_arch)
-        self.net_arch, self.activation_fn, self.ortho_init, self.log_std_init = net_arch, activation_fn, ortho_init, log_std_init
+        self.net_arch, self.activation_fn = net_arch, activation_fn
+        self.ortho_init, self.log_std_init = ortho_init, log_std_init
         self.constructor_kwargs = dict(net_arch=net_arch, activation_fn=activation_fn, ortho_init=ortho_init,
                                        log_std_init=log_std_init, squash_output=squash_output,
                                        features_extractor_class=self.features_extractor_class,
@@ -68,7 +69,8 @@ class ACERPolicy(BasePolicy):
         self.squash = bool(squash_output and self.continuous and np.all(np.isfinite(action_space.low))
                            and np.all(np.isfinite(action_space.high)))
         if self.squash:
-            low, high = (torch.as_tensor(b, dtype=torch.float32).flatten() for b in (action_space.low, action_space.high))
+            low, high = (torch.as_tensor(b, dtype=torch.float32).flatten()
+                         for b in (action_space.low, action_space.high))
             self.register_buffer("action_center", (high + low) / 2, persistent=False)
             self.register_buffer("action_half_range", (high - low) / 2, persistent=False)
         self.features_extractor = self.make_features_extractor()
@@ -83,7 +85,7 @@ class ACERPolicy(BasePolicy):
             self.value_head = nn.Linear(latent_q, 1)  # V(x)
             # A(x, a) of the stochastic dueling network, on the features and the action
             self.adv_net = create_mlp(dim + self.action_dim, qf_arch, activation_fn, output_dim=1)
-            critic_out: List[nn.Module] = [self.value_head, self.adv_net[-1]]
+            critic_out: list[nn.Module] = [self.value_head, self.adv_net[-1]]
         else:
             self.q_head = nn.Linear(latent_q, int(action_space.n))  # Q(x, .)
             critic_out = [self.q_head]
@@ -125,7 +127,7 @@ class ACERPolicy(BasePolicy):
         return self.action_center + self.action_half_range * torch.tanh(actions)
 
     # -------------------------------------------------------------- acting
-    def forward(self, obs: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample actions and return them with the behaviour statistics ``mu`` to store.
 
         Box actions are returned before squashing (see :meth:`env_action`)."""

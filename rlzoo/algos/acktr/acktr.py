@@ -11,7 +11,7 @@ The A2C loss of each rollout is minimised with the K-FAC natural gradient (:clas
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,15 +50,15 @@ class ACKTR(OnPolicyAlgorithm):
 
     supported_action_spaces: ClassVar[tuple] = (spaces.Box, spaces.Discrete)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 0.25,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 0.25,
                  n_steps: int = 20, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.01,
-                 vf_coef: float = 0.25, vf_fisher_coef: float = 1.0, max_grad_norm: Optional[float] = 0.5,
+                 vf_coef: float = 0.25, vf_fisher_coef: float = 1.0, max_grad_norm: float | None = 0.5,
                  kfac_clip: float = 0.001, kfac_damping: float = 0.01, kfac_update: int = 1,
                  kfac_factored_damping: bool = False, stats_decay: float = 0.99, momentum: float = 0.9,
                  cold_iter: int = 10, cold_lr: float = 0.01,
                  linear_lr_decay: bool = True, normalize_advantage: bool = False,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
                          gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
@@ -80,7 +80,7 @@ class ACKTR(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "vf_fisher_coef",
                               "max_grad_norm", "kfac_clip", "kfac_damping", "kfac_update", "kfac_factored_damping",

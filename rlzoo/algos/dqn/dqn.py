@@ -3,15 +3,15 @@ with the options of the original Stable Baselines: double Q-learning (van Hassel
 dueling heads (Wang et al. 2016) and proportional prioritized replay (Schaul et al. 2016)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, target_pairs
 from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
+from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, target_pairs
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor
@@ -43,11 +43,11 @@ class DQN(OffPolicyAlgorithm):
     :param prioritized_replay_eps: added to the |TD error| priorities
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": DQNPolicy, "CnnPolicy": DQNCnnPolicy, "MultiInputPolicy": DQNMultiInputPolicy}
-    supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = (spaces.Discrete,)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Discrete,)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 5e-4,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 5e-4,
                  buffer_size: int = 50_000, learning_starts: int = 1000, batch_size: int = 32, tau: float = 1.0,
                  gamma: float = 0.99, train_freq: Any = 1, gradient_steps: int = 1,
                  target_update_interval: int = 500, exploration_fraction: float = 0.1,
@@ -55,9 +55,9 @@ class DQN(OffPolicyAlgorithm):
                  max_grad_norm: float = 10.0, double_q: bool = True, dueling: bool = True,
                  prioritized_replay: bool = False, prioritized_replay_alpha: float = 0.6,
                  prioritized_replay_beta0: float = 0.4, prioritized_replay_eps: float = 1e-6,
-                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         buffer_class = PrioritizedReplayBuffer if prioritized_replay else ReplayBuffer
         buffer_kwargs = dict(replay_buffer_kwargs or {})
@@ -98,7 +98,7 @@ class DQN(OffPolicyAlgorithm):
         self._targets = [target_pairs(self.q_net, self.q_net_target)]
         self._greedy_numpy = None
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(), "replay_buffer_kwargs": self._given_buffer_kwargs,
                 **self._attrs("target_update_interval", "exploration_fraction", "exploration_initial_eps",
                               "exploration_final_eps", "max_grad_norm", "double_q", "dueling", "prioritized_replay",
@@ -123,13 +123,13 @@ class DQN(OffPolicyAlgorithm):
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
             self._update_targets()
 
-    def collect_rollouts(self, callback: Any) -> Tuple[int, bool]:
+    def collect_rollouts(self, callback: Any) -> tuple[int, bool]:
         # acting in numpy on views of the Q-network's weights when it is a plain MLP on CPU: with
         # a few envs, torch's per-operation overhead would cost more than the arithmetic
         self._greedy_numpy = self.q_net.numpy_greedy() if self.n_envs <= 16 else None
         return super().collect_rollouts(callback)
 
-    def _sample_action(self) -> Tuple[np.ndarray, np.ndarray]:
+    def _sample_action(self) -> tuple[np.ndarray, np.ndarray]:
         """Epsilon-greedy: a uniformly random action with probability epsilon, else argmax_a Q(s, a)."""
         n = self.n_envs
         eps = 1.0 if self.num_timesteps < self.learning_starts else self.exploration_rate
@@ -145,8 +145,8 @@ class DQN(OffPolicyAlgorithm):
                 actions = np.where(explore, np.random.randint(self.action_space.n, size=n), actions)
         return actions, actions
 
-    def predict(self, observation: Any, state: Optional[Any] = None, episode_start: Optional[np.ndarray] = None,
-                deterministic: bool = False) -> Tuple[np.ndarray, Optional[Any]]:
+    def predict(self, observation: Any, state: Any | None = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any | None]:
         """Greedy actions; with ``deterministic=False`` epsilon-greedy at the current exploration rate."""
         actions, state = self.policy.predict(observation, state, episode_start, deterministic)
         if not deterministic and self.exploration_rate > 0:

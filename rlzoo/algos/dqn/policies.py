@@ -2,7 +2,8 @@
 and its target copy."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Type
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,15 +12,24 @@ from torch import nn
 
 from rlzoo.common.distributions import Categorical, Distribution
 from rlzoo.common.off_policy_policies import ObsModule, target_copy
-from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, FlattenExtractor, NatureCNN,
-                                   create_mlp, is_image_space, numpy_mlp, policy_variant)
+from rlzoo.common.policies import (
+    BaseFeaturesExtractor,
+    BasePolicy,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+    is_image_space,
+    numpy_mlp,
+    policy_variant,
+)
 
 
 class QNetwork(ObsModule):
     """``Q(s, .)`` for every discrete action; dueling: ``Q = V + A - mean_a A`` (Wang et al. 2016, eq. 9)."""
 
     def __init__(self, observation_space: spaces.Space, n_actions: int, features_extractor: BaseFeaturesExtractor,
-                 net_arch: List[int], activation_fn: Type[nn.Module], dueling: bool = False,
+                 net_arch: list[int], activation_fn: type[nn.Module], dueling: bool = False,
                  normalize_images: bool = True) -> None:
         super().__init__(observation_space, features_extractor, normalize_images)
         self.latent = create_mlp(features_extractor.features_dim, net_arch, activation_fn)
@@ -27,7 +37,7 @@ class QNetwork(ObsModule):
         self.advantage = nn.Linear(latent_dim, n_actions)
         self.value = nn.Linear(latent_dim, 1) if dueling else None
 
-    def numpy_greedy(self) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+    def numpy_greedy(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """``argmax_a Q(s, a)`` in numpy for flat float observations on CPU (fast acting with few envs),
         or None when the network needs torch (images, dicts, one-hot inputs, another device).
         The dueling value stream is left out: it shifts every action's Q-value equally."""
@@ -57,9 +67,9 @@ class DQNPolicy(BasePolicy):
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 net_arch: Optional[List[int]] = None, activation_fn: Type[nn.Module] = nn.ReLU,
-                 dueling: bool = False, features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None, normalize_images: bool = True) -> None:
+                 net_arch: list[int] | None = None, activation_fn: type[nn.Module] = nn.ReLU,
+                 dueling: bool = False, features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+                 features_extractor_kwargs: dict[str, Any] | None = None, normalize_images: bool = True) -> None:
         super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
                          normalize_images)
         if not isinstance(action_space, spaces.Discrete):
@@ -91,7 +101,7 @@ class DQNPolicy(BasePolicy):
         """Boltzmann distribution of the Q-values (what ``action_probability`` reports for DQN)."""
         return Categorical(self.q_net(obs))
 
-    def train(self, mode: bool = True) -> "DQNPolicy":
+    def train(self, mode: bool = True) -> DQNPolicy:
         super().train(mode)
         self.q_net_target.train(False)
         return self

@@ -3,7 +3,7 @@ target copy."""
 from __future__ import annotations
 
 import math
-from typing import Any, List, Tuple, Type
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,14 +22,14 @@ class SquashedGaussianActor(ObsModule):
     """``a = tanh(u)``, ``u ~ N(mu(s), sigma(s)^2)``: the SAC policy (Haarnoja et al. 2018, App. C)."""
 
     def __init__(self, observation_space: spaces.Space, action_dim: int, features_extractor: BaseFeaturesExtractor,
-                 net_arch: List[int], activation_fn: Type[nn.Module], normalize_images: bool = True) -> None:
+                 net_arch: list[int], activation_fn: type[nn.Module], normalize_images: bool = True) -> None:
         super().__init__(observation_space, features_extractor, normalize_images)
         self.latent = create_mlp(features_extractor.features_dim, net_arch, activation_fn)
         latent_dim = net_arch[-1] if net_arch else features_extractor.features_dim
         self.mu = nn.Linear(latent_dim, action_dim)
         self.log_std = nn.Linear(latent_dim, action_dim)
 
-    def mean_log_std(self, obs: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    def mean_log_std(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         latent = self.latent(self.features(obs))
         return self.mu(latent), self.log_std(latent).clamp(LOG_STD_MIN, LOG_STD_MAX)
 
@@ -39,7 +39,7 @@ class SquashedGaussianActor(ObsModule):
             return torch.tanh(mean)
         return torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
 
-    def action_log_prob(self, obs: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    def action_log_prob(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterized sample and its log-probability (SAC paper eq. 26 for the tanh change of variables)."""
         mean, log_std = self.mean_log_std(obs)
         noise = torch.randn_like(mean)
@@ -77,7 +77,7 @@ class SACPolicy(ContinuousPolicy):
         mean, log_std = self.actor.mean_log_std(obs)
         return DiagGaussian(mean, log_std)
 
-    def train(self, mode: bool = True) -> "SACPolicy":
+    def train(self, mode: bool = True) -> SACPolicy:
         super().train(mode)
         self.critic_target.train(False)
         return self

@@ -2,16 +2,16 @@
 maximum-entropy actor-critic with twin critics and automatic entropy tuning."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlzoo.algos.sac.policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
 from rlzoo.common.noise import ActionNoise
 from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, target_pairs
-from rlzoo.algos.sac.policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
 
@@ -42,18 +42,18 @@ class SAC(OffPolicyAlgorithm):
     :param target_entropy: entropy target of the automatic tuning (``"auto"``: -dim(A))
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": SACPolicy, "CnnPolicy": SACCnnPolicy, "MultiInputPolicy": SACMultiInputPolicy}
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 3e-4,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 3e-4,
                  buffer_size: int = 1_000_000, learning_starts: int = 100, batch_size: int = 256,
                  tau: float = 0.005, gamma: float = 0.99, train_freq: Any = 1, gradient_steps: int = 1,
-                 action_noise: Optional[ActionNoise] = None, ent_coef: Union[str, float] = "auto",
-                 target_update_interval: int = 1, target_entropy: Union[str, float] = "auto",
-                 replay_buffer_class: Optional[Type[ReplayBuffer]] = None,
-                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 action_noise: ActionNoise | None = None, ent_coef: str | float = "auto",
+                 target_update_interval: int = 1, target_entropy: str | float = "auto",
+                 replay_buffer_class: type[ReplayBuffer] | None = None,
+                 replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
                          learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
@@ -71,7 +71,7 @@ class SAC(OffPolicyAlgorithm):
             self._setup_model()
 
     @staticmethod
-    def _parse_ent_coef(ent_coef: Union[str, float]) -> tuple:
+    def _parse_ent_coef(ent_coef: str | float) -> tuple:
         if isinstance(ent_coef, str):
             if ent_coef == "auto":
                 return True, 1.0
@@ -100,12 +100,12 @@ class SAC(OffPolicyAlgorithm):
         self.ent_coef_optimizer = make_adam(self.log_ent_coef.parameters(), lr=lr) if self._auto_ent else None
         self._ent_coef_const = torch.tensor(self._ent_init, device=self.device)
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("action_noise", "replay_buffer_class", "ent_coef", "target_update_interval",
                               "target_entropy")}
 
-    def _state_objects(self) -> Dict[str, Any]:
+    def _state_objects(self) -> dict[str, Any]:
         objects = {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
                    "critic_optimizer": self.critic_optimizer, "log_ent_coef": self.log_ent_coef}
         if self.ent_coef_optimizer is not None:

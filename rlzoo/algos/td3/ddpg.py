@@ -8,7 +8,7 @@ own is the parameter-space noise."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional, Type, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,14 +36,14 @@ class DDPG(TD3):
     :param param_noise_adaption_interval: gradient steps between adaptations of the perturbation scale
     """
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 1e-3,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 1e-3,
                  buffer_size: int = 1_000_000, learning_starts: int = 100, batch_size: int = 256,
                  tau: float = 0.005, gamma: float = 0.99, train_freq: Any = 1, gradient_steps: int = 1,
-                 action_noise: Optional[ActionNoise] = None, param_noise: Optional[AdaptiveParamNoiseSpec] = None,
-                 param_noise_adaption_interval: int = 50, replay_buffer_class: Optional[Type[ReplayBuffer]] = None,
-                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 action_noise: ActionNoise | None = None, param_noise: AdaptiveParamNoiseSpec | None = None,
+                 param_noise_adaption_interval: int = 50, replay_buffer_class: type[ReplayBuffer] | None = None,
+                 replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         if param_noise is not None and not isinstance(param_noise, AdaptiveParamNoiseSpec):
             raise ValueError(f"param_noise must be an AdaptiveParamNoiseSpec, got {type(param_noise).__name__}")
@@ -68,7 +68,7 @@ class DDPG(TD3):
             self._actor_adaptive = copy.deepcopy(self.actor).requires_grad_(False)
             self._perturbable = _perturbable_params(self.actor)
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**OffPolicyAlgorithm._hyperparameters(self),  # not TD3's switches: DDPG fixes them
                 **self._attrs("action_noise", "replay_buffer_class", "param_noise", "param_noise_adaption_interval")}
 
@@ -78,7 +78,7 @@ class DDPG(TD3):
         """``target <- actor + N(0, stddev^2)`` on every weight except layer-norm parameters."""
         params = list(self.actor.parameters())
         torch._foreach_copy_(list(target.parameters()), params)
-        noisy = [p for p, keep in zip(target.parameters(), self._perturbable) if keep]
+        noisy = [p for p, keep in zip(target.parameters(), self._perturbable, strict=False) if keep]
         torch._foreach_add_(noisy, [torch.randn_like(p) for p in noisy], alpha=stddev)
 
     @torch.no_grad()
@@ -111,7 +111,7 @@ class DDPG(TD3):
             self._perturb(self.actor_perturbed, self.param_noise.current_stddev)
 
 
-def _perturbable_params(actor: nn.Module) -> List[bool]:
+def _perturbable_params(actor: nn.Module) -> list[bool]:
     """For each parameter of ``actor``: perturb it (True) unless it belongs to a LayerNorm."""
     layer_norm = {id(p) for m in actor.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
     return [id(p) not in layer_norm for p in actor.parameters()]

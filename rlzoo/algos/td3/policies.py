@@ -2,7 +2,7 @@
 target copy (DDPG: one critic; TD3: two)."""
 from __future__ import annotations
 
-from typing import Any, List, Type
+from typing import Any
 
 import torch
 from gymnasium import spaces
@@ -17,7 +17,7 @@ class Actor(ObsModule):
     """Deterministic policy ``mu(s)`` in [-1, 1] (tanh output), as in DDPG and TD3."""
 
     def __init__(self, observation_space: spaces.Space, action_dim: int, features_extractor: BaseFeaturesExtractor,
-                 net_arch: List[int], activation_fn: Type[nn.Module], normalize_images: bool = True) -> None:
+                 net_arch: list[int], activation_fn: type[nn.Module], normalize_images: bool = True) -> None:
         super().__init__(observation_space, features_extractor, normalize_images)
         self.mu = create_mlp(features_extractor.features_dim, net_arch, activation_fn, action_dim, squash_output=True)
 
@@ -53,7 +53,7 @@ class TD3Policy(ContinuousPolicy):
     def get_distribution(self, obs: Any) -> Distribution:
         raise ValueError("a deterministic policy (DDPG/TD3) has no action distribution")
 
-    def train(self, mode: bool = True) -> "TD3Policy":
+    def train(self, mode: bool = True) -> TD3Policy:
         super().train(mode)
         self.actor_target.train(False)
         self.critic_target.train(False)

@@ -2,14 +2,14 @@
 Actor-Critic Methods"): clipped double Q-learning, delayed policy updates, target policy smoothing."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from rlzoo.algos.td3.policies import TD3CnnPolicy, TD3MultiInputPolicy, TD3Policy
 from rlzoo.common.noise import ActionNoise
 from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, target_pairs
-from rlzoo.algos.td3.policies import TD3CnnPolicy, TD3MultiInputPolicy, TD3Policy
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
 
@@ -31,18 +31,18 @@ class TD3(OffPolicyAlgorithm):
     :param target_noise_clip: the smoothing noise is clipped to +-c
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": TD3Policy, "CnnPolicy": TD3CnnPolicy, "MultiInputPolicy": TD3MultiInputPolicy}
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 1e-3,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 1e-3,
                  buffer_size: int = 1_000_000, learning_starts: int = 100, batch_size: int = 256,
                  tau: float = 0.005, gamma: float = 0.99, train_freq: Any = 1, gradient_steps: int = 1,
-                 action_noise: Optional[ActionNoise] = None, policy_delay: int = 2,
+                 action_noise: ActionNoise | None = None, policy_delay: int = 2,
                  target_policy_noise: float = 0.2, target_noise_clip: float = 0.5,
-                 replay_buffer_class: Optional[Type[ReplayBuffer]] = None,
-                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 replay_buffer_class: type[ReplayBuffer] | None = None,
+                 replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
                          learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
@@ -67,12 +67,12 @@ class TD3(OffPolicyAlgorithm):
         self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
         self._targets = [target_pairs(self.actor, self.actor_target), target_pairs(self.critic, self.critic_target)]
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("action_noise", "replay_buffer_class", "policy_delay", "target_policy_noise",
                               "target_noise_clip")}
 
-    def _state_objects(self) -> Dict[str, Any]:
+    def _state_objects(self) -> dict[str, Any]:
         return {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
                 "critic_optimizer": self.critic_optimizer}
 
