@@ -87,16 +87,9 @@ def _register_ale() -> None:
 
 def is_atari(env_id: str) -> bool:
     """True for ALE env ids (``PongNoFrameskip-v4``, ``ALE/Pong-v5``)."""
-    try:
-        from rlzoo.envs import is_atari_env_id
+    from rlzoo.envs import is_atari_env_id
 
-        return bool(is_atari_env_id(env_id))
-    except ImportError:  # pragma: no cover - fallback while rlzoo.envs is not there
-        import gymnasium as gym
-
-        _register_ale()
-        spec = gym.envs.registry.get(env_id)
-        return spec is not None and "ale_py" in str(spec.entry_point)
+    return bool(is_atari_env_id(env_id))
 
 
 def env_modules(env_id: str, gym_packages: list[str] | None = None) -> list[str]:
