@@ -25,7 +25,6 @@ from rlzoo.zoo.hyperparams_files import load_yaml
 from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
 
-VECNORMALIZE_SUFFIX = ".vecnormalize.safetensors"
 
 
 # ----------------------------------------------------------------------------- environments
@@ -122,7 +121,9 @@ def vecnormalize_path(model_path: Path) -> Path:
     ``checkpoints/K.zip`` -> ``checkpoints/K.vecnormalize.safetensors``."""
     if model_path.name == rf.MODEL_FILE:
         return model_path.parent / rf.VECNORMALIZE_FILE
-    return model_path.with_name(model_path.name[:-4] + VECNORMALIZE_SUFFIX)
+    from rlzoo.common.callbacks import vecnormalize_path_beside
+
+    return Path(vecnormalize_path_beside(str(model_path)))
 
 
 # ----------------------------------------------------------------------------- training

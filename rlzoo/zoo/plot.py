@@ -6,7 +6,6 @@ their mean with a ±1 std band over a common x grid (their shared range), a sing
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Optional
@@ -17,7 +16,6 @@ from rlzoo.fileio import atomic_path
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
 
-_RUN_RE = re.compile(r"^(?P<env>.+)_(?P<n>\d+)$")
 _X_LABELS = {"timesteps": "timesteps", "episodes": "episodes", "walltime": "wall time (hours)"}
 
 
@@ -34,7 +32,7 @@ def find_runs(log_folders: list[str], algos: list[str], envs: list[str]) -> dict
             if wanted_algos and algo_dir.name.lower() not in wanted_algos:
                 continue
             for run in sorted(p for p in algo_dir.iterdir() if p.is_dir()):
-                m = _RUN_RE.match(run.name)
+                m = rf.RUN_NAME_RE.match(run.name)
                 if not m or (wanted_envs and m.group("env") not in wanted_envs):
                     continue
                 if any((run / rf.MONITOR_DIR).glob("*.monitor.csv")):

@@ -31,7 +31,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- naming
-_RUN_RE = re.compile(r"^(?P<env>.+)_(?P<n>\d+)$")
+#: a run folder's name, ``<EnvId>_<N>``
+RUN_NAME_RE = re.compile(r"^(?P<env>.+)_(?P<n>\d+)$")
 
 
 def env_folder_name(env_id: str) -> str:
@@ -48,7 +49,7 @@ def list_runs(log_folder: str | os.PathLike, algo: str, env_id: str) -> list[tup
     runs = []
     if base.is_dir():
         for entry in base.iterdir():
-            m = _RUN_RE.match(entry.name)
+            m = RUN_NAME_RE.match(entry.name)
             if m and m.group("env") == name and entry.is_dir():
                 runs.append((int(m.group("n")), entry))
     return sorted(runs)
