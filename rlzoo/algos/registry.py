@@ -77,6 +77,7 @@ BUILTIN: tuple[AlgoSpec, ...] = (
 
 _REGISTRY: dict[str, AlgoSpec] = {spec.name: spec for spec in BUILTIN}
 _plugins_loaded = False
+_algos: dict[str, type] | None = None
 
 
 def register(spec: AlgoSpec) -> AlgoSpec:
@@ -87,6 +88,8 @@ def register(spec: AlgoSpec) -> AlgoSpec:
     if known is not None and known != spec:
         raise ValueError(f"the algorithm name {spec.name!r} is taken (by {known.class_name})")
     _REGISTRY[spec.name] = spec
+    if _algos is not None:
+        _algos[spec.name] = spec.load_class()
     return spec
 
 
@@ -118,8 +121,12 @@ def get(name: str) -> AlgoSpec | None:
 
 
 def algorithms() -> dict[str, type]:
-    """``ALGOS``: name -> class (imports every algorithm)."""
-    return {name: spec.load_class() for name, spec in specs().items()}
+    """``ALGOS``: name -> class (imports every algorithm on first use). One dict for the process, kept in
+    step with :func:`register`; an entry added to it directly is honoured by the zoo too."""
+    global _algos
+    if _algos is None:
+        _algos = {name: spec.load_class() for name, spec in specs().items()}
+    return _algos
 
 
 def class_by_name(class_name: str) -> type | None:

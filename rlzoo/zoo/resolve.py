@@ -19,13 +19,13 @@ def algorithms() -> dict[str, type]:
 
 def resolve_algo(name: str) -> tuple[str, type]:
     """``(name, class)`` of an algorithm; an unknown name is an error with a suggestion."""
-    specs = registry.specs()
+    algos = registry.algorithms()
     key = name.strip().lower()
-    if key not in specs:
+    if key not in algos:
         raise ZooError(
-            f"unknown algorithm '{name}'{did_you_mean(key, specs)} (available: {', '.join(sorted(specs))})"
+            f"unknown algorithm '{name}'{did_you_mean(key, algos)} (available: {', '.join(sorted(algos))})"
         )
-    return key, specs[key].load_class()
+    return key, algos[key]
 
 
 def import_module_path(path: str, what: str = "module") -> Any:
