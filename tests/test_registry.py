@@ -44,3 +44,14 @@ def test_saved_hyperparameters_are_exactly_the_constructor_arguments(name):
     assert saved["seed"] == 0
     if "buffer_size" in params:
         assert saved["buffer_size"] == 100
+
+
+def test_policy_classes_named_at_their_old_place_in_model_files_still_resolve():
+    """Files written before the networks moved into the algorithm packages name them in common/."""
+    from rlzoo.algos.dqn.policies import DQNCnnPolicy
+    from rlzoo.algos.sac.policies import SACPolicy
+    from rlzoo.algos.td3.policies import TD3Policy
+    from rlzoo.common.save_format import from_json
+
+    for name, cls in (("TD3Policy", TD3Policy), ("SACPolicy", SACPolicy), ("DQNCnnPolicy", DQNCnnPolicy)):
+        assert from_json({"__class__": f"rlzoo.common.off_policy_policies.{name}"}, {}) is cls
