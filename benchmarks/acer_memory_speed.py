@@ -50,7 +50,7 @@ def memory_report() -> None:
     from gymnasium import spaces
 
     sys.path.insert(0, str(ROOT))
-    from rlzoo.common.acer_replay import SegmentReplayMemory
+    from rlzoo.algos.acer.replay import SegmentReplayMemory
 
     n_envs, n_steps, buffer_size = 16, 20, 5000
     obs = spaces.Box(0, 255, (84, 84, 4), dtype="uint8")

@@ -78,7 +78,7 @@ def build_files(root: Path) -> dict[str, Path]:
     import gymnasium as gym
 
     from rlzoo import ALGOS
-    from rlzoo.common.acer_replay import SegmentReplayMemory
+    from rlzoo.algos.acer.replay import SegmentReplayMemory
     from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
     from rlzoo.envs import DummyVecEnv, VecNormalize
     from rlzoo.noise import AdaptiveParamNoiseSpec, NormalActionNoise
@@ -128,7 +128,7 @@ def loaders(files: dict[str, Path]) -> dict[str, Callable[[Path], Any]]:
     import gymnasium as gym
 
     from rlzoo import ALGOS
-    from rlzoo.common.acer_replay import SegmentReplayMemory
+    from rlzoo.algos.acer.replay import SegmentReplayMemory
     from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
     from rlzoo.envs import DummyVecEnv, VecNormalize
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from rlzoo.common.acer_math import (
+from rlzoo.algos.acer.maths import (
     continuous_policy_gain,
     discrete_policy_gain,
     gaussian_kl,
@@ -16,7 +16,7 @@ from rlzoo.common.acer_math import (
     trust_region_loss,
     trust_region_projection,
 )
-from rlzoo.common.acer_replay import SegmentReplayMemory
+from rlzoo.algos.acer.replay import SegmentReplayMemory
 
 
 def t(x):

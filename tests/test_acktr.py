@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 
 from rlzoo import ACKTR
-from rlzoo.common.kfac import KFAC
+from rlzoo.algos.acktr.kfac import KFAC
 from rlzoo.envs import DummyVecEnv, SubprocVecEnv, make_vec_env
 from rlzoo.evaluation import evaluate_policy
 from rlzoo.utils import set_global_seeds

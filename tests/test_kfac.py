@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlzoo.common.kfac import KFAC
-from rlzoo.common.natural_gradient import flat_grad
+from rlzoo.algos.acktr.kfac import KFAC
+from rlzoo.algos.trpo.natural_gradient import flat_grad
 
 D_IN, D_OUT, N = 4, 3, 40
 

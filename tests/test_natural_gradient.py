@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rlzoo.common.natural_gradient import (
+from rlzoo.algos.trpo.natural_gradient import (
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,

@@ -7,7 +7,7 @@ import torch
 from toy_envs import Target, target_score
 
 from rlzoo import SAC, TD3
-from rlzoo.common.off_policy_policies import SquashedGaussianActor
+from rlzoo.algos.sac.policies import SquashedGaussianActor
 from rlzoo.common.policies import FlattenExtractor
 from rlzoo.envs import DummyVecEnv, VecNormalize
 

@@ -1,15 +1,21 @@
-"""One module per algorithm; ``ALGOS`` maps lower-case names to classes."""
-from rlzoo.algos.a2c import A2C
-from rlzoo.algos.acer import ACER
-from rlzoo.algos.acktr import ACKTR
-from rlzoo.algos.ddpg import DDPG
-from rlzoo.algos.dqn import DQN
-from rlzoo.algos.ppo import PPO
-from rlzoo.algos.sac import SAC
-from rlzoo.algos.td3 import TD3
-from rlzoo.algos.trpo import TRPO
+"""One package (or module) per algorithm family; :mod:`rlzoo.algos.registry` declares them.
 
-ALGOS = {"a2c": A2C, "acer": ACER, "ppo": PPO, "trpo": TRPO, "acktr": ACKTR,
-         "dqn": DQN, "ddpg": DDPG, "td3": TD3, "sac": SAC}
+``ALGOS`` maps lower-case names to classes; ``rlzoo.algos.PPO`` and the other class names are
+imported on first access.
+"""
+from typing import Any
 
-__all__ = ["A2C", "ACER", "PPO", "TRPO", "ACKTR", "DQN", "DDPG", "TD3", "SAC", "ALGOS"]
+from rlzoo.algos.registry import class_by_name, class_names
+
+__all__ = ["ALGOS", *class_names()]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ALGOS":
+        from rlzoo.algos.registry import algorithms
+
+        return algorithms()
+    cls = class_by_name(name) if name[:1].isupper() else None
+    if cls is None:
+        raise AttributeError(f"module 'rlzoo.algos' has no attribute {name!r}")
+    return cls

@@ -38,6 +38,11 @@ class A2C(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
+                              "rms_prop_eps", "use_rms_prop", "normalize_advantage")}
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         lr = self.lr_schedule(1.0)
         self._params = list(self.policy.parameters())

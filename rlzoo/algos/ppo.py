@@ -51,6 +51,12 @@ class PPO(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def _hyperparameters(self) -> Dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
+                              "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm",
+                              "target_kl")}
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         # fused Adam: one kernel for all parameters instead of a Python loop over them
         return make_adam(self.policy.parameters(), lr=self.lr_schedule(1.0), eps=1e-5)

@@ -5,7 +5,6 @@ Algorithms only add what is theirs: ``_setup_model`` (networks, optimizers, buff
 """
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections import deque
@@ -278,10 +277,15 @@ class BaseAlgorithm:
         return {"policy": self.policy, "optimizer": self.optimizer}
 
     def _hyperparameters(self) -> Dict[str, Any]:
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p not in _NOT_HYPERPARAMS
-                 and inspect.signature(type(self).__init__).parameters[p].kind
-                 not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
-        return {n: getattr(self, n) for n in names}
+        """The constructor arguments saved in the model file, by argument name (``load`` passes them back).
+
+        Each algorithm extends this with its own arguments: ``{**super()._hyperparameters(), ...}``.
+        """
+        return self._attrs("learning_rate", "policy_kwargs", "tensorboard_log", "verbose", "seed")
+
+    def _attrs(self, *names: str) -> Dict[str, Any]:
+        """``{name: self.name}`` for constructor arguments kept under their own name."""
+        return {name: getattr(self, name) for name in names}
 
     def get_parameters(self) -> Dict[str, Dict[str, Any]]:
         """State dicts of the policy and optimizers, by name."""

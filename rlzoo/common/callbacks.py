@@ -219,6 +219,14 @@ def make_callback(callback: CallbackLike = None, progress_bar: bool = False) -> 
     return result
 
 
+def vecnormalize_path_beside(model_path: str) -> str:
+    """The statistics file that goes with a saved model: ``checkpoints/1000.zip`` ->
+    ``checkpoints/1000.vecnormalize.safetensors`` (the one rule; the run folder's final model is the
+    exception, see ``rlzoo.zoo.experiment.vecnormalize_path``)."""
+    stem = model_path[:-4] if model_path.endswith(".zip") else model_path
+    return stem + VECNORMALIZE_SUFFIX
+
+
 def save_vecnormalize_beside(training_env: Any, model_path: str) -> Optional[str]:
     """Save the VecNormalize statistics of ``training_env`` next to ``model_path`` (same stem).
 
@@ -227,8 +235,7 @@ def save_vecnormalize_beside(training_env: Any, model_path: str) -> Optional[str
     vec_normalize = unwrap_vec_normalize(training_env) if training_env is not None else None
     if vec_normalize is None:
         return None
-    stem = model_path[:-4] if model_path.endswith(".zip") else model_path
-    path = stem + VECNORMALIZE_SUFFIX
+    path = vecnormalize_path_beside(model_path)
     vec_normalize.save(path)
     return path
 

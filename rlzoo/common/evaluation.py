@@ -22,13 +22,9 @@ def as_vector_env(env: Any) -> Any:
         return env
     if not isinstance(env, gym.Env):
         raise ValueError(f"expected a gymnasium.Env or a vector env, got {type(env).__name__}")
-    try:
-        from rlzoo.envs import DummyVecEnv
-    except ImportError:  # the envs package is optional for this module
-        DummyVecEnv = None
-    if DummyVecEnv is not None:
-        return DummyVecEnv([lambda: env])
-    return gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    from rlzoo.envs import DummyVecEnv
+
+    return DummyVecEnv([lambda: env])
 
 
 def _inner(env: Any) -> Any:
@@ -42,17 +38,9 @@ def _inner(env: Any) -> Any:
 
 def unwrap_vec_normalize(venv: Any) -> Optional[Any]:
     """The first VecNormalize in a vector-wrapper chain, or None."""
-    try:
-        from rlzoo.envs import unwrap_vec_normalize as _unwrap
-    except ImportError:
-        _unwrap = None
-    if _unwrap is not None:
-        return _unwrap(venv)
-    while venv is not None:  # duck-typed fallback
-        if hasattr(venv, "obs_rms") and hasattr(venv, "ret_rms") and hasattr(venv, "training"):
-            return venv
-        venv = _inner(venv)
-    return None
+    from rlzoo.envs import unwrap_vec_normalize as _unwrap
+
+    return _unwrap(venv)
 
 
 def sync_envs_normalization(env: Any, eval_env: Any) -> None:

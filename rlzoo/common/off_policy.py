@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, ClassVar, Dict, Iterable, List, Optional, Tuple, Type, Union
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,8 +23,8 @@ from gymnasium import spaces
 from torch import nn
 
 from rlzoo.common.base import BaseAlgorithm
-from rlzoo.common.optim import LeanAdam, clip_grad_norm, make_adam  # noqa: F401 (re-exported)
 from rlzoo.common.noise import ActionNoise, VectorizedActionNoise
+from rlzoo.common.optim import LeanAdam, clip_grad_norm, make_adam  # noqa: F401 (re-exported)
 from rlzoo.common.policies import BasePolicy, is_image_space
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor
@@ -34,7 +35,7 @@ _MODE_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.AlphaDropout)
 
 
 @torch.no_grad()
-def polyak_update(params: List[torch.Tensor], target_params: List[torch.Tensor], tau: float) -> None:
+def polyak_update(params: list[torch.Tensor], target_params: list[torch.Tensor], tau: float) -> None:
     """``target <- tau * online + (1 - tau) * target`` for all tensors in one fused call."""
     if tau >= 1.0:
         torch._foreach_copy_(target_params, params)
@@ -42,19 +43,19 @@ def polyak_update(params: List[torch.Tensor], target_params: List[torch.Tensor],
         torch._foreach_lerp_(target_params, params, tau)
 
 
-def min_q(q_values: List[torch.Tensor]) -> torch.Tensor:
+def min_q(q_values: list[torch.Tensor]) -> torch.Tensor:
     """Elementwise minimum over the critics' Q-values (clipped double Q-learning)."""
     return functools.reduce(torch.minimum, q_values)
 
 
-def target_pairs(online: nn.Module, target: nn.Module) -> Tuple[List[torch.Tensor], List[torch.Tensor],
-                                                                 List[torch.Tensor], List[torch.Tensor]]:
+def target_pairs(online: nn.Module, target: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor],
+                                                                 list[torch.Tensor], list[torch.Tensor]]:
     """Parameters and floating-point buffers (batch-norm statistics) of two identical networks."""
-    bufs = [(b, tb) for b, tb in zip(online.buffers(), target.buffers()) if b.is_floating_point()]
+    bufs = [(b, tb) for b, tb in zip(online.buffers(), target.buffers(), strict=False) if b.is_floating_point()]
     return (list(online.parameters()), list(target.parameters()), [b for b, _ in bufs], [tb for _, tb in bufs])
 
 
-def parse_train_freq(train_freq: Any) -> Tuple[int, str]:
+def parse_train_freq(train_freq: Any) -> tuple[int, str]:
     """``4`` -> (4, "step"); ``(1, "episode")`` or ``[1, "episode"]`` -> (1, "episode")."""
     if isinstance(train_freq, (int, np.integer)) and not isinstance(train_freq, bool):
         freq, unit = int(train_freq), "step"
@@ -83,17 +84,18 @@ class OffPolicyAlgorithm(BaseAlgorithm):
     :param optimize_memory_usage: store observations as single frames (None: for image observations)
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {}
-    supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = (spaces.Box,)
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {}
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box,)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any, buffer_size: int,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, *, learning_rate: Any, buffer_size: int,
                  learning_starts: int, batch_size: int, tau: float, gamma: float, train_freq: Any,
-                 gradient_steps: int, action_noise: Optional[ActionNoise] = None,
-                 replay_buffer_class: Optional[Type[ReplayBuffer]] = None,
-                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto") -> None:
-        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+                 gradient_steps: int, action_noise: ActionNoise | None = None,
+                 replay_buffer_class: type[ReplayBuffer] | None = None,
+                 replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto") -> None:
+        super().__init__(policy, env, learning_rate=learning_rate, policy_kwargs=policy_kwargs,
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
         if buffer_size < 1 or batch_size < 1 or learning_starts < 0:
             raise ValueError(f"need buffer_size >= 1, batch_size >= 1 and learning_starts >= 0 "
                              f"(got {buffer_size}, {batch_size}, {learning_starts})")
@@ -115,11 +117,13 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         self.replay_buffer_class = replay_buffer_class
         self.replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
         self.optimize_memory_usage = optimize_memory_usage
-        self.replay_buffer: Optional[ReplayBuffer] = None
+        self.replay_buffer: ReplayBuffer | None = None
         self._episode_num = 0
         self._n_calls = 0
-        self._noise: Optional[ActionNoise] = None
+        self._noise: ActionNoise | None = None
         self._last_original_obs: Any = None
+        # (online params, target params, online float buffers, target float buffers) of each target network
+        self._targets: list[tuple[list[torch.Tensor], ...]] = []
 
     # ------------------------------------------------------------------ construction
     def _setup_model(self) -> None:
@@ -132,12 +136,25 @@ class OffPolicyAlgorithm(BaseAlgorithm):
     def _setup_networks(self) -> None:
         raise NotImplementedError
 
-    def _buffer_config(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
+                              "gradient_steps", "replay_buffer_kwargs", "optimize_memory_usage")}
+
+    def _update_targets(self) -> None:
+        """``theta' <- tau theta + (1 - tau) theta'`` for every target network (``tau`` 1: a hard copy);
+        floating-point buffers (batch-norm statistics) are copied."""
+        for params, target_params, bufs, target_bufs in self._targets:
+            polyak_update(params, target_params, self.tau)
+            if bufs:
+                polyak_update(bufs, target_bufs, 1.0)
+
+    def _buffer_config(self) -> dict[str, Any]:
         """How to store observations: frame storage for images, with the env's frame stacking."""
         omu = self.optimize_memory_usage
         if omu is None:
             omu = is_image_space(self.observation_space)
-        config: Dict[str, Any] = {"optimize_memory_usage": bool(omu)}
+        config: dict[str, Any] = {"optimize_memory_usage": bool(omu)}
         stacker = unwrap_vec_wrapper(self.env, VecFrameStack) if (omu and self.env is not None) else None
         if (stacker is not None and None in stacker.stackers
                 and stacker.single_observation_space == self.observation_space):
@@ -155,13 +172,13 @@ class OffPolicyAlgorithm(BaseAlgorithm):
 
     # ------------------------------------------------------------------ learning
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 4, tb_log_name: str = "run",
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "OffPolicyAlgorithm":
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> OffPolicyAlgorithm:
         """Train for ``total_timesteps`` env steps (see :meth:`BaseAlgorithm.learn`); logs are written
         every ``log_interval`` finished episodes."""
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     def _setup_learn(self, total_timesteps: int, callback: Any, reset_num_timesteps: bool, tb_log_name: str,
-                     progress_bar: bool) -> Tuple[int, Any]:
+                     progress_bar: bool) -> tuple[int, Any]:
         if self.env is not None and (self.replay_buffer is None or self.replay_buffer.n_envs != self.n_envs):
             self._make_replay_buffer()
         total, callback = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name,
@@ -187,13 +204,14 @@ class OffPolicyAlgorithm(BaseAlgorithm):
             if self.num_timesteps > self.learning_starts:
                 steps = self.gradient_steps if self.gradient_steps >= 0 else collected
                 freq, unit = self._train_freq
-                if self.gradient_steps >= 0 and unit == "step" and collected < freq * self.n_envs:  # the last chunk, cut at the total
+                # the last chunk, cut at the total
+                if self.gradient_steps >= 0 and unit == "step" and collected < freq * self.n_envs:
                     steps = -(-steps * collected // (freq * self.n_envs))
                 if steps > 0:
                     self._update_current_progress_remaining()
                     self.train(steps, self.batch_size)
 
-    def collect_rollouts(self, callback: Any) -> Tuple[int, bool]:
+    def collect_rollouts(self, callback: Any) -> tuple[int, bool]:
         """Step every env for ``train_freq`` steps or episodes, storing the transitions.
 
         Collection also stops at the ``total_timesteps`` of :meth:`learn`, so that a run ends exactly
@@ -256,7 +274,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
                 self._noise.reset()
 
     # ------------------------------------------------------------------ acting
-    def _sample_action(self) -> Tuple[np.ndarray, np.ndarray]:
+    def _sample_action(self) -> tuple[np.ndarray, np.ndarray]:
         """Actions ``(for the buffer, for the env)``: uniform before ``learning_starts``, else the policy's.
 
         Box actions are stored in [-1, 1] (the actor's range) and sent to the env at its bounds.
@@ -300,13 +318,13 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         self.logger.dump(self.num_timesteps)
 
     # ------------------------------------------------------------------ replay buffer persistence
-    def save_replay_buffer(self, path: Union[str, os.PathLike]) -> str:
+    def save_replay_buffer(self, path: str | os.PathLike) -> str:
         """Write the replay buffer to ``path`` (``.npz``; numpy arrays only, no pickle), atomically."""
         if self.replay_buffer is None:
             raise ValueError("this model has no replay buffer yet (give it an env or train it first)")
         return self.replay_buffer.save(os.fspath(path))
 
-    def load_replay_buffer(self, path: Union[str, os.PathLike]) -> None:
+    def load_replay_buffer(self, path: str | os.PathLike) -> None:
         """Load a replay buffer written by :meth:`save_replay_buffer` (same spaces and number of envs)."""
         config = ReplayBuffer.saved_config(os.fspath(path))
         if self.replay_buffer is None or any(getattr(self.replay_buffer, k) != v for k, v in config.items()):

@@ -15,19 +15,15 @@ from gymnasium import spaces
 from torch import nn
 
 from rlzoo.common.distributions import Distribution, DistributionHead
+from rlzoo.envs.vec_env import is_image_space, is_image_space_channels_first  # the one image-space rule
 
 NetArch = Union[List[int], Dict[str, List[int]]]
 
 
 # --------------------------------------------------------------------------- observations
-def is_image_space(space: spaces.Space) -> bool:
-    """A uint8 Box of rank 3 (channels first or last) is treated as an image."""
-    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
-
-
 def channels_last(space: spaces.Box) -> bool:
-    """Guess the layout of an image space: channels last when the last axis is the smallest."""
-    return space.shape[-1] < space.shape[0]
+    """The layout of an image space (the one guess of :func:`rlzoo.envs.is_image_space_channels_first`)."""
+    return not is_image_space_channels_first(space)
 
 
 def flat_dim(space: spaces.Space) -> int:

@@ -148,7 +148,9 @@ def _load_builtins() -> None:
     import rlzoo.common.noise  # noqa: F401  (registers the noises)
     import rlzoo.common.utils  # noqa: F401  (registers the schedules)
     from rlzoo import ALGOS
-    from rlzoo.common import off_policy_policies as opp
+    from rlzoo.algos.dqn import policies as dqn_pol
+    from rlzoo.algos.sac import policies as sac_pol
+    from rlzoo.algos.td3 import policies as td3_pol
     from rlzoo.common import policies as pol
     from rlzoo.common import replay
 
@@ -156,17 +158,18 @@ def _load_builtins() -> None:
                 "Mish"):
         module = "linear" if act == "Identity" else "activation"
         register_class(act, getattr(nn, act), legacy=(f"torch.nn.modules.{module}.{act}", f"torch.nn.{act}"))
-    classes = {
-        "rlzoo.common.policies": (pol, ("BaseFeaturesExtractor", "FlattenExtractor", "NatureCNN", "CombinedExtractor",
-                                        "BasePolicy", "ActorCriticPolicy", "ActorCriticCnnPolicy",
-                                        "MultiInputActorCriticPolicy")),
-        "rlzoo.common.off_policy_policies": (opp, ("DQNPolicy", "DQNCnnPolicy", "DQNMultiInputPolicy", "TD3Policy",
-                                                   "TD3CnnPolicy", "TD3MultiInputPolicy", "SACPolicy",
-                                                   "SACCnnPolicy", "SACMultiInputPolicy")),
+    # (module named in files of earlier releases, module the classes live in now, class names)
+    classes = [
+        ("rlzoo.common.policies", pol, ("BaseFeaturesExtractor", "FlattenExtractor", "NatureCNN",
+                                        "CombinedExtractor", "BasePolicy", "ActorCriticPolicy",
+                                        "ActorCriticCnnPolicy", "MultiInputActorCriticPolicy")),
+        ("rlzoo.common.off_policy_policies", dqn_pol, ("DQNPolicy", "DQNCnnPolicy", "DQNMultiInputPolicy")),
+        ("rlzoo.common.off_policy_policies", td3_pol, ("TD3Policy", "TD3CnnPolicy", "TD3MultiInputPolicy")),
+        ("rlzoo.common.off_policy_policies", sac_pol, ("SACPolicy", "SACCnnPolicy", "SACMultiInputPolicy")),
         # replay_buffer_class values (DDPG / TD3 / SAC / DQN)
-        "rlzoo.common.replay": (replay, ("ReplayBuffer", "PrioritizedReplayBuffer")),
-    }
-    for old_module, (module, names) in classes.items():
+        ("rlzoo.common.replay", replay, ("ReplayBuffer", "PrioritizedReplayBuffer")),
+    ]
+    for old_module, module, names in classes:
         for name in names:
             register_class(name, getattr(module, name), legacy=(f"{old_module}.{name}",))
     # the policies each algorithm declares by alias (ACER's own, and any an algorithm adds later)

@@ -35,13 +35,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [ZooError, ValueError, FileNotFoundError, NotADirectoryError,
                                          IsADirectoryError, PermissionError, zipfile.BadZipFile, yaml.YAMLError]
-    try:
-        from rlzoo.common.save_format import ModelFileError
+    from rlzoo.common.save_format import ModelFileError
 
-        errors.append(ModelFileError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    return (*errors, ModelFileError)
 
 
 def _one_line(message: str) -> str:
@@ -443,51 +439,15 @@ def _argv() -> list[str]:
     return list(_CURRENT_ARGS)
 
 
-def _register_plugins() -> None:
-    """Commands living in other zoo modules (``rlzoo.zoo.tune``: optimize, sweep, ...) add themselves here."""
-    import importlib
-    import inspect
+def _register_commands() -> None:
+    """``optimize``, ``sweep`` and ``benchmark`` live in their own zoo modules, each adding its command here."""
+    from rlzoo.zoo import benchmark, sweep, tune, video
 
-    for name in ("rlzoo.zoo.tune", "rlzoo.zoo.sweep", "rlzoo.zoo.benchmark", "rlzoo.zoo.video"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        register = getattr(module, "register", None)
-        if register is None:
-            continue
-        before = len(app.registered_commands)
-        try:
-            register(app)
-            for info in app.registered_commands[before:]:  # what typer will need to build the command
-                inspect.signature(info.callback, eval_str=True)
-        except Exception as e:  # a broken plugin must not take the whole CLI down
-            del app.registered_commands[before:]
-            print(f"warning: commands of {name} not loaded ({type(e).__name__}: {e})", file=sys.stderr)
+    for module in (tune, sweep, benchmark, video):
+        module.register(app)
 
 
-_register_plugins()
-
-
-def _has_command(name: str) -> bool:
-    return any((c.name or getattr(c.callback, "__name__", "").replace("_", "-")) == name
-               for c in app.registered_commands)
-
-
-if not _has_command("optimize"):
-
-    @app.command()
-    def optimize(
-        algo: str = ALGO,
-        env: str = ENV,
-        n_trials: int = typer.Option(..., "--n-trials", help="Number of trials."),
-        storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL or journal FILE.log."),
-        study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name."),
-    ) -> None:
-        """Tune hyperparameters with Optuna (needs rlzoo.zoo.tune)."""
-        raise ZooError("hyperparameter optimization is not available in this version of rlzoo")
+_register_commands()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -70,8 +69,8 @@ def _hint_kinds(hint: Any) -> set:
 
     if hint is inspect.Parameter.empty or hint is Any:
         return set()
-    if isinstance(hint, str):
-        return _string_hint_kinds(hint)
+    if isinstance(hint, str):  # an annotation typing.get_type_hints could not resolve: not checked
+        return set()
     if hint is None or hint is type(None):
         return {None}
     origin = typing.get_origin(hint)
@@ -97,37 +96,6 @@ _BASE_KINDS: dict[str, set] = {
 
 def _base_kinds(name: str) -> set:
     return set(_BASE_KINDS.get(name.split(".")[-1], set()))
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts]
-
-
-def _string_hint_kinds(text: str) -> set:
-    """Kinds of an annotation left as a string (``from __future__ import annotations``)."""
-    text = text.strip().strip("'\"")
-    parts = _split_top(text, "|")
-    if len(parts) == 1:
-        m = re.match(r"^(?:typing\.)?(Optional|Union)\[(.*)\]$", text)
-        if m:
-            parts = _split_top(m.group(2), ",") + (["None"] if m.group(1) == "Optional" else [])
-        else:
-            return _base_kinds(text.split("[", 1)[0])
-    kinds: set = set()
-    for part in parts:
-        sub = _string_hint_kinds(part)
-        if not sub:
-            return set()
-        kinds |= sub
-    return kinds
 
 
 def constructor_schema(cls: type) -> dict[str, ParamSpec]:
@@ -392,12 +360,9 @@ def _check_normalize(value: Any, where: str) -> Any:
         raise ZooError(f"{where}: 'normalize' must be true/false or a mapping (e.g. {{norm_reward: false}}), got {value!r}")
     if not isinstance(value, dict):
         raise ZooError(f"{where}: 'normalize' must be true/false or a mapping, got {value!r}")
-    try:
-        from rlzoo.envs import VecNormalize
+    from rlzoo.envs import VecNormalize
 
-        params = [p for p in inspect.signature(VecNormalize.__init__).parameters if p not in ("self", "venv")]
-    except ImportError:  # pragma: no cover
-        params = []
+    params = [p for p in inspect.signature(VecNormalize.__init__).parameters if p not in ("self", "venv")]
     for key in value:
         if params and key not in params:
             raise ZooError(f"{where}: unknown normalize option '{key}'{did_you_mean(str(key), params)} (allowed: {', '.join(params)})")

@@ -30,7 +30,6 @@ from rlzoo.zoo.resume import last_checkpoint, restart_from_scratch, resume_point
 from rlzoo.zoo.run_status import free_space, is_disk_full, write_status
 from rlzoo.zoo.stop_flag import StopRequested
 
-VECNORMALIZE_SUFFIX = ".vecnormalize.safetensors"
 
 
 # ----------------------------------------------------------------------------- environments
@@ -127,7 +126,9 @@ def vecnormalize_path(model_path: Path) -> Path:
     ``checkpoints/K.zip`` -> ``checkpoints/K.vecnormalize.safetensors``."""
     if model_path.name == rf.MODEL_FILE:
         return model_path.parent / rf.VECNORMALIZE_FILE
-    return model_path.with_name(model_path.name[:-4] + VECNORMALIZE_SUFFIX)
+    from rlzoo.common.callbacks import vecnormalize_path_beside
+
+    return Path(vecnormalize_path_beside(str(model_path)))
 
 
 # ----------------------------------------------------------------------------- training

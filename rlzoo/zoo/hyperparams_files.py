@@ -89,8 +89,12 @@ def hyperparams_dir() -> Path:
 
 
 def hyperparams_file(algo: str) -> Path:
-    """Path of ``hyperparams/<algo>.yml``."""
-    return hyperparams_dir() / f"{algo}.yml"
+    """The algorithm's hyperparameter file, as its registry entry names it (``hyperparams/<algo>.yml``)."""
+    from rlzoo.algos.registry import get
+
+    spec = get(algo)
+    name = spec.hyperparams if spec is not None and spec.hyperparams is not None else f"{algo}.yml"
+    return hyperparams_dir() / name  # an absolute path stays as it is
 
 
 def load_hyperparams_file(path: str | os.PathLike) -> dict[str, dict]:

@@ -20,7 +20,6 @@ from rlzoo.fileio import atomic_path
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
 
-_RUN_RE = rf._RUN_RE  # <EnvId>_<N>, optionally _<uuid>
 _X_LABELS = {"timesteps": "timesteps", "episodes": "episodes", "walltime": "wall time (hours)"}
 _Y_LABELS = {"reward": "episode reward", "length": "episode length", "success": "success rate"}
 _EVAL_COLUMNS = {"reward": "mean_reward", "length": "mean_ep_length", "success": "success_rate"}
@@ -42,7 +41,7 @@ def find_runs(log_folders: list[str], algos: list[str], envs: list[str],
             if wanted_algos and algo_dir.name.lower() not in wanted_algos:
                 continue
             for run in sorted(p for p in algo_dir.iterdir() if p.is_dir()):
-                m = _RUN_RE.match(run.name)
+                m = rf.RUN_NAME_RE.match(run.name)
                 if not m or (wanted_envs and m.group("env") not in wanted_envs):
                     continue
                 has = ((run / "evaluations.csv").is_file() if source == "eval"

@@ -5,6 +5,7 @@ import importlib
 import re
 from typing import Any
 
+from rlzoo.algos import registry
 from rlzoo.zoo.errors import ZooError, did_you_mean
 
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -12,17 +13,13 @@ _OBJECT_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*([.:][A-Za-z_]\w*)$")
 
 
 def algorithms() -> dict[str, type]:
-    """``rlzoo.ALGOS``: every algorithm the library provides, by lower-case name."""
-    try:
-        from rlzoo import ALGOS
-    except ImportError as e:  # pragma: no cover - only while the library is being built
-        raise ZooError(f"cannot import rlzoo's algorithms: {e}") from None
-    return dict(ALGOS)
+    """``rlzoo.ALGOS``: every algorithm (rlzoo's and installed plugins'), by lower-case name."""
+    return registry.algorithms()
 
 
 def resolve_algo(name: str) -> tuple[str, type]:
     """``(name, class)`` of an algorithm; an unknown name is an error with a suggestion."""
-    algos = algorithms()
+    algos = registry.algorithms()
     key = name.strip().lower()
     if key not in algos:
         raise ZooError(
@@ -95,16 +92,9 @@ def _register_ale() -> None:
 
 def is_atari(env_id: str) -> bool:
     """True for ALE env ids (``PongNoFrameskip-v4``, ``ALE/Pong-v5``)."""
-    try:
-        from rlzoo.envs import is_atari_env_id
+    from rlzoo.envs import is_atari_env_id
 
-        return bool(is_atari_env_id(env_id))
-    except ImportError:  # pragma: no cover - fallback while rlzoo.envs is not there
-        import gymnasium as gym
-
-        _register_ale()
-        spec = gym.envs.registry.get(env_id)
-        return spec is not None and "ale_py" in str(spec.entry_point)
+    return bool(is_atari_env_id(env_id))
 
 
 def env_modules(env_id: str, gym_packages: list[str] | None = None) -> list[str]:

@@ -32,9 +32,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- naming
-# ``<EnvId>_<N>``, or ``<EnvId>_<N>_<uuid4>`` for runs trained with ``--uuid``
+#: a run folder's name: ``<EnvId>_<N>``, or ``<EnvId>_<N>_<uuid4>`` for runs trained with ``--uuid``
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_RUN_RE = re.compile(rf"^(?P<env>.+?)_(?P<n>\d+)(?:_(?P<uuid>{_UUID}))?$")
+RUN_NAME_RE = re.compile(rf"^(?P<env>.+?)_(?P<n>\d+)(?:_(?P<uuid>{_UUID}))?$")
 
 
 def env_folder_name(env_id: str) -> str:
@@ -51,7 +51,7 @@ def list_runs(log_folder: str | os.PathLike, algo: str, env_id: str) -> list[tup
     runs = []
     if base.is_dir():
         for entry in base.iterdir():
-            m = _RUN_RE.match(entry.name)
+            m = RUN_NAME_RE.match(entry.name)
             if m and m.group("env") == name and entry.is_dir():
                 runs.append((int(m.group("n")), entry))
     return sorted(runs)

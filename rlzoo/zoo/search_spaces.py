@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Dict
 
 #: Discount factors tried by every space.
@@ -225,11 +226,32 @@ def sample_ddpg(trial: Any, ctx: SpaceContext) -> dict:
     return params
 
 
-#: Search space of every algorithm, by lower-case name.
-SEARCH_SPACES: Dict[str, SampleFn] = {
-    "ppo": sample_ppo, "a2c": sample_a2c, "trpo": sample_trpo, "acktr": sample_acktr, "acer": sample_acer,
-    "dqn": sample_dqn, "sac": sample_sac, "td3": sample_td3, "ddpg": sample_ddpg,
-}
+class _SearchSpaces(Mapping[str, SampleFn]):
+    """Algorithm name -> search space, as the registry (:mod:`rlzoo.algos.registry`) declares them."""
+
+    def _spaces(self) -> Dict[str, Any]:
+        from rlzoo.algos.registry import specs
+
+        return {name: spec.search_space for name, spec in specs().items() if spec.search_space is not None}
+
+    def __getitem__(self, algo: str) -> SampleFn:
+        from rlzoo.algos.registry import get
+
+        spec = get(algo)
+        space = spec.load_search_space() if spec is not None else None
+        if space is None:
+            raise KeyError(algo)
+        return space
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._spaces())
+
+    def __len__(self) -> int:
+        return len(self._spaces())
+
+
+#: Search space of every algorithm, by lower-case name (read from the registry).
+SEARCH_SPACES: Mapping[str, SampleFn] = _SearchSpaces()
 
 
 def _constructor_params(cls: type) -> set:

@@ -123,7 +123,7 @@ def _storage_classes() -> tuple[type, type]:
                 started = t.datetime_start.timestamp() if t.datetime_start is not None else now
                 last = max(float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0)), started)
                 if now - last > self.grace_period:
-                    stale.append(t._trial_id)
+                    stale.append(self.get_trial_id_from_study_id_trial_number(study_id, t.number))
             return stale
 
         def get_heartbeat_interval(self) -> Optional[int]:

@@ -42,9 +42,6 @@ from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.study_storage import (MaxTrialsReached, count_used_trials, default_storage, default_study_name,
                                      is_rdb_url, load_study, open_storage)
 
-SAMPLERS = ("tpe", "random", "auto")
-PRUNERS = ("median", "halving", "none")
-
 
 class Sampler(str, Enum):
     """``--sampler`` choices."""
@@ -60,6 +57,10 @@ class Pruner(str, Enum):
     median = "median"
     halving = "halving"
     none = "none"
+
+
+SAMPLERS = tuple(s.value for s in Sampler)
+PRUNERS = tuple(p.value for p in Pruner)
 
 
 # ----------------------------------------------------------------------------- the objective

@@ -44,7 +44,8 @@ def flat_grad(
     """
     grads = torch.autograd.grad(output, list(params), retain_graph=retain_graph, create_graph=create_graph,
                                 allow_unused=True)
-    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)])
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                      for g, p in zip(grads, params, strict=True)])
 
 
 def conjugate_gradient(

@@ -6,7 +6,7 @@ Each iteration collects one segment of ``n_steps`` from every env with the curre
 with the behaviour policy's statistics in a replay memory of whole segments, makes one on-policy
 update on it, then ``Poisson(replay_ratio)`` off-policy updates on stored segments (Algorithm 1).
 The update math (Retrace, truncation with bias correction, trust region) is in
-:mod:`rlzoo.common.acer_math`, the memory in :mod:`rlzoo.common.acer_replay`.
+:mod:`rlzoo.algos.acer.maths`, the memory in :mod:`rlzoo.algos.acer.replay`.
 
 Choices beyond the paper: episodes cut by a time limit bootstrap from ``V`` of their final
 observation (stored at collection time); bounded Box actions are tanh-squashed so that the
@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from gymnasium import spaces
-from torch import nn
 
-from rlzoo.common.acer_math import (
+from rlzoo.algos.acer.maths import (
     continuous_policy_gain,
     discrete_policy_gain,
     gaussian_kl,
@@ -33,153 +32,18 @@ from rlzoo.common.acer_math import (
     retrace_targets,
     trust_region_loss,
 )
-from rlzoo.common.acer_replay import SegmentReplayMemory
+from rlzoo.algos.acer.policies import ACERCnnPolicy, ACERMultiInputPolicy, ACERPolicy
+from rlzoo.algos.acer.replay import SegmentReplayMemory
 from rlzoo.common.base import BaseAlgorithm
-from rlzoo.common.distributions import Distribution, DistributionHead
 from rlzoo.common.optim import RMSpropTF
-from rlzoo.common.policies import (BaseFeaturesExtractor, BasePolicy, CombinedExtractor, NatureCNN, create_mlp,
-                                   policy_variant)
+from rlzoo.common.policies import BasePolicy
 from rlzoo.common.utils import LinearSchedule, obs_to_tensor
 from rlzoo.envs import VecNormalize, final_observations, unwrap_vec_normalize, unwrap_vec_wrapper
 from rlzoo.envs.frame_stack import VecFrameStack
 
 _EPS = 1e-6
-
-
-# ----------------------------------------------------------------------------------------- policies
-class ACERPolicy(BasePolicy):
-    """Actor and critic of ACER on one features extractor.
-
-    Discrete actions: a categorical policy ``f(.|x)`` and ``Q(x, .)`` for every action, with
-    ``V(x) = sum_a f(a|x) Q(x, a)``. Box actions: a diagonal Gaussian policy (state-independent
-    log-std) and the stochastic dueling network ``V(x)`` + ``A(x, a)`` (Section 4.1).
-
-    :param net_arch: hidden layers of the actor and critic MLPs: a list (same sizes for both) or
-        ``dict(pi=[...], qf=[...])``; default ``[64, 64]`` (none on top of a CNN)
-    :param activation_fn: activation class (default ``nn.Tanh``)
-    :param ortho_init: orthogonal initialization (gains sqrt(2) hidden, 0.01 policy, 1 critic)
-    :param log_std_init: initial log standard deviation for Box actions
-    :param squash_output: Box actions with finite bounds: the Gaussian is over pre-squash actions ``u``
-        and the env receives ``low + (tanh(u) + 1) (high - low) / 2``, so that the critic and the policy
-        never extrapolate beyond the bounds (importance ratios and KL are unchanged by the squashing)
-    """
-
-    default_net_arch: Optional[Any] = None
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 net_arch: Optional[Union[List[int], Dict[str, List[int]]]] = None,
-                 activation_fn: Type[nn.Module] = nn.Tanh, ortho_init: bool = True, log_std_init: float = 0.0,
-                 squash_output: bool = True, features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None,
-                 normalize_images: bool = True) -> None:
-        super().__init__(observation_space, action_space, features_extractor_class, features_extractor_kwargs,
-                         normalize_images)
-        if net_arch is None:
-            net_arch = self.default_net_arch
-        if net_arch is None:
-            net_arch = [] if self.features_extractor_class in (NatureCNN, CombinedExtractor) else [64, 64]
-        if isinstance(net_arch, dict):
-            unknown = set(net_arch) - {"pi", "qf", "vf"}
-            if unknown:
-                raise ValueError(f"ACER net_arch keys are 'pi' and 'qf', got {sorted(unknown)}")
-            pi_arch, qf_arch = list(net_arch.get("pi", [])), list(net_arch.get("qf", net_arch.get("vf", [])))
-        else:
-            pi_arch = qf_arch = list(net_arch)
-        self.net_arch, self.activation_fn, self.ortho_init, self.log_std_init = net_arch, activation_fn, ortho_init, log_std_init
-        self.constructor_kwargs = dict(net_arch=net_arch, activation_fn=activation_fn, ortho_init=ortho_init,
-                                       log_std_init=log_std_init, squash_output=squash_output,
-                                       features_extractor_class=self.features_extractor_class,
-                                       features_extractor_kwargs=self.features_extractor_kwargs,
-                                       normalize_images=normalize_images)
-        self.continuous = isinstance(action_space, spaces.Box)
-        self.squash = bool(squash_output and self.continuous and np.all(np.isfinite(action_space.low))
-                           and np.all(np.isfinite(action_space.high)))
-        if self.squash:
-            low, high = (torch.as_tensor(b, dtype=torch.float32).flatten() for b in (action_space.low, action_space.high))
-            self.register_buffer("action_center", (high + low) / 2, persistent=False)
-            self.register_buffer("action_half_range", (high - low) / 2, persistent=False)
-        self.features_extractor = self.make_features_extractor()
-        dim = self.features_extractor.features_dim
-        self.pi_net = create_mlp(dim, pi_arch, activation_fn)
-        self.q_net = create_mlp(dim, qf_arch, activation_fn)
-        latent_pi = pi_arch[-1] if pi_arch else dim
-        latent_q = qf_arch[-1] if qf_arch else dim
-        self.action_head = DistributionHead(action_space, latent_pi, log_std_init)
-        if self.continuous:
-            self.action_dim = int(np.prod(action_space.shape))
-            self.value_head = nn.Linear(latent_q, 1)  # V(x)
-            # A(x, a) of the stochastic dueling network, on the features and the action
-            self.adv_net = create_mlp(dim + self.action_dim, qf_arch, activation_fn, output_dim=1)
-            critic_out: List[nn.Module] = [self.value_head, self.adv_net[-1]]
-        else:
-            self.q_head = nn.Linear(latent_q, int(action_space.n))  # Q(x, .)
-            critic_out = [self.q_head]
-        if ortho_init:
-            for module in self.modules():
-                if isinstance(module, (nn.Linear, nn.Conv2d)):
-                    nn.init.orthogonal_(module.weight, gain=np.sqrt(2))
-                    nn.init.zeros_(module.bias)
-            nn.init.orthogonal_(self.action_head.linear.weight, gain=0.01)
-            for layer in critic_out:
-                nn.init.orthogonal_(layer.weight, gain=1.0)
-
-    # -------------------------------------------------------------- pieces used by ACER.train
-    def distribution(self, features: torch.Tensor) -> Distribution:
-        """Policy distribution from extracted features."""
-        return self.action_head(self.pi_net(features))
-
-    def q_values(self, features: torch.Tensor) -> torch.Tensor:
-        """Discrete: ``Q(x, .)`` of shape ``[B, n_actions]``."""
-        return self.q_head(self.q_net(features))
-
-    def value(self, features: torch.Tensor) -> torch.Tensor:
-        """Box: ``V(x)`` of shape ``[B]``."""
-        return self.value_head(self.q_net(features)).squeeze(-1)
-
-    def advantage(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Box: ``A(x, a)`` for (pre-squash) ``actions`` of shape ``[B, K, action_dim]`` -> ``[B, K]``.
-
-        The network sees the action the env executes (squashed), scaled to [-1, 1]."""
-        if self.squash:
-            actions = torch.tanh(actions)
-        feats = features.unsqueeze(1).expand(-1, actions.shape[1], -1)
-        return self.adv_net(torch.cat([feats, actions], dim=-1)).squeeze(-1)
-
-    def env_action(self, actions: torch.Tensor) -> torch.Tensor:
-        """Map sampled (pre-squash) actions to the env's action space (identity unless squashing)."""
-        if not self.squash:
-            return actions
-        return self.action_center + self.action_half_range * torch.tanh(actions)
-
-    # -------------------------------------------------------------- acting
-    def forward(self, obs: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Sample actions and return them with the behaviour statistics ``mu`` to store.
-
-        Box actions are returned before squashing (see :meth:`env_action`)."""
-        dist = self.get_distribution(obs)
-        actions = dist.sample()
-        if self.continuous:
-            return actions, torch.cat([dist.mean, dist.std], dim=-1)
-        return actions, dist.probs
-
-    def get_distribution(self, obs: Any) -> Distribution:
-        return self.distribution(self.extract_features(obs))
-
-    def predict_values(self, obs: Any) -> torch.Tensor:
-        """``V(x)``: the critic's value head (Box) or ``sum_a f(a|x) Q(x, a)`` (Discrete)."""
-        features = self.extract_features(obs)
-        if self.continuous:
-            return self.value(features)
-        return (self.distribution(features).probs * self.q_values(features)).sum(-1)
-
-    def _predict(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
-        return self.env_action(self.get_distribution(obs).get_actions(deterministic))
-
-
-ACERCnnPolicy = policy_variant(ACERPolicy, "ACERCnnPolicy", NatureCNN, "ACER policy on the Nature CNN (Atari).",
-                               __name__)
-ACERMultiInputPolicy = policy_variant(ACERPolicy, "ACERMultiInputPolicy", CombinedExtractor,
-                                      "ACER policy for Dict observations.", __name__)
+#: 7e-4 decaying linearly to 0 (the original ACER's default)
+DEFAULT_LEARNING_RATE = LinearSchedule(7e-4)
 
 
 # ----------------------------------------------------------------------------------------- algorithm
@@ -205,19 +69,20 @@ class ACER(BaseAlgorithm):
         dueling network (``n`` of Section 4.1)
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ACERPolicy, "CnnPolicy": ACERCnnPolicy, "MultiInputPolicy": ACERMultiInputPolicy}
     supported_action_spaces = (spaces.Discrete, spaces.Box)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, gamma: float = 0.99, n_steps: int = 20,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, gamma: float = 0.99, n_steps: int = 20,
                  q_coef: float = 0.5, ent_coef: float = 0.01, max_grad_norm: float = 10.0,
-                 learning_rate: Any = LinearSchedule(7e-4), rprop_alpha: float = 0.99, rprop_epsilon: float = 1e-5,
+                 learning_rate: Any = DEFAULT_LEARNING_RATE, rprop_alpha: float = 0.99, rprop_epsilon: float = 1e-5,
                  buffer_size: int = 5000, replay_ratio: float = 4.0, replay_start: int = 1000,
                  correction_term: float = 10.0, trust_region: bool = True, alpha: float = 0.99, delta: float = 1.0,
-                 n_sdn_samples: int = 5, policy_kwargs: Optional[Dict[str, Any]] = None,
-                 tensorboard_log: Optional[str] = None, verbose: int = 0, seed: Optional[int] = None,
-                 device: Union[str, torch.device] = "auto", _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+                 n_sdn_samples: int = 5, policy_kwargs: dict[str, Any] | None = None,
+                 tensorboard_log: str | None = None, verbose: int = 0, seed: int | None = None,
+                 device: str | torch.device = "auto", _init_setup_model: bool = True) -> None:
+        super().__init__(policy, env, learning_rate=learning_rate, policy_kwargs=policy_kwargs,
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
         if n_steps < 1 or buffer_size < n_steps or replay_ratio < 0 or not 0.0 <= alpha < 1.0 or n_sdn_samples < 1:
             raise ValueError("ACER needs n_steps >= 1, buffer_size >= n_steps, replay_ratio >= 0, "
                              "0 <= alpha < 1 and n_sdn_samples >= 1")
@@ -226,9 +91,15 @@ class ACER(BaseAlgorithm):
         self.buffer_size, self.replay_ratio, self.replay_start = buffer_size, replay_ratio, replay_start
         self.correction_term, self.trust_region, self.alpha, self.delta = correction_term, trust_region, alpha, delta
         self.n_sdn_samples = n_sdn_samples
-        self.replay_memory: Optional[SegmentReplayMemory] = None
+        self.replay_memory: SegmentReplayMemory | None = None
         if _init_setup_model:
             self._setup_model()
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("gamma", "n_steps", "q_coef", "ent_coef", "max_grad_norm", "rprop_alpha",
+                              "rprop_epsilon", "buffer_size", "replay_ratio", "replay_start", "correction_term",
+                              "trust_region", "alpha", "delta", "n_sdn_samples")}
 
     def _setup_model(self) -> None:
         self.policy = self._make_policy()
@@ -257,23 +128,23 @@ class ACER(BaseAlgorithm):
         if self.replay_memory is not None and len(self.replay_memory) == 0:
             self._make_memory()
 
-    def save_replay_buffer(self, path: Union[str, os.PathLike]) -> str:
+    def save_replay_buffer(self, path: str | os.PathLike) -> str:
         """Write the replay memory to ``path`` (``.npz``; numpy arrays only, no pickle), atomically."""
         if self.replay_memory is None:
             raise ValueError("this model has no replay memory (replay_ratio is 0 or it has no env)")
         return self.replay_memory.save(path)
 
-    def load_replay_buffer(self, path: Union[str, os.PathLike]) -> None:
+    def load_replay_buffer(self, path: str | os.PathLike) -> None:
         """Load a replay memory written by :meth:`save_replay_buffer` (same spaces, n_envs and sizes)."""
         if self.replay_memory is None:
             raise ValueError("this model has no replay memory (replay_ratio is 0 or it has no env)")
         self.replay_memory.load(path)
 
-    def _state_objects(self) -> Dict[str, Any]:
+    def _state_objects(self) -> dict[str, Any]:
         return {"policy": self.policy, "avg_policy": self.avg_policy, "optimizer": self.optimizer}
 
     # ------------------------------------------------------------------ collection (Algorithm 2, lines 3-7)
-    def collect_segment(self, callback: Any) -> Optional[Dict[str, Any]]:
+    def collect_segment(self, callback: Any) -> dict[str, Any] | None:
         """Run ``n_steps`` vector steps with the current policy; ``None`` if a callback stopped training."""
         env, policy, n, t_max = self.env, self.policy, self.n_envs, self.n_steps
         obs_buf = _alloc_obs(self.observation_space, t_max + 1, n)
@@ -327,14 +198,14 @@ class ACER(BaseAlgorithm):
         callback.on_rollout_end()
         return seg
 
-    def _replay_normalizer(self) -> Optional[VecNormalize]:
+    def _replay_normalizer(self) -> VecNormalize | None:
         """The env's VecNormalize when it is the outermost observation transform (else None)."""
         vec_norm = unwrap_vec_normalize(self.env) if self.replay_memory is not None else None
         if vec_norm is None or vec_norm.single_observation_space.shape != self.observation_space.shape:
             return None
         return vec_norm
 
-    def _sample_replay(self) -> Dict[str, Any]:
+    def _sample_replay(self) -> dict[str, Any]:
         """A stored segment, normalized with the current VecNormalize statistics if the env has them."""
         segment = self.replay_memory.sample(self._rng)
         vec_norm = self._replay_normalizer()
@@ -372,7 +243,7 @@ class ACER(BaseAlgorithm):
                 self.logger.dump(self.num_timesteps)
 
     # ------------------------------------------------------------------ the update
-    def train(self, segment: Dict[str, Any]) -> None:  # type: ignore[override]
+    def train(self, segment: dict[str, Any]) -> None:  # type: ignore[override]
         """One ACER update on a segment (on-policy, or replayed from the memory)."""
         batch = {k: obs_to_tensor(v, self.device) for k, v in segment.items() if k != "obs"}
         obs = _flatten_obs(obs_to_tensor(segment["obs"], self.device))
@@ -390,8 +261,8 @@ class ACER(BaseAlgorithm):
         self.logger.record_mean("train/grad_norm", grad_norm.detach())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
-    def _retrace(self, batch: Dict[str, torch.Tensor], q_taken: torch.Tensor, values: torch.Tensor,
-                 *traces: torch.Tensor) -> List[torch.Tensor]:
+    def _retrace(self, batch: dict[str, torch.Tensor], q_taken: torch.Tensor, values: torch.Tensor,
+                 *traces: torch.Tensor) -> list[torch.Tensor]:
         """Retrace targets for each set of trace coefficients (computed side by side in one pass)."""
         t_max, n = batch["rewards"].shape
         k = len(traces)
@@ -402,7 +273,7 @@ class ACER(BaseAlgorithm):
                               tile(batch["truncated"]), tile(batch["final_values"]), self.gamma)
         return [part.flatten() for part in out.split(n, dim=1)]
 
-    def _discrete_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    def _discrete_loss(self, obs: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
         """Algorithm 2 for a categorical policy; statistics ``phi`` are the probabilities ``f``."""
         b = batch["rewards"].numel()
         features = self.policy.extract_features(obs)
@@ -430,7 +301,7 @@ class ACER(BaseAlgorithm):
                      rho_mean=rho_a.mean(), trust_region_active=active, explained_variance=_explained(q_a, q_ret))
         return policy_loss + self.q_coef * q_loss, stats
 
-    def _continuous_loss(self, obs: Any, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    def _continuous_loss(self, obs: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
         """Algorithm 3: Gaussian policy, stochastic dueling network, statistics ``phi = (mean, log_std)``."""
         b = batch["rewards"].numel()
         d = self.policy.action_dim
@@ -479,8 +350,8 @@ class ACER(BaseAlgorithm):
                      trust_region_active=active, explained_variance=_explained(q_taken, q_ret))
         return policy_loss + self.q_coef * (q_loss + v_loss), stats
 
-    def action_probability(self, observation: Any, state: Optional[Any] = None, mask: Optional[np.ndarray] = None,
-                           actions: Optional[np.ndarray] = None, logp: bool = False) -> Any:
+    def action_probability(self, observation: Any, state: Any | None = None, mask: np.ndarray | None = None,
+                           actions: np.ndarray | None = None, logp: bool = False) -> Any:
         """As :meth:`BaseAlgorithm.action_probability`; with squashed Box actions, ``(mean, std)`` are those
         of the Gaussian before squashing, and densities of given ``actions`` include the tanh Jacobian."""
         if actions is None or not getattr(self.policy, "squash", False):
@@ -496,7 +367,7 @@ class ACER(BaseAlgorithm):
         return out if vectorized else out[0]
 
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 100, tb_log_name: str = "ACER",
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "ACER":
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> ACER:
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
 

@@ -2,16 +2,16 @@
 maximum-entropy actor-critic with twin critics and automatic entropy tuning."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlzoo.algos.sac.policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
 from rlzoo.common.noise import ActionNoise
-from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, polyak_update, target_pairs
-from rlzoo.common.off_policy_policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
+from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, target_pairs
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
 
@@ -42,22 +42,25 @@ class SAC(OffPolicyAlgorithm):
     :param target_entropy: entropy target of the automatic tuning (``"auto"``: -dim(A))
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": SACPolicy, "CnnPolicy": SACCnnPolicy, "MultiInputPolicy": SACMultiInputPolicy}
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 3e-4,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 3e-4,
                  buffer_size: int = 1_000_000, learning_starts: int = 100, batch_size: int = 256,
                  tau: float = 0.005, gamma: float = 0.99, train_freq: Any = 1, gradient_steps: int = 1,
-                 action_noise: Optional[ActionNoise] = None, ent_coef: Union[str, float] = "auto",
-                 target_update_interval: int = 1, target_entropy: Union[str, float] = "auto",
-                 replay_buffer_class: Optional[Type[ReplayBuffer]] = None,
-                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 action_noise: ActionNoise | None = None, ent_coef: str | float = "auto",
+                 target_update_interval: int = 1, target_entropy: str | float = "auto",
+                 replay_buffer_class: type[ReplayBuffer] | None = None,
+                 replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,
-                         train_freq, gradient_steps, action_noise, replay_buffer_class, replay_buffer_kwargs,
-                         optimize_memory_usage, policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
+                         learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
+                         train_freq=train_freq, gradient_steps=gradient_steps, action_noise=action_noise,
+                         replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
+                         optimize_memory_usage=optimize_memory_usage, policy_kwargs=policy_kwargs,
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
         self.ent_coef = ent_coef
         self.target_update_interval = int(target_update_interval)
         self.target_entropy = target_entropy
@@ -68,7 +71,7 @@ class SAC(OffPolicyAlgorithm):
             self._setup_model()
 
     @staticmethod
-    def _parse_ent_coef(ent_coef: Union[str, float]) -> tuple:
+    def _parse_ent_coef(ent_coef: str | float) -> tuple:
         if isinstance(ent_coef, str):
             if ent_coef == "auto":
                 return True, 1.0
@@ -90,14 +93,19 @@ class SAC(OffPolicyAlgorithm):
         lr = self.lr_schedule(1.0)
         self.actor_optimizer = make_adam(self.actor.parameters(), lr=lr)
         self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
-        self._target = target_pairs(self.critic, self.critic_target)
+        self._targets = [target_pairs(self.critic, self.critic_target)]
         dim = int(np.prod(self.action_space.shape))
         self._target_entropy = -float(dim) if self.target_entropy == "auto" else float(self.target_entropy)
         self.log_ent_coef = _LogEntCoef(self._ent_init).to(self.device)
         self.ent_coef_optimizer = make_adam(self.log_ent_coef.parameters(), lr=lr) if self._auto_ent else None
         self._ent_coef_const = torch.tensor(self._ent_init, device=self.device)
 
-    def _state_objects(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("action_noise", "replay_buffer_class", "ent_coef", "target_update_interval",
+                              "target_entropy")}
+
+    def _state_objects(self) -> dict[str, Any]:
         objects = {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
                    "critic_optimizer": self.critic_optimizer, "log_ent_coef": self.log_ent_coef}
         if self.ent_coef_optimizer is not None:
@@ -147,10 +155,7 @@ class SAC(OffPolicyAlgorithm):
             self.critic.requires_grad_(True)
 
             if self._n_updates % self.target_update_interval == 0:
-                params, target_params, bufs, target_bufs = self._target
-                polyak_update(params, target_params, self.tau)
-                if bufs:
-                    polyak_update(bufs, target_bufs, 1.0)
+                self._update_targets()
             stats += torch.stack([critic_loss.detach(), actor_loss.detach(), ent_coef])
         critic_loss, actor_loss, ent_coef = stats / gradient_steps
         self.logger.record("train/critic_loss", critic_loss)

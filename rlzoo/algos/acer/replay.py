@@ -47,7 +47,8 @@ class _StackedFrames:
                  n_stack: int, stack_axis: int) -> None:
         self.axis = stack_axis % len(shape)
         if shape[self.axis] % n_stack != 0:
-            raise ValueError(f"observation axis {self.axis} of size {shape[self.axis]} is not a stack of {n_stack} frames")
+            raise ValueError(f"observation axis {self.axis} of size {shape[self.axis]} "
+                             f"is not a stack of {n_stack} frames")
         self.n_stack, self.shape = n_stack, shape
         self.channels = shape[self.axis] // n_stack
         frame_shape = list(shape)

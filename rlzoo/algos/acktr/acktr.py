@@ -1,7 +1,7 @@
 """ACKTR: actor-critic using Kronecker-factored trust region (Wu et al. 2017, "Scalable trust-region
 method for deep reinforcement learning using Kronecker-factored approximation").
 
-The A2C loss of each rollout is minimised with the K-FAC natural gradient (:class:`rlzoo.common.kfac.KFAC`):
+The A2C loss of each rollout is minimised with the K-FAC natural gradient (:class:`rlzoo.algos.acktr.kfac.KFAC`):
 
 - §3.1: the Kronecker factors come from the backward pass of a *sampled* Fisher loss: the
   log-likelihood of actions drawn from the current policy, plus for the critic (a Gaussian of
@@ -11,13 +11,13 @@ The A2C loss of each rollout is minimised with the K-FAC natural gradient (:clas
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlzoo.common.kfac import KFAC
+from rlzoo.algos.acktr.kfac import KFAC
 from rlzoo.common.on_policy import OnPolicyAlgorithm
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.utils import LinearSchedule
@@ -50,18 +50,20 @@ class ACKTR(OnPolicyAlgorithm):
 
     supported_action_spaces: ClassVar[tuple] = (spaces.Box, spaces.Discrete)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 0.25,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 0.25,
                  n_steps: int = 20, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.01,
-                 vf_coef: float = 0.25, vf_fisher_coef: float = 1.0, max_grad_norm: Optional[float] = 0.5,
+                 vf_coef: float = 0.25, vf_fisher_coef: float = 1.0, max_grad_norm: float | None = 0.5,
                  kfac_clip: float = 0.001, kfac_damping: float = 0.01, kfac_update: int = 1,
                  kfac_factored_damping: bool = False, stats_decay: float = 0.99, momentum: float = 0.9,
                  cold_iter: int = 10, cold_lr: float = 0.01,
                  linear_lr_decay: bool = True, normalize_advantage: bool = False,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
+                         gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
+                         policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
+                         device=device)
         self.vf_fisher_coef = vf_fisher_coef
         self.kfac_clip = kfac_clip
         self.kfac_damping = kfac_damping
@@ -77,6 +79,13 @@ class ACKTR(OnPolicyAlgorithm):
             self.lr_schedule = LinearSchedule(float(learning_rate), 0.0)
         if _init_setup_model:
             self._setup_model()
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "vf_fisher_coef",
+                              "max_grad_norm", "kfac_clip", "kfac_damping", "kfac_update", "kfac_factored_damping",
+                              "stats_decay", "momentum", "cold_iter", "cold_lr", "linear_lr_decay",
+                              "normalize_advantage")}
 
     def _setup_model(self) -> None:
         if not isinstance(self.action_space, self.supported_action_spaces):

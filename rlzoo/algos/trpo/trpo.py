@@ -15,12 +15,12 @@ Per rollout (the shared collection and GAE of :class:`OnPolicyAlgorithm`):
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Type, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from rlzoo.common.natural_gradient import (
+from rlzoo.algos.trpo.natural_gradient import (
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,
@@ -54,17 +54,21 @@ class TRPO(OnPolicyAlgorithm):
     :param ent_coef: entropy bonus in the surrogate
     """
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 3e-4,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 3e-4,
                  n_steps: int = 1024, batch_size: int = 128, gamma: float = 0.99, cg_max_steps: int = 10,
                  cg_damping: float = 1e-2, line_search_shrinking_factor: float = 0.5,
                  line_search_max_iter: int = 10, n_critic_updates: int = 3, gae_lambda: float = 0.98,
                  normalize_advantage: bool = True, target_kl: float = 0.01, kl_tolerance: float = 1.5,
                  sub_sampling_factor: int = 5, ent_coef: float = 0.0,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
-        super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, 0.0, 0.0,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+        # the value function has its own regression steps and the policy step is the line search: TRPO has no
+        # value-loss weight in the policy loss and no gradient clipping
+        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
+                         gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=0.0, max_grad_norm=0.0,
+                         policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
+                         device=device)
         if target_kl <= 0 or cg_damping < 0 or cg_max_steps < 1 or sub_sampling_factor < 1:
             raise ValueError("TRPO needs target_kl > 0, cg_damping >= 0, cg_max_steps >= 1, sub_sampling_factor >= 1")
         if not 0 < line_search_shrinking_factor < 1 or line_search_max_iter < 1 or kl_tolerance < 1:
@@ -83,7 +87,14 @@ class TRPO(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    def _split_parameters(self) -> tuple[List[torch.nn.Parameter], List[torch.nn.Parameter]]:
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {**super()._hyperparameters(),
+                **self._attrs("n_steps", "batch_size", "gamma", "cg_max_steps", "cg_damping",
+                              "line_search_shrinking_factor", "line_search_max_iter", "n_critic_updates",
+                              "gae_lambda", "normalize_advantage", "target_kl", "kl_tolerance",
+                              "sub_sampling_factor", "ent_coef")}
+
+    def _split_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
         """Actor parameters (everything the action distribution depends on) and critic-only parameters.
 
         A features extractor shared by actor and critic belongs to the actor: the trust region

@@ -3,15 +3,15 @@ with the options of the original Stable Baselines: double Q-learning (van Hassel
 dueling heads (Wang et al. 2016) and proportional prioritized replay (Schaul et al. 2016)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, polyak_update, target_pairs
-from rlzoo.common.off_policy_policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
+from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
+from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, target_pairs
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor
@@ -43,11 +43,11 @@ class DQN(OffPolicyAlgorithm):
     :param prioritized_replay_eps: added to the |TD error| priorities
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": DQNPolicy, "CnnPolicy": DQNCnnPolicy, "MultiInputPolicy": DQNMultiInputPolicy}
-    supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = (spaces.Discrete,)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Discrete,)
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 5e-4,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 5e-4,
                  buffer_size: int = 50_000, learning_starts: int = 1000, batch_size: int = 32, tau: float = 1.0,
                  gamma: float = 0.99, train_freq: Any = 1, gradient_steps: int = 1,
                  target_update_interval: int = 500, exploration_fraction: float = 0.1,
@@ -55,24 +55,26 @@ class DQN(OffPolicyAlgorithm):
                  max_grad_norm: float = 10.0, double_q: bool = True, dueling: bool = True,
                  prioritized_replay: bool = False, prioritized_replay_alpha: float = 0.6,
                  prioritized_replay_beta0: float = 0.4, prioritized_replay_eps: float = 1e-6,
-                 replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         buffer_class = PrioritizedReplayBuffer if prioritized_replay else ReplayBuffer
         buffer_kwargs = dict(replay_buffer_kwargs or {})
         if prioritized_replay:
             buffer_kwargs = {"alpha": prioritized_replay_alpha, "beta": prioritized_replay_beta0,
                              "eps": prioritized_replay_eps, **buffer_kwargs}
-        super().__init__(policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,
-                         train_freq, gradient_steps, None, buffer_class, buffer_kwargs, optimize_memory_usage,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+        super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
+                         learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
+                         train_freq=train_freq, gradient_steps=gradient_steps, replay_buffer_class=buffer_class,
+                         replay_buffer_kwargs=buffer_kwargs, optimize_memory_usage=optimize_memory_usage,
+                         policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
+                         device=device)
         if not 0.0 <= exploration_fraction <= 1.0:
             raise ValueError(f"exploration_fraction must be in [0, 1], got {exploration_fraction}")
         if target_update_interval < 1:
             raise ValueError(f"target_update_interval must be >= 1, got {target_update_interval}")
-        self.replay_buffer_kwargs = dict(replay_buffer_kwargs or {})  # as given (saved with the model)
-        self._buffer_kwargs = buffer_kwargs
+        self._given_buffer_kwargs = dict(replay_buffer_kwargs or {})  # saved with the model
         self.target_update_interval = int(target_update_interval)
         self.exploration_fraction = float(exploration_fraction)
         self.exploration_initial_eps = float(exploration_initial_eps)
@@ -93,15 +95,14 @@ class DQN(OffPolicyAlgorithm):
         self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
         self.optimizer = make_adam(self.q_net.parameters(), lr=self.lr_schedule(1.0))
         self._params = list(self.q_net.parameters())
-        self._target = target_pairs(self.q_net, self.q_net_target)
+        self._targets = [target_pairs(self.q_net, self.q_net_target)]
         self._greedy_numpy = None
 
-    def _make_replay_buffer(self, **overrides: Any) -> ReplayBuffer:
-        saved, self.replay_buffer_kwargs = self.replay_buffer_kwargs, self._buffer_kwargs
-        try:
-            return super()._make_replay_buffer(**overrides)
-        finally:
-            self.replay_buffer_kwargs = saved
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {**super()._hyperparameters(), "replay_buffer_kwargs": self._given_buffer_kwargs,
+                **self._attrs("target_update_interval", "exploration_fraction", "exploration_initial_eps",
+                              "exploration_final_eps", "max_grad_norm", "double_q", "dueling", "prioritized_replay",
+                              "prioritized_replay_alpha", "prioritized_replay_beta0", "prioritized_replay_eps")}
 
     # ------------------------------------------------------------------ acting
     @property
@@ -120,18 +121,15 @@ class DQN(OffPolicyAlgorithm):
         self._n_calls += 1
         self._update_current_progress_remaining()
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
-            params, target_params, bufs, target_bufs = self._target
-            polyak_update(params, target_params, self.tau)
-            if bufs:
-                polyak_update(bufs, target_bufs, 1.0)
+            self._update_targets()
 
-    def collect_rollouts(self, callback: Any) -> Tuple[int, bool]:
+    def collect_rollouts(self, callback: Any) -> tuple[int, bool]:
         # acting in numpy on views of the Q-network's weights when it is a plain MLP on CPU: with
         # a few envs, torch's per-operation overhead would cost more than the arithmetic
         self._greedy_numpy = self.q_net.numpy_greedy() if self.n_envs <= 16 else None
         return super().collect_rollouts(callback)
 
-    def _sample_action(self) -> Tuple[np.ndarray, np.ndarray]:
+    def _sample_action(self) -> tuple[np.ndarray, np.ndarray]:
         """Epsilon-greedy: a uniformly random action with probability epsilon, else argmax_a Q(s, a)."""
         n = self.n_envs
         eps = 1.0 if self.num_timesteps < self.learning_starts else self.exploration_rate
@@ -147,8 +145,8 @@ class DQN(OffPolicyAlgorithm):
                 actions = np.where(explore, np.random.randint(self.action_space.n, size=n), actions)
         return actions, actions
 
-    def predict(self, observation: Any, state: Optional[Any] = None, episode_start: Optional[np.ndarray] = None,
-                deterministic: bool = False) -> Tuple[np.ndarray, Optional[Any]]:
+    def predict(self, observation: Any, state: Any | None = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any | None]:
         """Greedy actions; with ``deterministic=False`` epsilon-greedy at the current exploration rate."""
         actions, state = self.policy.predict(observation, state, episode_start, deterministic)
         if not deterministic and self.exploration_rate > 0:
