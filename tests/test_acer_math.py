@@ -165,7 +165,7 @@ def test_replay_roundtrip_ring_and_save(tmp_path):
     assert len(other) == 3 and other.pos == mem.pos
     np.testing.assert_array_equal(other.get(0)["obs"], segs[3]["obs"])
     (tmp_path / "bad.npz").write_bytes(b"not a file")
-    with pytest.raises(ValueError, match="cannot load"):
+    with pytest.raises(ValueError, match="not a readable ACER replay memory"):
         other.load(tmp_path / "bad.npz")
 
 
