@@ -30,7 +30,12 @@ def test_auto_sampler_rule(monkeypatch):
     def numeric(trial, ctx):
         return {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
                 "n_epochs": trial.suggest_int("n_epochs", 1, 10)}
-    monkeypatch.setitem(search_spaces.SEARCH_SPACES, "ppo", numeric)
+    from dataclasses import replace
+
+    from rlzoo.algos import registry
+    # the registry is the one place a search space is declared: swap PPO's row for this test
+    monkeypatch.setitem(registry._REGISTRY, "ppo", replace(registry.get("ppo"), search_space=numeric))
+    assert search_spaces.SEARCH_SPACES["ppo"] is numeric
     sampler, text = auto_sampler("ppo", PPO, ctx, {}, 20, 3, 0, tpe)
     assert isinstance(sampler, optuna.samplers.GPSampler) and text == "auto -> gp: 2 numeric hyperparameters, 20 trials"
     sampler, text = auto_sampler("ppo", PPO, ctx, {}, GP_MAX_TRIALS + 1, 3, 0, tpe)
