@@ -107,7 +107,7 @@ def test_every_entry_states_its_result() -> None:
             if name in ("default", "atari"):
                 continue
             assert i + 1 < len(lines) and lines[i + 1].strip().startswith("#"), \
-                f"{path.name} [{name}]: the first line of the entry should be a comment with its result or 'not yet run'"
+                f"{path.name} [{name}]: the entry's first line should state its result or 'not yet run'"
 
 
 def test_carracing_preprocessing() -> None:
