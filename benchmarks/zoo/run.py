@@ -198,8 +198,9 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
             lines.append(f"- {env}: ![{env}](plots/{png.name}) (dashed: the SB3 zoo's reported final reward; "
                          "dotted: threshold)")
     lines += ["", "## Rows not run yet", "",
-              "Estimated single-core time for 5 seeds, from the steps/s measured here per algorithm "
-              "(defaults where none was measured; CnnPolicy rows at ~60 steps/s).", "",
+              "Estimated time for the seeds run one after the other at the steps/s per run measured above for "
+              "the same algorithm (on this loaded machine; an idle core is several times faster), else rough "
+              "defaults (`DEFAULT_RATE` in run.py; CnnPolicy rows at ~60 steps/s).", "",
               "| group | algo | env | steps | estimated time (5 seeds) |", "|---|---|---|---|---|"]
     total = 0.0
     for row in rows:
