@@ -89,7 +89,8 @@ def test_every_gymnasium_task_has_entries() -> None:
         if env_id == "CarRacing-v3":
             algos = ON_POLICY + OFF_POLICY_BOX
         missing += [f"{algo}:{env_id}" for algo in algos if (algo, env_id) not in have]
-    missing += [f"{algo}:atari" for algo in ("a2c", "ppo", "trpo", "acktr", "acer", "dqn") if (algo, "atari") not in have]
+    atari_algos = ("a2c", "ppo", "trpo", "acktr", "acer", "dqn")
+    missing += [f"{algo}:atari" for algo in atari_algos if (algo, "atari") not in have]
     assert not missing, f"tasks without a tuned entry: {missing}"
 
 
