@@ -137,7 +137,8 @@ def plot_env(env_id: str, rows: list[dict], results: dict, out: Path) -> bool:
     if not drawn:
         plt.close(fig)
         return False
-    thresholds = {row.get("threshold") for row in rows if row.get("threshold") is not None}
+    thresholds = {row.get("threshold") for row in rows
+                  if row.get("threshold") is not None and results.get((row["algo"], row["env"]))}
     for t in thresholds:
         ax.axhline(t, ls=":", lw=1, color="grey")
     ax.set(title=f"{env_id}: deterministic evaluation (10 episodes)", xlabel="env steps", ylabel="mean reward")
