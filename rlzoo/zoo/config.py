@@ -437,8 +437,11 @@ class ZooConfig:
         return dict(self.hyperparams.get("env_kwargs") or {})
 
     def env_wrappers(self) -> list[tuple[Callable, dict]]:
-        """Imported ``env_wrapper`` classes with their kwargs, outermost last."""
-        return _import_list(self.hyperparams.get("env_wrapper"), "env_wrapper")
+        """Imported ``env_wrapper`` classes with their kwargs, outermost last. YAML has no tuples:
+        a list argument is passed as a tuple (gymnasium's wrappers take shapes as tuples, e.g.
+        ``ResizeObservation: {shape: [64, 64]}``)."""
+        return [(wrapper, {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+                for wrapper, kwargs in _import_list(self.hyperparams.get("env_wrapper"), "env_wrapper")]
 
     def callbacks(self) -> list[tuple[Callable, dict]]:
         """Imported ``callback`` classes with their kwargs."""

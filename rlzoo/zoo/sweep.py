@@ -98,6 +98,45 @@ def train_args(job: SweepJob, log_folder: str, train_options: list[str]) -> list
             "--no-progress", *train_options]
 
 
+# train options that a resumed run accepts (the others are fixed by the run's own config.yml)
+_RESUME_OPTIONS = ("-n", "--eval-freq", "--eval-episodes", "--save-freq", "--device", "--gym-packages")
+
+
+def _option(options: list[str], flag: str) -> Optional[str]:
+    return next((options[i + 1] for i in range(len(options) - 1) if options[i] == flag), None)
+
+
+def earlier_run(job: SweepJob, log_folder: str, n_timesteps: Optional[int] = None) -> tuple[str, Optional[Path]]:
+    """What an earlier sweep left for ``job`` in ``log_folder``: ``("finished", dir)`` when a run of the
+    same algo, env and seed reached its total (or ``n_timesteps``), ``("resume", dir)`` for the most
+    advanced one with a saved model or checkpoint, else ``("new", None)``."""
+    from rlzoo.zoo.experiment import latest_model
+
+    best: Optional[tuple[int, Path]] = None
+    for _, run_dir in rf.list_runs(log_folder, job.algo, job.env):
+        try:
+            info = rf.read_run_info(run_dir)
+        except ZooError:
+            continue
+        if info.get("seed") != job.seed:
+            continue
+        total = n_timesteps or int(info.get("n_timesteps", 0))
+        if info.get("status") == "finished" and int(info.get("num_timesteps", 0)) >= total:
+            return "finished", run_dir
+        _, steps = latest_model(run_dir)
+        if steps > 0 and steps < total and (best is None or steps > best[0]):
+            best = (steps, run_dir)
+    return ("resume", best[1]) if best else ("new", None)
+
+
+def resume_args(run_dir: Path, job: SweepJob, log_folder: str, train_options: list[str]) -> list[str]:
+    """The ``rlzoo`` arguments that continue ``run_dir`` (``train --resume``)."""
+    kept = [x for i in range(len(train_options) - 1) if train_options[i] in _RESUME_OPTIONS
+            for x in train_options[i:i + 2]]
+    return ["train", "--algo", job.algo, "--env", job.env, "-f", log_folder, "--no-progress",
+            "--resume", str(run_dir), *kept]
+
+
 def run_train(args: list[str], cwd: str, threads: int = 1) -> dict:
     """Run ``python -m rlzoo.zoo.cli <args>`` (this interpreter) and report how it went.
 
@@ -197,8 +236,12 @@ def slurm_script(jobs: list[SweepJob], args: list[list[str]], log_folder: str, c
 def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: Optional[int] = None,
           ray_address: Optional[str] = None, cpus_per_task: float = 1, emit_slurm: Optional[Path] = None,
           slurm_time: Optional[str] = None, slurm_partition: Optional[str] = None, train_options: Optional[list[str]] = None,
-          gym_packages: Optional[list[str]] = None, dry_run: bool = False, progress: bool = True) -> list[tuple[SweepJob, dict]]:
-    """Run (or emit) every combination; returns ``(job, result)`` pairs. See ``rlzoo sweep --help``."""
+          gym_packages: Optional[list[str]] = None, dry_run: bool = False, progress: bool = True,
+          resume: bool = False) -> list[tuple[SweepJob, dict]]:
+    """Run (or emit) every combination; returns ``(job, result)`` pairs. See ``rlzoo sweep --help``.
+
+    With ``resume``, a job whose earlier run (same log folder, algo, env and seed) finished is skipped
+    and one that was interrupted continues from its last saved model (``rlzoo train --resume``)."""
     if cpus_per_task <= 0:
         raise ZooError(f"--cpus-per-task must be positive, got {cpus_per_task}")
     if jobs is not None and jobs <= 0:
@@ -210,6 +253,17 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: Opt
                      gym_packages)
     log_folder = os.path.abspath(log_folder)  # the same folder for every worker and node
     args = [train_args(job, log_folder, options) for job in plan_jobs]
+    if resume:
+        n_option = _option(options, "-n")
+        earlier = [earlier_run(job, log_folder, int(n_option) if n_option else None) for job in plan_jobs]
+        args = [resume_args(run_dir, job, log_folder, options) if kind == "resume" else a
+                for job, a, (kind, run_dir) in zip(plan_jobs, args, earlier)]
+        keep = [kind != "finished" for kind, _ in earlier]
+        n_done, n_resumed = keep.count(False), sum(kind == "resume" for kind, _ in earlier)
+        print(f"sweep --resume: {n_done} run(s) already finished, {n_resumed} to resume, "
+              f"{len(keep) - n_done - n_resumed} new", flush=True)
+        plan_jobs = [j for j, k in zip(plan_jobs, keep) if k]
+        args = [a for a, k in zip(args, keep) if k]
 
     if emit_slurm is not None:
         (Path(log_folder) / "slurm").mkdir(parents=True, exist_ok=True)
@@ -303,6 +357,8 @@ def register(app: Any) -> None:
         gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the train commands; run nothing."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        resume: bool = typer.Option(False, "--resume",
+                                    help="Skip runs that already finished in -f; continue interrupted ones."),
     ) -> None:
         """Train every algo x env x seed combination, each an ordinary `rlzoo train` run folder."""
         options: list[str] = []
@@ -316,4 +372,4 @@ def register(app: Any) -> None:
         sweep(algos, envs, seeds, log_folder=log_folder, jobs=jobs, ray_address=ray_address,
               cpus_per_task=cpus_per_task, emit_slurm=emit_slurm, slurm_time=slurm_time,
               slurm_partition=slurm_partition, train_options=options, gym_packages=gym_packages or [],
-              dry_run=dry_run, progress=progress)
+              dry_run=dry_run, progress=progress, resume=resume)

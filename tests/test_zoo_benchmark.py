@@ -1,0 +1,61 @@
+"""benchmarks/zoo: IQM/bootstrap statistics and the report written from run folders (no training)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "zoo"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ZOO))
+    try:
+        spec = importlib.util.spec_from_file_location(f"zoo_bench_{name}", ZOO / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ZOO))
+
+
+def test_iqm_and_bootstrap_interval():
+    stats = _load("stats")
+    assert stats.iqm([1, 2, 3, 4]) == pytest.approx(2.5)  # the middle two
+    assert stats.iqm([1, 2, 3, 4, 100]) == pytest.approx(3.0)  # the outlier has no weight
+    assert stats.iqm([7.0]) == 7.0
+    x = np.array([154.6, 500, 109.2, 500, 151.1])
+    lo, hi = stats.iqm_ci(x)
+    assert x.min() <= lo <= stats.iqm(x) <= hi <= x.max()
+    assert stats.iqm_ci(np.full(5, 3.0)) == (3.0, 3.0)
+
+
+def _fake_run(folder: Path, seed: int, final: float, steps: int = 1000) -> None:
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({
+        "seed": seed, "status": "finished", "n_timesteps": steps, "num_timesteps": steps,
+        "started_at": "2026-01-01T00:00:00+00:00", "ended_at": "2026-01-01T00:00:10+00:00"}))
+    (folder / "evaluations.csv").write_text(f"timesteps,mean_reward\n500,10.0\n{steps},{final}\n")
+
+
+def test_report_from_run_folders(tmp_path, monkeypatch):
+    run = _load("run")
+    monkeypatch.setattr(run, "HERE", tmp_path)
+    logs = tmp_path / "logs" / "full"
+    for seed, final in enumerate([500, 500, 480, 120, 500]):
+        _fake_run(logs / "dqn" / f"CartPole-v1_{seed + 1}", seed, final)
+    _fake_run(logs / "dqn" / "CartPole-v1_9", 7, 0.0)  # a seed outside the benchmark's: ignored
+    rows = [{"algo": "dqn", "env": "CartPole-v1", "group": "classic", "full": 1000, "reduced": 1000,
+             "reference": "500 ± 0 (50k)", "threshold": 450.0},
+            {"algo": "ppo", "env": "Acrobot-v1", "group": "classic", "full": 10**6, "reduced": 10**6}]
+    run.report(rows, "full", [0, 1, 2, 3, 4], logs, tmp_path / "benchmark.md")
+    text = (tmp_path / "benchmark.md").read_text()
+    assert "| classic | dqn | CartPole-v1 | 1,000 | 5 | 420.0 ± 150.2 | 494.0 [" in text
+    assert "4/5 (>= 450)" in text and "100 steps/s" not in text and "| 100 |" in text  # 1000 steps in 10 s
+    assert "1 of 1 rows reach their threshold" in text
+    assert "| classic | ppo | Acrobot-v1 | 1,000,000 |" in text.split("## Rows not run yet")[1]
+    assert (tmp_path / "plots" / "CartPole-v1_full.png").is_file()
