@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Type, Union
 
 import torch
-import torch.nn.functional as F
 
+from rlzoo.common.compile import a2c_loss, maybe_compile
 from rlzoo.common.on_policy import OnPolicyAlgorithm
 from rlzoo.common.optim import RMSpropTF, clip_grad_norm, make_adam
 from rlzoo.common.policies import BasePolicy
@@ -25,12 +25,13 @@ class A2C(OnPolicyAlgorithm):
                  use_rms_prop: bool = True, normalize_advantage: bool = False,
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
-                 _init_setup_model: bool = True) -> None:
+                 compile: bool = False, _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
                          policy_kwargs, tensorboard_log, verbose, seed, device)
         self.rms_prop_eps = rms_prop_eps
         self.use_rms_prop = use_rms_prop
         self.normalize_advantage = normalize_advantage
+        self.compile = bool(compile)
         if _init_setup_model:
             self._setup_model()
 
@@ -45,17 +46,11 @@ class A2C(OnPolicyAlgorithm):
         """One step on the A3C loss (paper §4 / Algorithm S3) over the whole rollout."""
         self._update_learning_rate(self.optimizer)
         batch = next(self.rollout_buffer.get(None))
-        values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions)
-        adv = batch.advantages
-        if self.normalize_advantage:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        # policy gradient: -E[log pi(a|s) * A(s, a)], with A the n-step / GAE advantage
-        policy_loss = -(adv * log_prob).mean()
-        # critic regression to the bootstrapped returns
-        value_loss = F.mse_loss(values, batch.returns)
-        # entropy regularization (beta * H(pi)) encourages exploration
-        entropy_loss = -entropy.mean()
-        loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+        if getattr(self, "_loss_fn", None) is None:
+            self._loss_fn = maybe_compile(a2c_loss, self.compile)
+        loss, (policy_loss, value_loss, entropy_loss) = self._loss_fn(
+            self.policy, batch.observations, batch.actions, batch.advantages, batch.returns, self.ent_coef,
+            self.vf_coef, self.normalize_advantage)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_grad_norm(self._params, self.max_grad_norm)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from rlzoo.common.compile import dqn_loss, maybe_compile
 from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, polyak_update, target_pairs
 from rlzoo.common.off_policy_policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
 from rlzoo.common.policies import BasePolicy
@@ -58,7 +59,7 @@ class DQN(OffPolicyAlgorithm):
                  replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
-                 _init_setup_model: bool = True) -> None:
+                 compile: bool = False, _init_setup_model: bool = True) -> None:
         buffer_class = PrioritizedReplayBuffer if prioritized_replay else ReplayBuffer
         buffer_kwargs = dict(replay_buffer_kwargs or {})
         if prioritized_replay:
@@ -84,6 +85,7 @@ class DQN(OffPolicyAlgorithm):
         self.prioritized_replay_alpha = float(prioritized_replay_alpha)
         self.prioritized_replay_beta0 = float(prioritized_replay_beta0)
         self.prioritized_replay_eps = float(prioritized_replay_eps)
+        self.compile = bool(compile)
         if _init_setup_model:
             self._setup_model()
 
@@ -193,12 +195,14 @@ class DQN(OffPolicyAlgorithm):
                         target = batch.rewards[sl] + (1.0 - batch.dones[sl]) * self.gamma * next_q
                 else:
                     target = target_all[sl]
-                q = self.q_net(_rows(batch.observations, sl)).gather(1, batch.actions[sl].long().view(-1, 1)).squeeze(1)
                 if prioritized:
+                    q = self.q_net(_rows(batch.observations, sl)).gather(1, batch.actions[sl].long().view(-1, 1)).squeeze(1)
                     loss = (batch.weights * F.smooth_l1_loss(q, target, reduction="none")).mean()
                     buffer.update_priorities(batch.indices, (q - target).detach().abs())
                 else:
-                    loss = F.smooth_l1_loss(q, target)
+                    if getattr(self, "_loss_fn", None) is None:
+                        self._loss_fn = maybe_compile(dqn_loss, self.compile)
+                    loss, q = self._loss_fn(self.q_net, _rows(batch.observations, sl), batch.actions[sl], target)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip_grad_norm(self._params, self.max_grad_norm)

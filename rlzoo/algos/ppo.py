@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Type, Union
 
 import torch
-import torch.nn.functional as F
 
+from rlzoo.common.compile import maybe_compile, ppo_loss, scalar
 from rlzoo.common.on_policy import OnPolicyAlgorithm
 from rlzoo.common.optim import clip_grad_norm, make_adam
 from rlzoo.common.policies import BasePolicy
@@ -31,7 +31,7 @@ class PPO(OnPolicyAlgorithm):
                  max_grad_norm: float = 0.5, target_kl: Optional[float] = None,
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
-                 _init_setup_model: bool = True) -> None:
+                 compile: bool = False, _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
                          policy_kwargs, tensorboard_log, verbose, seed, device)
         if batch_size < 2 and normalize_advantage:
@@ -44,6 +44,7 @@ class PPO(OnPolicyAlgorithm):
         self.target_kl = target_kl
         self.clip_range_schedule = get_schedule_fn(clip_range)
         self.clip_range_vf_schedule = None if clip_range_vf is None else get_schedule_fn(clip_range_vf)
+        self.compile = bool(compile)
         if _init_setup_model:
             self._setup_model()
 
@@ -58,31 +59,20 @@ class PPO(OnPolicyAlgorithm):
         eps = self.clip_range_schedule(progress)
         eps_vf = None if self.clip_range_vf_schedule is None else self.clip_range_vf_schedule(progress)
         params = list(self.policy.parameters())
+        if getattr(self, "_loss_fn", None) is None:
+            self._loss_fn = maybe_compile(ppo_loss, self.compile)
+        eps_arg = scalar(eps, self.compile, self.device)
+        eps_vf_arg = None if eps_vf is None else scalar(eps_vf, self.compile, self.device)
         stats = torch.zeros(5, device=self.device)  # policy, value, entropy loss, clip fraction, approx kl
         n_batches = 0
         stop = False
         for _epoch in range(self.n_epochs):
             for batch in self.rollout_buffer.get(self.batch_size):
-                values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, batch.actions)
-                adv = batch.advantages
-                if self.normalize_advantage:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                # L^CLIP (Eq. 7): E[min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)],  r_t = pi / pi_old
-                log_ratio = log_prob - batch.old_log_prob
-                ratio = log_ratio.exp()
-                policy_loss = -torch.min(adv * ratio, adv * ratio.clamp(1 - eps, 1 + eps)).mean()
-                # L^VF (Eq. 9): squared error to the GAE returns, optionally clipped around the old values
-                if eps_vf is not None:
-                    values = batch.old_values + (values - batch.old_values).clamp(-eps_vf, eps_vf)
-                value_loss = F.mse_loss(values, batch.returns)
-                # entropy bonus S (Eq. 9)
-                entropy_loss = -entropy.mean()
-                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                with torch.no_grad():
-                    # KL(pi_old || pi) estimated as E[(r - 1) - log r] (unbiased, always >= 0)
-                    approx_kl = ((ratio - 1) - log_ratio).mean()
-                    clip_frac = ((ratio - 1).abs() > eps).float().mean()
-                    stats += torch.stack([policy_loss, value_loss, entropy_loss, clip_frac, approx_kl])
+                loss, batch_stats = self._loss_fn(self.policy, batch.observations, batch.actions, batch.old_values,
+                                                  batch.old_log_prob, batch.advantages, batch.returns, eps_arg,
+                                                  eps_vf_arg, self.ent_coef, self.vf_coef, self.normalize_advantage)
+                stats += batch_stats
+                approx_kl = batch_stats[4]
                 n_batches += 1
                 if self.target_kl is not None and approx_kl.item() > 1.5 * self.target_kl:
                     stop = True

@@ -6,9 +6,9 @@ from typing import Any, ClassVar, Dict, Optional, Type, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from rlzoo.common.compile import maybe_compile, sac_actor_loss, twin_critic_loss
 from rlzoo.common.noise import ActionNoise
 from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, polyak_update, target_pairs
 from rlzoo.common.off_policy_policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
@@ -54,7 +54,7 @@ class SAC(OffPolicyAlgorithm):
                  replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
-                 _init_setup_model: bool = True) -> None:
+                 compile: bool = False, _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,
                          train_freq, gradient_steps, action_noise, replay_buffer_class, replay_buffer_kwargs,
                          optimize_memory_usage, policy_kwargs, tensorboard_log, verbose, seed, device)
@@ -64,6 +64,7 @@ class SAC(OffPolicyAlgorithm):
         self._auto_ent, self._ent_init = self._parse_ent_coef(ent_coef)
         if not (target_entropy == "auto" or isinstance(target_entropy, (int, float))):
             raise ValueError(f"target_entropy must be 'auto' or a number, got {target_entropy!r}")
+        self.compile = bool(compile)
         if _init_setup_model:
             self._setup_model()
 
@@ -96,6 +97,8 @@ class SAC(OffPolicyAlgorithm):
         self.log_ent_coef = _LogEntCoef(self._ent_init).to(self.device)
         self.ent_coef_optimizer = make_adam(self.log_ent_coef.parameters(), lr=lr) if self._auto_ent else None
         self._ent_coef_const = torch.tensor(self._ent_init, device=self.device)
+        self._critic_loss = maybe_compile(twin_critic_loss, self.compile)
+        self._actor_loss = maybe_compile(sac_actor_loss, self.compile)
 
     def _state_objects(self) -> Dict[str, Any]:
         objects = {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
@@ -131,7 +134,7 @@ class SAC(OffPolicyAlgorithm):
                 next_q = min_q(self.critic_target(batch.next_observations, next_actions))
                 target = batch.rewards + (1.0 - batch.dones) * self.gamma * (next_q - ent_coef * next_log_prob)
             # J_Q = 1/2 E[(Q_i(s, a) - y)^2] for each critic (eq. 5)
-            critic_loss = 0.5 * sum(F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions))
+            critic_loss = self._critic_loss(self.critic, batch.observations, batch.actions, target, 0.5)
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
             self.critic_optimizer.step()
@@ -139,8 +142,7 @@ class SAC(OffPolicyAlgorithm):
             # J_pi = E[alpha log pi(a|s) - min_i Q_i(s, a)], a = f(eps; s) reparameterized (eq. 7 / 12);
             # the critics' weights need no gradient here
             self.critic.requires_grad_(False)
-            q_pi = min_q(self.critic(batch.observations, actions_pi))
-            actor_loss = (ent_coef * log_prob - q_pi).mean()
+            actor_loss = self._actor_loss(self.critic, batch.observations, actions_pi, log_prob, ent_coef)
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_optimizer.step()

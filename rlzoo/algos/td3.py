@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar, Dict, Optional, Type, Union
 
 import torch
-import torch.nn.functional as F
 
+from rlzoo.common.compile import maybe_compile, td3_actor_loss, twin_critic_loss
 from rlzoo.common.noise import ActionNoise
 from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, polyak_update, target_pairs
 from rlzoo.common.off_policy_policies import TD3CnnPolicy, TD3MultiInputPolicy, TD3Policy
@@ -43,7 +43,7 @@ class TD3(OffPolicyAlgorithm):
                  replay_buffer_kwargs: Optional[Dict[str, Any]] = None, optimize_memory_usage: Optional[bool] = None,
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
                  verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
-                 _init_setup_model: bool = True) -> None:
+                 compile: bool = False, _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,
                          train_freq, gradient_steps, action_noise, replay_buffer_class, replay_buffer_kwargs,
                          optimize_memory_usage, policy_kwargs, tensorboard_log, verbose, seed, device)
@@ -52,6 +52,7 @@ class TD3(OffPolicyAlgorithm):
         self.policy_delay = int(policy_delay)
         self.target_policy_noise = float(target_policy_noise)
         self.target_noise_clip = float(target_noise_clip)
+        self.compile = bool(compile)
         if _init_setup_model:
             self._setup_model()
 
@@ -64,6 +65,8 @@ class TD3(OffPolicyAlgorithm):
         self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
         self._critic_params = list(self.critic.parameters())
         self._targets = [target_pairs(self.actor, self.actor_target), target_pairs(self.critic, self.critic_target)]
+        self._critic_loss = maybe_compile(twin_critic_loss, self.compile)
+        self._actor_loss = maybe_compile(td3_actor_loss, self.compile)
 
     def _state_objects(self) -> Dict[str, Any]:
         return {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
@@ -84,7 +87,7 @@ class TD3(OffPolicyAlgorithm):
                 # clipped double Q-learning: y = r + gamma (1 - d) min_i Q'_i(s', a')
                 next_q = min_q(self.critic_target(batch.next_observations, next_actions))
                 target = batch.rewards + (1.0 - batch.dones) * self.gamma * next_q
-            critic_loss = sum(F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions))
+            critic_loss = self._critic_loss(self.critic, batch.observations, batch.actions, target, 1.0)
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
             self.critic_optimizer.step()
@@ -93,7 +96,7 @@ class TD3(OffPolicyAlgorithm):
             if self._n_updates % self.policy_delay == 0:
                 # deterministic policy gradient through Q_1 (critic weights frozen: no gradient needed)
                 self.critic.requires_grad_(False)
-                actor_loss = -self.critic.q1_forward(batch.observations, self.actor(batch.observations)).mean()
+                actor_loss = self._actor_loss(self.actor, self.critic, batch.observations)
                 self.actor_optimizer.zero_grad(set_to_none=True)
                 actor_loss.backward()
                 self.actor_optimizer.step()

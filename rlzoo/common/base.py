@@ -63,6 +63,9 @@ class BaseAlgorithm:
     :param verbose: 0 silent, 1 training logs, 2 debug
     :param seed: seed of python, numpy, torch and the env; same seed on CPU -> identical run
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param compile: run the update's loss (forward and backward) as ``torch.compile``d graphs
+        (PPO, A2C, DQN, SAC, TD3; see ``rlzoo.common.compile``). Off by default: on CPU the compile
+        time (tens of seconds) outweighs the gain on short runs (see benchmarks/speed.py --compile)
     """
 
     policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {}
@@ -70,8 +73,10 @@ class BaseAlgorithm:
 
     def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Union[float, Callable],
                  policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto") -> None:
+                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 compile: bool = False) -> None:
         self.policy_class = self._resolve_policy(policy)
+        self.compile = bool(compile)
         self.policy_name = policy if isinstance(policy, str) else None
         self.learning_rate = learning_rate
         self.lr_schedule = get_schedule_fn(learning_rate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
+from torch.optim.adam import adam as adam_functional
 
 
 class RMSpropTF(torch.optim.Optimizer):
@@ -62,11 +63,11 @@ def clip_grad_norm(params: List[torch.Tensor], max_norm: float) -> torch.Tensor:
 
 
 class LeanAdam(torch.optim.Adam):
-    """``torch.optim.Adam`` with the fused kernel and a lean ``step``: after the first step, one
-    step-counter add and one fused kernel call for all parameters, skipping the generic optimizer's
-    per-call bookkeeping (a large share of a small network's update time). Same maths, same
-    ``state_dict``; anything unusual (closures, missing gradients, several groups) takes the
-    regular path."""
+    """``torch.optim.Adam`` with the fused kernel and a lean ``step``: after the first step, one call of
+    torch's public functional ``torch.optim.adam.adam(..., fused=True)`` for all parameters, skipping
+    the generic optimizer's per-call bookkeeping (a large share of a small network's update time).
+    Same maths, same ``state_dict``; anything unusual (closures, missing gradients, several groups)
+    takes the regular path."""
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, **kwargs: Any) -> None:
         super().__init__(params, lr=lr, fused=True, **kwargs)
@@ -96,10 +97,10 @@ class LeanAdam(torch.optim.Adam):
                           [s["step"] for s in states])
         exp_avgs, exp_avg_sqs, steps = self._lean
         beta1, beta2 = group["betas"]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
-                           lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
-                           eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+        # increments the step counters, then one fused kernel for all parameters
+        adam_functional(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps, fused=True,
+                        amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=group["weight_decay"],
+                        eps=group["eps"], maximize=False)
         return None
 
 

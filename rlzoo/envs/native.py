@@ -218,7 +218,8 @@ class AtariNativeVecEnv(VectorEnv):
 
     Observations ``(84, 84, 1)`` uint8 (channels-last, no stacking: wrap in ``VecFrameStack``),
     rewards clipped to their sign, a lost life ends the learning episode (the game goes on), and
-    the episode statistics (``final_info["episode"]``, monitor files) are whole games, unclipped.
+    the episode statistics (``final_info["episode"]``, monitor files) are whole games, unclipped, with
+    lengths in frames (agent steps times ``frame_skip``; the Python stack also counts reset no-ops).
     Its resize is not bit-identical to ``AtariWrapper``'s (see ``tests/test_native_envs.py``), so
     ``vec_env_cls="auto"`` does not pick it; ask for it with ``"native"``.
 
@@ -256,6 +257,7 @@ class AtariNativeVecEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._lives = np.zeros(num_envs, dtype=np.int64)
+        self._frames_per_step = np.full(num_envs, frame_skip, dtype=np.int64)
         self.monitor = NativeEpisodeMonitor(num_envs, spec.id if spec is not None else game,
                                             monitor_dir, start_index, **(monitor_kwargs or {}))
 
@@ -278,6 +280,7 @@ class AtariNativeVecEnv(VectorEnv):
         obs, rewards, game_over, truncated, info = self.ale_env.step(np.asarray(actions))
         rewards = np.asarray(rewards, dtype=np.float64)
         self.monitor.step(rewards)
+        self.monitor.lengths += self._frames_per_step - 1  # episode lengths in frames, as Monitor under AtariWrapper
         ended = game_over | truncated
         lives = np.asarray(info["lives"], dtype=np.int64)
         terminated = game_over.copy()

@@ -123,8 +123,12 @@ app = typer.Typer(
 
 
 class VecEnvKind(str, Enum):
-    """Vector env class: in-process or one process per env."""
+    """Vector env class: auto (native if the env has one that gives the same observations, else
+    dummy), native (numpy/C++ batch), envpool, dummy (in-process) or subproc (one process per env)."""
 
+    auto = "auto"
+    native = "native"
+    envpool = "envpool"
     dummy = "dummy"
     subproc = "subproc"
 
@@ -168,7 +172,10 @@ def train(
     seed: Optional[int] = SEED,
     log_folder: str = LOG_FOLDER,
     n_envs: Optional[int] = typer.Option(None, "--n-envs", help="Number of parallel envs (overrides the file)."),
-    vec_env: VecEnvKind = typer.Option(VecEnvKind.dummy, "--vec-env", help="dummy (in-process) or subproc."),
+    vec_env: VecEnvKind = typer.Option(VecEnvKind.auto, "--vec-env",
+                                       help="auto (native when it gives the same observations, e.g. CartPole; "
+                                            "else dummy), native, envpool, dummy (in-process) or subproc."),
+    compile_update: bool = typer.Option(False, "--compile", help="torch.compile the update step (compile=True)."),
     device: Device = typer.Option(Device.auto, "--device", help="Torch device."),
     tensorboard_log: Optional[str] = typer.Option(None, "-tb", "--tensorboard-log",
                                                   help="TensorBoard folder (default: <run>/tb)."),
@@ -210,6 +217,8 @@ def train(
                                               ("--env-kwargs", env_kwargs)) if value]
         if conflicts:
             raise ZooError(f"--resume continues a run with its own configuration; drop {', '.join(conflicts)}")
+    if compile_update:
+        hyperparams = [*(hyperparams or []), "compile=True"]
     experiment.train(
         algo=algo, env_id=env, n_timesteps=n_timesteps, seed=seed, log_folder=log_folder, n_envs=n_envs,
         vec_env=vec_env.value, device=device.value, tensorboard_log=tensorboard_log, eval_freq=eval_freq,

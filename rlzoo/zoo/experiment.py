@@ -63,15 +63,28 @@ def make_env(config: ZooConfig, n_envs: int, seed: Optional[int], vec_env: str =
         kwargs.setdefault("frameskip", 1)  # AtariWrapper skips frames itself
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    wrap = functools.partial(_wrap_env, atari=atari, wrappers=tuple(config.env_wrappers()),
-                             ignore_sigint=vec_env == "subproc")
+    wrappers = tuple(config.env_wrappers())
+    # no per-env wrapper when there is nothing to wrap, so that "auto"/"native" can use a native vector env
+    wrap = (functools.partial(_wrap_env, atari=atari, wrappers=wrappers, ignore_sigint=vec_env == "subproc")
+            if atari or wrappers or vec_env == "subproc" else None)
     try:
-        env_fn = (functools.partial(_make_registered, config.env_id, tuple(config.env_modules))
-                  if config.env_modules else config.env_id)
-        venv = make_vec_env(env_fn, n_envs=n_envs, seed=seed, start_index=start_index,
-                            monitor_dir=monitor_dir, wrapper_class=wrap, env_kwargs=kwargs, vec_env_cls=vec_env)
+        if atari and vec_env == "native":
+            from rlzoo.envs import make_atari_env
+
+            if wrappers or config.env_modules:
+                raise ValueError("--vec-env native cannot apply env_wrapper/gym_packages to Atari envs")
+            kwargs.pop("frameskip", None)
+            venv = make_atari_env(config.env_id, n_envs=n_envs, seed=seed, start_index=start_index,
+                                  monitor_dir=monitor_dir, env_kwargs=kwargs, vec_env_cls="native")
+        else:
+            env_fn = (functools.partial(_make_registered, config.env_id, tuple(config.env_modules))
+                      if config.env_modules else config.env_id)
+            venv = make_vec_env(env_fn, n_envs=n_envs, seed=seed, start_index=start_index, monitor_dir=monitor_dir,
+                                wrapper_class=wrap, env_kwargs=kwargs, vec_env_cls=vec_env)
     except TypeError as e:  # a wrong env_kwargs name surfaces as TypeError from the env constructor
         raise ZooError(f"cannot create {config.env_id}: {e}") from None
+    except ValueError as e:  # --vec-env native/envpool for an env without one
+        raise ZooError(f"cannot create {config.env_id} with --vec-env {vec_env}: {e}") from None
     if config.frame_stack:
         venv = VecFrameStack(venv, config.frame_stack)
     return venv
@@ -217,7 +230,7 @@ def _remove_new_run(run_dir: Path, created: list[Path]) -> None:
 
 
 def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optional[int] = None,
-          log_folder: str = "logs", n_envs: Optional[int] = None, vec_env: str = "dummy", device: str = "auto",
+          log_folder: str = "logs", n_envs: Optional[int] = None, vec_env: str = "auto", device: str = "auto",
           tensorboard_log: Optional[str] = None, eval_freq: int = 10_000, eval_episodes: int = 5,
           save_freq: int = 0, hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
           conf_file: Optional[Path] = None, trained_agent: Optional[Path] = None, resume: Optional[Path] = None,
