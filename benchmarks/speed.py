@@ -1,7 +1,7 @@
 """Training speed of rlzoo vs Stable-Baselines3 and SBX (its JAX port), one command.
 
     python benchmarks/speed.py [--only ppo-cartpole,dqn-cartpole] [--repeats 2] [--steps-scale 1.0]
-                               [--no-matched] [--compile] [--force]
+                               [--libs rlzoo,sb3,sbx] [--no-matched] [--compile] [--force]
 
 Every (library, workload) run is one whole ``learn()`` call in a fresh subprocess (imports, thread
 settings and JIT caches do not leak), and the libraries take turns (the order rotates every repeat),
@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every workload's steps")
     parser.add_argument("--no-matched", action="store_true", help="skip the thread-matched column")
     parser.add_argument("--compile", action="store_true", help="add rlzoo with compile=True")
+    parser.add_argument("--libs", default=",".join(LIBS), help="comma-separated, of rlzoo, sb3, sbx")
     parser.add_argument("--force", action="store_true", help="report even when the machine is loaded")
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -159,7 +160,12 @@ def main() -> None:
               else "speed.py: --repeats must be >= 1 and --steps-scale > 0", file=sys.stderr)
         raise SystemExit(2)
     loads = [_load_ok(args.force)]
-    libs = [lib for lib in LIBS if _installed(lib)]
+    wanted = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
+    if set(wanted) - set(LIBS):
+        print(f"speed.py: unknown --libs {sorted(set(wanted) - set(LIBS))}; choose from {', '.join(LIBS)}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    libs = [lib for lib in LIBS if lib in wanted and _installed(lib)]
     if args.compile:
         libs.insert(1, "rlzoo-compile")
     columns = [False] if args.no_matched else [False, True]
