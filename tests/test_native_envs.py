@@ -150,3 +150,21 @@ def test_envpool_adapter_contract() -> None:
             total[i] = 0
             episodes.append(e)
     assert len(episodes) > 10
+
+
+def test_cli_vec_env_native_and_refusal(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from rlzoo.zoo.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["train", "--algo", "a2c", "--env", "CartPole-v1", "-n", "400", "--vec-env", "native",
+                             "--eval-freq", "0", "--no-progress", "--seed", "0"])
+    assert ok.exit_code == 0, ok.output
+    monitors = sorted(p.name for p in tmp_path.rglob("*.monitor.csv"))
+    assert monitors == [f"{i}.monitor.csv" for i in range(8)]  # zoo: 8 envs, one file each
+    bad = runner.invoke(app, ["train", "--algo", "a2c", "--env", "Pendulum-v1", "-n", "100", "--vec-env", "native",
+                              "--eval-freq", "0", "--no-progress"])
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert bad.exit_code == 2 and len(lines) == 1 and "--vec-env native" in lines[0], bad.output
