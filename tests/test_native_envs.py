@@ -168,3 +168,16 @@ def test_cli_vec_env_native_and_refusal(tmp_path, monkeypatch) -> None:
                               "--eval-freq", "0", "--no-progress"])
     lines = [line for line in bad.stderr.splitlines() if line.strip()]
     assert bad.exit_code == 2 and len(lines) == 1 and "--vec-env native" in lines[0], bad.output
+
+
+def test_evaluate_policy_counts_native_episodes() -> None:
+    from rlzoo.common.evaluation import evaluate_policy, is_monitored
+
+    class Always:
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            return np.ones(len(obs), dtype=np.int64), None
+
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    assert is_monitored(VecNormalize(env)) is True
+    rewards, lengths = evaluate_policy(Always(), env, n_eval_episodes=4, return_episode_rewards=True)
+    assert len(rewards) == 4 and rewards == [float(n) for n in lengths] and all(8 <= n <= 12 for n in lengths)
