@@ -9,6 +9,7 @@ from rlzoo.envs.atari import AtariWrapper, is_atari_env_id, make_atari_env
 from rlzoo.envs.frame_stack import VecFrameStack
 from rlzoo.envs.make import UnknownEnvError, get_env_spec, make_vec_env
 from rlzoo.envs.monitor import Monitor, load_results, plot_results, ts2xy
+from rlzoo.envs.native import AtariNativeVecEnv, CartPoleNativeVecEnv, EnvPoolVecEnv
 from rlzoo.envs.vec_env import (
     DummyVecEnv,
     SubprocVecEnv,
@@ -22,8 +23,11 @@ from rlzoo.envs.vec_env import (
 from rlzoo.envs.vec_normalize import RunningMeanStd, VecNormalize, unwrap_vec_normalize
 
 __all__ = [
+    "AtariNativeVecEnv",
     "AtariWrapper",
+    "CartPoleNativeVecEnv",
     "DummyVecEnv",
+    "EnvPoolVecEnv",
     "Monitor",
     "RunningMeanStd",
     "SubprocVecEnv",
