@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,7 +120,7 @@ def _run(lib: str, name: str, matched: bool, scale: float) -> float | None:
     spec = {"lib": lib, "matched": matched, "algo": algo, "env": env_id, "n_envs": n_envs, "policy": policy,
             "steps": max(int(steps * scale), 1), "kwargs": kwargs, "extra": extra, "opts": opts}
     out = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT), json.dumps(spec)],
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, cwd=tempfile.gettempdir())
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["?"])[-1]
         print(f"  {lib} {name}{' (1 thread)' if matched else ''} failed: {last[:200]}", file=sys.stderr)
