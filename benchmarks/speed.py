@@ -86,6 +86,8 @@ else:
     cls = getattr(sb, algo)
     kwargs = schedules(spec["kwargs"], lambda x: (lambda p: p * x))
 if opts.get("atari"):
+    import ale_py, gymnasium
+    gymnasium.register_envs(ale_py)  # the ALE ids, for every library
     env = VecFrameStack(make_atari_env(env_id, n_envs=n_envs, seed=0), 4)
 else:
     env = make_vec_env(env_id, n_envs=n_envs, seed=0)
