@@ -385,7 +385,7 @@ class BaseAlgorithm:
 # Below this many parameters (e.g. [64, 64] MLPs, DQN's [256, 256] Q-network) a network's matmuls are
 # too small to gain from more intra-op threads, and one thread is fastest; above it (SAC's and
 # TD3's critics, CNNs) torch's default (all cores, or OMP_NUM_THREADS) is ~1.4-1.7x faster on an
-# idle 2-core machine (benchmarks/bench_offpolicy.py --threads 1 / 2).
+# idle 2-core machine (benchmarks/speed.py, as shipped vs 1-thread columns).
 SMALL_MODEL_PARAMS = 100_000
 
 

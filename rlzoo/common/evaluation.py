@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import gymnasium as gym
 import numpy as np
 
-_MONITOR_CLASSES = ("Monitor", "RecordEpisodeStatistics")
+# (rlzoo.envs.native vector envs record Monitor-like episodes themselves)
+_MONITOR_CLASSES = ("Monitor", "RecordEpisodeStatistics", "CartPoleNativeVecEnv", "AtariNativeVecEnv", "EnvPoolVecEnv")
 
 
 def is_vector_env(env: Any) -> bool:

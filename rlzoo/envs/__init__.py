@@ -13,6 +13,7 @@ from rlzoo.envs.partially_observable import (
     MaskVelocityWrapper,
     register_partially_observable_envs,
 )
+from rlzoo.envs.native import AtariNativeVecEnv, CartPoleNativeVecEnv, EnvPoolVecEnv
 from rlzoo.envs.vec_env import (
     DummyVecEnv,
     SubprocVecEnv,
@@ -26,9 +27,12 @@ from rlzoo.envs.vec_env import (
 from rlzoo.envs.vec_normalize import RunningMeanStd, VecNormalize, unwrap_vec_normalize
 
 __all__ = [
+    "AtariNativeVecEnv",
     "AtariWrapper",
+    "CartPoleNativeVecEnv",
     "DummyVecEnv",
     "MaskVelocityWrapper",
+    "EnvPoolVecEnv",
     "Monitor",
     "RunningMeanStd",
     "SubprocVecEnv",

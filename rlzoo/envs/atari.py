@@ -18,7 +18,7 @@ from gymnasium.wrappers import AtariPreprocessing
 
 from rlzoo.envs.make import get_env_spec, make_vec_env, register_ale
 
-__all__ = ["AtariWrapper", "EpisodicLifeEnv", "FireResetEnv", "ClipRewardEnv", "make_atari_env", "is_atari_env_id"]
+__all__ = ["AtariWrapper", "ClipRewardEnv", "EpisodicLifeEnv", "FireResetEnv", "is_atari_env_id", "make_atari_env"]
 
 
 class EpisodicLifeEnv(gym.Wrapper):
@@ -139,14 +139,47 @@ def make_atari_env(
     Ids with built-in frame skipping (``ALE/Pong-v5``, ``PongDeterministic-v4``) are created with
     ``frameskip=1`` unless ``env_kwargs`` says otherwise, so that AtariWrapper's skip is the only one.
 
+    ``vec_env_cls="native"`` runs ale-py's C++ ``AtariVectorEnv`` instead (:class:`AtariNativeVecEnv`,
+    same wrapper_kwargs); "auto" (the default) keeps the Python stack, whose frames the C++ resize
+    does not reproduce bit for bit.
+
     :param wrapper_kwargs: keyword arguments of :class:`AtariWrapper`
     (other parameters: see :func:`make_vec_env`)
     """
     register_ale()
     spec = get_env_spec(env_id)
     env_kwargs = dict(env_kwargs or {})
+    if vec_env_cls == "native":
+        return _make_native_atari(spec, n_envs, seed, start_index, monitor_dir, dict(wrapper_kwargs or {}),
+                                  env_kwargs, vec_env_kwargs, monitor_kwargs)
+    if vec_env_cls in (None, "auto"):
+        vec_env_cls = "dummy"
     if spec.kwargs.get("frameskip", 1) != 1 and "frameskip" not in env_kwargs:
         env_kwargs["frameskip"] = 1
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, start_index=start_index, monitor_dir=monitor_dir,
                         wrapper_class=AtariWrapper, env_kwargs=env_kwargs, vec_env_cls=vec_env_cls,
                         vec_env_kwargs=vec_env_kwargs, monitor_kwargs=monitor_kwargs, wrapper_kwargs=wrapper_kwargs)
+
+
+def _make_native_atari(spec: Any, n_envs: int, seed: int | None, start_index: int,
+                       monitor_dir: str | os.PathLike | None, wrapper_kwargs: dict[str, Any],
+                       env_kwargs: dict[str, Any], vec_env_kwargs: dict[str, Any] | None,
+                       monitor_kwargs: dict[str, Any] | None) -> VectorEnv:
+    from rlzoo.envs.native import AtariNativeVecEnv
+
+    game = spec.kwargs.get("game")
+    unknown = set(env_kwargs) - {"repeat_action_probability", "full_action_space", "frameskip"}
+    if game is None or unknown or set(monitor_kwargs or {}) - {"override_existing"}:
+        raise ValueError(f"no native Atari env for {spec.id!r} with env_kwargs {sorted(env_kwargs)} "
+                         "(supported: repeat_action_probability, full_action_space)")
+    sticky = env_kwargs.get("repeat_action_probability", spec.kwargs.get("repeat_action_probability", 0.0))
+    ale_kwargs = {"repeat_action_probability": sticky,
+                  "full_action_space": env_kwargs.get("full_action_space", spec.kwargs.get("full_action_space", False))}
+    if monitor_dir is not None:
+        os.makedirs(monitor_dir, exist_ok=True)
+    venv = AtariNativeVecEnv(game, n_envs, spec=spec, monitor_dir=monitor_dir, start_index=start_index,
+                             monitor_kwargs=monitor_kwargs, **wrapper_kwargs, **(vec_env_kwargs or {}), **ale_kwargs)
+    if seed is not None:
+        venv.reset(seed=seed + start_index)
+        venv.action_space.seed(seed + start_index)
+    return venv

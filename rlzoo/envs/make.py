@@ -14,9 +14,12 @@ from gymnasium.vector import VectorEnv
 from rlzoo.envs.monitor import Monitor
 from rlzoo.envs.vec_env import DummyVecEnv, SubprocVecEnv
 
-__all__ = ["make_vec_env", "get_env_spec", "UnknownEnvError", "VEC_ENV_CLASSES"]
+__all__ = ["VEC_ENV_CLASSES", "VEC_ENV_KINDS", "UnknownEnvError", "get_env_spec", "make_vec_env"]
 
 VEC_ENV_CLASSES: dict[str, type[VectorEnv]] = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
+# "auto": the fastest vector env that gives the Python stack's observations (native if there is one, else
+# dummy); "native": rlzoo's numpy/C++ vector env of the env family; "envpool": EnvPool's C++ pool
+VEC_ENV_KINDS = ("auto", "native", "envpool", "dummy", "subproc")
 
 
 class UnknownEnvError(ValueError, gym.error.Error):
@@ -73,15 +76,49 @@ def get_env_spec(env_id: str) -> EnvSpec:
         raise UnknownEnvError(f"unknown environment {env_id!r}: {msg}") from None
 
 
-def _resolve_vec_env_cls(vec_env_cls: type[VectorEnv] | str | None) -> type[VectorEnv]:
+def _resolve_vec_env_cls(vec_env_cls: type[VectorEnv] | str | None) -> type[VectorEnv] | str:
     if vec_env_cls is None:
-        return DummyVecEnv
+        return "auto"
     if isinstance(vec_env_cls, str):
+        if vec_env_cls in ("auto", "native", "envpool"):
+            return vec_env_cls
         try:
             return VEC_ENV_CLASSES[vec_env_cls]
         except KeyError:
-            raise ValueError(f"unknown vec_env_cls {vec_env_cls!r}; use one of {list(VEC_ENV_CLASSES)}") from None
+            raise ValueError(f"unknown vec_env_cls {vec_env_cls!r}; use one of {list(VEC_ENV_KINDS)}") from None
     return vec_env_cls
+
+
+def _make_native(kind: str, env_id: Any, n_envs: int, seed: int | None, start_index: int, monitor_dir: str | None,
+                 wrapper_class: Any, env_kwargs: dict[str, Any], vec_env_kwargs: dict[str, Any] | None,
+                 monitor_kwargs: dict[str, Any]) -> VectorEnv | None:
+    """The native (``"auto"``/``"native"``) or EnvPool vector env for these arguments, or None when
+    there is none (``"native"``/``"envpool"`` then raise a one-line ``ValueError``)."""
+    from rlzoo.envs import native
+
+    plain = isinstance(env_id, str) and wrapper_class is None and not vec_env_kwargs and \
+        set(monitor_kwargs) <= {"override_existing"}
+    spec = get_env_spec(env_id) if isinstance(env_id, str) else None
+    common: dict[str, Any] = {"spec": spec, "monitor_dir": monitor_dir, "start_index": start_index,
+                              "monitor_kwargs": monitor_kwargs}
+    if kind == "envpool":
+        task = spec.id if spec is not None else None
+        if not plain or task is None or not native.envpool_has(task):
+            raise ValueError(f"no EnvPool env for {env_id!r} (needs `pip install envpool`, an id EnvPool has, "
+                             "and no wrapper_class/vec_env_kwargs/info_keywords)")
+        venv: VectorEnv = native.EnvPoolVecEnv(task, n_envs, seed=None if seed is None else seed + start_index,
+                                               **common, **env_kwargs)
+        return venv
+    cls = native.native_env_for(spec, env_kwargs) if plain and spec is not None else None
+    if cls is None:
+        if kind == "native":
+            raise ValueError(f"no native vector env for {env_id!r} with these arguments (rlzoo has one for "
+                             "CartPole; Atari: make_atari_env; no wrapper_class/vec_env_kwargs/info_keywords)")
+        return None
+    kwargs = dict(env_kwargs)
+    if cls is native.CartPoleNativeVecEnv and spec.max_episode_steps is not None:
+        kwargs.setdefault("max_episode_steps", spec.max_episode_steps)
+    return cls(n_envs, **common, **kwargs)
 
 
 def make_vec_env(
@@ -108,7 +145,9 @@ def make_vec_env(
     :param monitor_dir: folder of the ``<rank>.monitor.csv`` files (None: no files)
     :param wrapper_class: ``wrapper_class(env, **wrapper_kwargs)`` applied on top of the Monitor
     :param env_kwargs: keyword arguments of ``gym.make`` / of the env factory
-    :param vec_env_cls: DummyVecEnv (default), SubprocVecEnv, or "dummy" / "subproc"
+    :param vec_env_cls: a vector env class, or "auto" (default: rlzoo's native vector env when the env
+        has one that gives the Python stack's observations, e.g. CartPole; else DummyVecEnv), "native"
+        (error if none), "envpool" (EnvPool's C++ pool; other RNG), "dummy" or "subproc"
     :param vec_env_kwargs: keyword arguments of the vector env class
     :param monitor_kwargs: keyword arguments of :class:`Monitor`
     :param wrapper_kwargs: keyword arguments of ``wrapper_class``
@@ -128,6 +167,15 @@ def make_vec_env(
     if monitor_dir is not None:
         monitor_dir = os.fspath(monitor_dir)
         os.makedirs(monitor_dir, exist_ok=True)
+    if isinstance(vec_cls, str):
+        native_venv = _make_native(vec_cls, env_id, n_envs, seed, start_index, monitor_dir, wrapper_class,
+                                   env_kwargs, vec_env_kwargs, monitor_kwargs)
+        if native_venv is not None:
+            if seed is not None:
+                native_venv.reset(seed=seed + start_index)
+                native_venv.action_space.seed(seed + start_index)
+            return native_venv
+        vec_cls = DummyVecEnv
 
     def make_env(rank: int) -> Callable[[], gym.Env]:
         def _init() -> gym.Env:

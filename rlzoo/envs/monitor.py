@@ -22,10 +22,51 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Monitor", "load_results", "ts2xy", "plot_results", "get_monitor_files"]
+__all__ = ["Monitor", "MonitorFile", "get_monitor_files", "load_results", "plot_results", "ts2xy"]
 
 MONITOR_EXT = "monitor.csv"
 X_TIMESTEPS, X_EPISODES, X_WALLTIME = "timesteps", "episodes", "walltime_hrs"
+
+
+class MonitorFile:
+    """One ``<name>.monitor.csv`` file: the JSON header line, the CSV header, then one flushed line per
+    episode. Used by :class:`Monitor` and by the native vector envs (one file per sub-environment).
+
+    :param filename: file (without or with the ``.monitor.csv`` suffix) or directory (new unique file in it)
+    :param t_start: wall time the episode times are relative to
+    :param env_id: environment id written in the header
+    :param info_keywords: extra columns after ``r,l,t``
+    :param override_existing: start a new file; if False, append to an existing one (resume)
+    """
+
+    def __init__(self, filename: str | os.PathLike, t_start: float, env_id: str | None,
+                 info_keywords: Sequence[str] = (), override_existing: bool = True) -> None:
+        filename = os.fspath(filename)
+        if os.path.isdir(filename):
+            filename = os.path.join(filename, f"{uuid.uuid4().hex[:12]}.{MONITOR_EXT}")
+        elif not filename.endswith(MONITOR_EXT):
+            filename = f"{filename}.{MONITOR_EXT}"
+        parent = os.path.dirname(filename)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        append = not override_existing and os.path.isfile(filename) and os.path.getsize(filename) > 0
+        self.filename = filename
+        self._file = open(filename, "a" if append else "w", newline="")  # noqa: SIM115 (kept open)
+        self._writer = csv.writer(self._file)
+        if not append:
+            header = {"t_start": t_start, "env_id": env_id}
+            self._file.write(f"#{json.dumps(header)}\n")
+            self._writer.writerow(("r", "l", "t", *info_keywords))
+            self._file.flush()
+
+    def write(self, row: Sequence[Any]) -> None:
+        """Append one episode line and flush it."""
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
 
 
 class Monitor(gym.Wrapper):
@@ -55,30 +96,13 @@ class Monitor(gym.Wrapper):
         self.total_steps = 0
         self._ep_return = 0.0
         self._ep_len = 0
-        self._file = None
-        self._writer = None
+        self._out: MonitorFile | None = None
         self.filename: str | None = None
         if filename is not None:
-            self._open(os.fspath(filename), override_existing)
-
-    def _open(self, filename: str, override_existing: bool) -> None:
-        if os.path.isdir(filename):
-            filename = os.path.join(filename, f"{uuid.uuid4().hex[:12]}.{MONITOR_EXT}")
-        elif not filename.endswith(MONITOR_EXT):
-            filename = f"{filename}.{MONITOR_EXT}"
-        parent = os.path.dirname(filename)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        append = not override_existing and os.path.isfile(filename) and os.path.getsize(filename) > 0
-        self.filename = filename
-        self._file = open(filename, "a" if append else "w", newline="")
-        self._writer = csv.writer(self._file)
-        if not append:
             spec = self.env.spec
-            header = {"t_start": self.t_start, "env_id": spec.id if spec is not None else None}
-            self._file.write(f"#{json.dumps(header)}\n")
-            self._writer.writerow(("r", "l", "t", *self.info_keywords))
-            self._file.flush()
+            self._out = MonitorFile(filename, t_start=self.t_start, env_id=spec.id if spec is not None else None,
+                                    info_keywords=self.info_keywords, override_existing=override_existing)
+            self.filename = self._out.filename
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Reset the environment (and the episode counters)."""
@@ -109,9 +133,8 @@ class Monitor(gym.Wrapper):
         self.total_steps += ep_len
         self._ep_return = 0.0
         self._ep_len = 0
-        if self._writer is not None:
-            self._writer.writerow(record.values())
-            self._file.flush()
+        if self._out is not None:
+            self._out.write(list(record.values()))
         info["episode"] = record
 
     def get_episode_rewards(self) -> list[float]:
@@ -133,9 +156,9 @@ class Monitor(gym.Wrapper):
     def close(self) -> None:
         """Close the environment and the monitor file."""
         super().close()
-        if self._file is not None:
-            self._file.close()
-            self._file = self._writer = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
 
 # ---------------------------------------------------------------------------------------------

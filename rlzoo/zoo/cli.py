@@ -130,8 +130,12 @@ app = typer.Typer(
 
 
 class VecEnvKind(str, Enum):
-    """Vector env class: in-process or one process per env."""
+    """Vector env class: auto (native if the env has one that gives the same observations, else
+    dummy), native (numpy/C++ batch), envpool, dummy (in-process) or subproc (one process per env)."""
 
+    auto = "auto"
+    native = "native"
+    envpool = "envpool"
     dummy = "dummy"
     subproc = "subproc"
 
@@ -191,7 +195,9 @@ def train(
     seed: Optional[int] = SEED,
     log_folder: str = LOG_FOLDER,
     n_envs: Optional[int] = typer.Option(None, "--n-envs", help="Number of parallel envs (overrides the file)."),
-    vec_env: VecEnvKind = typer.Option(VecEnvKind.dummy, "--vec-env", help="dummy (in-process) or subproc."),
+    vec_env: VecEnvKind = typer.Option(VecEnvKind.auto, "--vec-env",
+                                       help="auto (native when it gives the same observations, e.g. CartPole; "
+                                            "else dummy), native, envpool, dummy (in-process) or subproc."),
     device: Device = typer.Option(Device.auto, "--device", help="Torch device."),
     tensorboard_log: Optional[str] = typer.Option(None, "-tb", "--tensorboard-log",
                                                   help="TensorBoard folder (default: <run>/tb)."),

@@ -67,15 +67,28 @@ def make_env(config: ZooConfig, n_envs: int, seed: Optional[int], vec_env: str =
         kwargs.setdefault("frameskip", 1)  # AtariWrapper skips frames itself
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    wrap = functools.partial(_wrap_env, atari=atari, wrappers=tuple(config.env_wrappers()),
-                             ignore_sigint=vec_env == "subproc")
+    wrappers = tuple(config.env_wrappers())
+    # no per-env wrapper when there is nothing to wrap, so that "auto"/"native" can use a native vector env
+    wrap = (functools.partial(_wrap_env, atari=atari, wrappers=wrappers, ignore_sigint=vec_env == "subproc")
+            if atari or wrappers or vec_env == "subproc" else None)
     try:
-        env_fn = (functools.partial(_make_registered, config.env_id, tuple(config.env_modules))
-                  if config.env_modules else config.env_id)
-        venv = make_vec_env(env_fn, n_envs=n_envs, seed=seed, start_index=start_index,
-                            monitor_dir=monitor_dir, wrapper_class=wrap, env_kwargs=kwargs, vec_env_cls=vec_env)
+        if atari and vec_env == "native":
+            from rlzoo.envs import make_atari_env
+
+            if wrappers or config.env_modules:
+                raise ValueError("--vec-env native cannot apply env_wrapper/gym_packages to Atari envs")
+            kwargs.pop("frameskip", None)
+            venv = make_atari_env(config.env_id, n_envs=n_envs, seed=seed, start_index=start_index,
+                                  monitor_dir=monitor_dir, env_kwargs=kwargs, vec_env_cls="native")
+        else:
+            env_fn = (functools.partial(_make_registered, config.env_id, tuple(config.env_modules))
+                      if config.env_modules else config.env_id)
+            venv = make_vec_env(env_fn, n_envs=n_envs, seed=seed, start_index=start_index, monitor_dir=monitor_dir,
+                                wrapper_class=wrap, env_kwargs=kwargs, vec_env_cls=vec_env)
     except TypeError as e:  # a wrong env_kwargs name surfaces as TypeError from the env constructor
         raise ZooError(f"cannot create {config.env_id}: {e}") from None
+    except ValueError as e:  # --vec-env native/envpool for an env without one
+        raise ZooError(f"cannot create {config.env_id} with --vec-env {vec_env}: {e}") from None
     if config.frame_stack:
         venv = VecFrameStack(venv, config.frame_stack)
     return venv
@@ -221,6 +234,9 @@ def _remove_new_run(run_dir: Path, created: list[Path]) -> None:
             pass
 
 
+#: ``--vec-env`` choices (see :func:`rlzoo.envs.make_vec_env`)
+VEC_ENV_KINDS = ("auto", "native", "envpool", "dummy", "subproc")
+
 #: Options of ``rlzoo train`` recorded in run.json and reused by ``--resume`` unless given again.
 RUN_OPTIONS = ("vec_env", "device", "tensorboard_log", "eval_freq", "eval_episodes", "save_freq", "progress",
                "verbose", "n_eval_envs", "eval_env_kwargs", "num_threads", "log_interval")
@@ -238,7 +254,7 @@ def _stopped_message(where: str) -> None:
 
 
 def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optional[int] = None,
-          log_folder: str = "logs", n_envs: Optional[int] = None, vec_env: str = "dummy", device: str = "auto",
+          log_folder: str = "logs", n_envs: Optional[int] = None, vec_env: str = "auto", device: str = "auto",
           tensorboard_log: Optional[str] = None, eval_freq: int = 10_000, eval_episodes: int = 5,
           save_freq: int = 0, hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
           conf_file: Optional[Path] = None, trained_agent: Optional[Path] = None, resume: Optional[Path] = None,
@@ -447,8 +463,8 @@ def _check_options(options: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "eval_episodes" else 0):
             raise ZooError(f"run option {name} must be a {'positive' if name == 'eval_episodes' else 'non-negative'}"
                            f" integer, got {value!r}")
-    if options["vec_env"] not in ("dummy", "subproc"):
-        raise ZooError(f"run option vec_env must be dummy or subproc, got {options['vec_env']!r}")
+    if options["vec_env"] not in VEC_ENV_KINDS:
+        raise ZooError(f"run option vec_env must be one of {', '.join(VEC_ENV_KINDS)}, got {options['vec_env']!r}")
     for name in ("n_eval_envs", "num_threads", "log_interval"):
         value = options[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
