@@ -37,7 +37,7 @@ def test_ddpg_param_noise_learns_and_adapts():
 
 def test_param_noise_scale_grows_when_actions_barely_move():
     spec = AdaptiveParamNoiseSpec(initial_stddev=1e-4, desired_action_stddev=0.2)
-    model = DDPG("MlpPolicy", DummyVecEnv([Target]), param_noise=spec, param_noise_adaption_interval=1,
+    DDPG("MlpPolicy", DummyVecEnv([Target]), param_noise=spec, param_noise_adaption_interval=1,
                  seed=0, **FAST).learn(260)
     assert spec.current_stddev > 1e-4 * 1.01 ** 50
 

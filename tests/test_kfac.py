@@ -202,7 +202,7 @@ def test_conv_with_full_kernel_equals_linear():
 
 
 def _one_step(model, opt, x, y):
-    xs, mu = x, model(x)
+    mu = model(x)
     fisher_loss = 0.5 * ((mu - (mu + torch.randn_like(mu)).detach()) ** 2).sum(-1).mean()
     opt.zero_grad()
     with opt.record_stats():

@@ -1,7 +1,7 @@
 """Optimizers that the original (TensorFlow) Stable Baselines used and PyTorch lacks."""
 from __future__ import annotations
 
-from typing import Any, Iterable, List
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch.optim.adam import adam as adam_functional
