@@ -110,7 +110,7 @@ def earlier_run(job: SweepJob, log_folder: str, n_timesteps: Optional[int] = Non
     """What an earlier sweep left for ``job`` in ``log_folder``: ``("finished", dir)`` when a run of the
     same algo, env and seed reached its total (or ``n_timesteps``), ``("resume", dir)`` for the most
     advanced one with a saved model or checkpoint, else ``("new", None)``."""
-    from rlzoo.zoo.experiment import latest_model
+    from rlzoo.zoo.resume import latest_model
 
     best: Optional[tuple[int, Path]] = None
     for _, run_dir in rf.list_runs(log_folder, job.algo, job.env):
