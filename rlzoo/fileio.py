@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Iterator, Union
+from typing import Union
+from collections.abc import Iterator
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -18,7 +18,8 @@ import sys
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import yaml

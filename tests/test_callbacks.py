@@ -106,7 +106,7 @@ class FakeModel:
         with open(str(path) + ".bin", "wb") as f:
             f.write(b"rb")
 
-    def learn(self, total_timesteps: int, callback=None, n_steps: int = 4) -> "FakeModel":
+    def learn(self, total_timesteps: int, callback=None, n_steps: int = 4) -> FakeModel:
         """The algorithm side of the callback protocol."""
         self._total_timesteps = self.num_timesteps + total_timesteps
         callback = make_callback(callback)

@@ -1,7 +1,7 @@
 """Advantage Actor-Critic, the synchronous variant of A3C (Mnih et al. 2016, "Asynchronous Methods for Deep RL")."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,12 +23,12 @@ class A2C(OnPolicyAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         **OnPolicyAlgorithm.policy_aliases, **RECURRENT_POLICY_ALIASES}
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 7e-4,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 7e-4,
                  n_steps: int = 5, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0,
                  vf_coef: float = 0.5, max_grad_norm: float = 0.5, rms_prop_eps: float = 1e-5,
                  use_rms_prop: bool = True, normalize_advantage: bool = False,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
                          policy_kwargs, tensorboard_log, verbose, seed, device)
@@ -38,7 +38,7 @@ class A2C(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
                               "rms_prop_eps", "use_rms_prop", "normalize_advantage")}
@@ -53,6 +53,7 @@ class A2C(OnPolicyAlgorithm):
     def train(self) -> None:
         """One step on the A3C loss (paper §4 / Algorithm S3) over the whole rollout."""
         self._update_learning_rate(self.optimizer)
+        assert self.rollout_buffer is not None, "train() needs the rollout buffer built by _setup_model()"
         batch = next(self.rollout_buffer.get(None))
         values, log_prob, entropy = self._evaluate_batch(batch)
         adv = batch.advantages

@@ -1,7 +1,7 @@
 """Proximal Policy Optimization (Schulman et al. 2017, "Proximal Policy Optimization Algorithms")."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +28,13 @@ class PPO(OnPolicyAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         **OnPolicyAlgorithm.policy_aliases, **RECURRENT_POLICY_ALIASES}
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any = 3e-4,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 3e-4,
                  n_steps: int = 2048, batch_size: int = 64, n_epochs: int = 10, gamma: float = 0.99,
                  gae_lambda: float = 0.95, clip_range: Any = 0.2, clip_range_vf: Any = None,
                  normalize_advantage: bool = True, ent_coef: float = 0.0, vf_coef: float = 0.5,
-                 max_grad_norm: float = 0.5, target_kl: Optional[float] = None,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto",
+                 max_grad_norm: float = 0.5, target_kl: float | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
                          policy_kwargs, tensorboard_log, verbose, seed, device)
@@ -51,7 +51,7 @@ class PPO(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
                               "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm",
@@ -68,6 +68,7 @@ class PPO(OnPolicyAlgorithm):
         eps = self.clip_range_schedule(progress)
         eps_vf = None if self.clip_range_vf_schedule is None else self.clip_range_vf_schedule(progress)
         params = list(self.policy.parameters())
+        assert self.rollout_buffer is not None, "train() needs the rollout buffer built by _setup_model()"
         stats = torch.zeros(5, device=self.device)  # policy, value, entropy loss, clip fraction, approx kl
         n_batches = 0
         stop = False
@@ -114,8 +115,10 @@ class PPO(OnPolicyAlgorithm):
         log("train/loss", pl + self.ent_coef * el + self.vf_coef * vl)
         log("train/clip_range", eps)
         log("train/n_updates", self._n_updates, exclude="tensorboard")
-        if self.action_head_log_std() is not None:
-            log("train/std", self.action_head_log_std().detach().exp().mean())
+        log_std = self.action_head_log_std()
+        if log_std is not None:
+            log("train/std", log_std.detach().exp().mean())
 
-    def action_head_log_std(self) -> Optional[torch.Tensor]:
+    def action_head_log_std(self) -> torch.Tensor | None:
+        """The Gaussian action head's log-std parameter, or None for non-Gaussian heads."""
         return self.policy.action_head.log_std

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import Any, Callable, ClassVar, Deque, Dict, Iterable, List, Optional, Tuple, Type, Union
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -25,12 +26,15 @@ from rlzoo.common.utils import get_device, get_schedule_fn, set_global_seeds, tu
 from rlzoo.version import __version__
 from rlzoo.envs import DummyVecEnv, Monitor, episode_stats, make_vec_env
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 ALL_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 # constructor arguments that are plumbing, not hyperparameters
 _NOT_HYPERPARAMS = {"self", "policy", "env", "device", "_init_setup_model"}
 
 
-def wrap_env(env: Any, n_envs: int = 1, seed: Optional[int] = None) -> gym.vector.VectorEnv:
+def wrap_env(env: Any, n_envs: int = 1, seed: int | None = None) -> gym.vector.VectorEnv:
     """An env id, a gymnasium Env or a vector env -> a same-step-autoreset vector env."""
     if isinstance(env, str):
         return make_vec_env(env, n_envs=n_envs, seed=seed)
@@ -67,12 +71,15 @@ class BaseAlgorithm:
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {}
-    supported_action_spaces: ClassVar[Tuple[Type[spaces.Space], ...]] = ALL_ACTION_SPACES
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {}
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = ALL_ACTION_SPACES
+    # the optimizer saved with the model, built by ``_setup_model`` of algorithms that have a single one
+    # (those with several override ``_state_objects``)
+    optimizer: torch.optim.Optimizer
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Union[float, Callable],
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto") -> None:
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: float | Callable,
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto") -> None:
         self.policy_class = self._resolve_policy(policy)
         self.policy_name = policy if isinstance(policy, str) else None
         self.learning_rate = learning_rate
@@ -88,12 +95,12 @@ class BaseAlgorithm:
         self._n_updates = 0
         self._current_progress_remaining = 1.0
         self._last_obs: Any = None
-        self._last_episode_starts: Optional[np.ndarray] = None
-        self.ep_info_buffer: Deque[Dict[str, float]] = deque(maxlen=100)
+        self._last_episode_starts: np.ndarray | None = None
+        self.ep_info_buffer: deque[dict[str, float]] = deque(maxlen=100)
         self.start_time = time.time_ns()
         self.logger: Any = None
         self.policy: Any = None
-        self.env: Optional[gym.vector.VectorEnv] = None
+        self.env: gym.vector.VectorEnv | None = None
         if seed is not None:
             set_global_seeds(seed)
         if env is not None:
@@ -106,7 +113,7 @@ class BaseAlgorithm:
                 self.action_space.seed(seed)
 
     # ------------------------------------------------------------------ construction helpers
-    def _resolve_policy(self, policy: Union[str, Type[BasePolicy]]) -> Type[BasePolicy]:
+    def _resolve_policy(self, policy: str | type[BasePolicy]) -> type[BasePolicy]:
         if isinstance(policy, str):
             if policy not in self.policy_aliases:
                 raise ValueError(f"unknown policy {policy!r} for {type(self).__name__}: "
@@ -132,7 +139,7 @@ class BaseAlgorithm:
             tune_threads(small_model=not _has_image(self.observation_space) and n_params < SMALL_MODEL_PARAMS)
         return policy.to(self.device)
 
-    def _update_learning_rate(self, optimizers: Union[torch.optim.Optimizer, Iterable[torch.optim.Optimizer]]) -> None:
+    def _update_learning_rate(self, optimizers: torch.optim.Optimizer | Iterable[torch.optim.Optimizer]) -> None:
         """Set the learning rate of ``optimizers`` from the schedule at the current progress."""
         lr = self.lr_schedule(self._current_progress_remaining)
         for opt in [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else optimizers:
@@ -142,7 +149,7 @@ class BaseAlgorithm:
 
     # ------------------------------------------------------------------ learning
     def _setup_learn(self, total_timesteps: int, callback: Any, reset_num_timesteps: bool, tb_log_name: str,
-                     progress_bar: bool) -> Tuple[int, Any]:
+                     progress_bar: bool) -> tuple[int, Any]:
         from rlzoo.common.callbacks import CallbackList, ProgressBarCallback, make_callback
         from rlzoo.common.logger import configure_logger
 
@@ -174,13 +181,13 @@ class BaseAlgorithm:
     def _update_current_progress_remaining(self) -> None:
         self._current_progress_remaining = 1.0 - self.num_timesteps / max(self._total_timesteps, 1)
 
-    def _update_info_buffer(self, infos: Dict[str, Any]) -> None:
+    def _update_info_buffer(self, infos: dict[str, Any]) -> None:
         """Record finished episodes reported by Monitor in this step's infos."""
         if "final_info" in infos:
             self.ep_info_buffer.extend(episode_stats(infos))
 
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 1, tb_log_name: str = "run",
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> "BaseAlgorithm":
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> Self:
         """Train for ``total_timesteps`` environment steps; returns the model.
 
         ``callback``: a BaseCallback, a list of them, or a function ``f(locals_, globals_)`` called
@@ -200,8 +207,9 @@ class BaseAlgorithm:
     def _learn_loop(self, total_timesteps: int, callback: Any, log_interval: int) -> None:
         raise NotImplementedError
 
-    def train(self) -> None:
-        """One update of the networks from collected experience (each algorithm)."""
+    def train(self, *args: Any, **kwargs: Any) -> None:
+        """One update of the networks from collected experience (each algorithm, with its own arguments:
+        none on-policy, ``(gradient_steps, batch_size)`` off-policy)."""
         raise NotImplementedError
 
     def _log_time(self) -> None:
@@ -214,13 +222,13 @@ class BaseAlgorithm:
             self.logger.record("rollout/ep_len_mean", float(np.mean([e["l"] for e in self.ep_info_buffer])))
 
     # ------------------------------------------------------------------ acting
-    def predict(self, observation: Any, state: Optional[Any] = None, episode_start: Optional[np.ndarray] = None,
-                deterministic: bool = False) -> Tuple[np.ndarray, Optional[Any]]:
+    def predict(self, observation: Any, state: Any | None = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any | None]:
         """Action(s) for one observation or a batch; returns ``(actions, state)``."""
         return self.policy.predict(observation, state, episode_start, deterministic)
 
-    def action_probability(self, observation: Any, state: Optional[Any] = None, mask: Optional[np.ndarray] = None,
-                           actions: Optional[np.ndarray] = None, logp: bool = False) -> Any:
+    def action_probability(self, observation: Any, state: Any | None = None, mask: np.ndarray | None = None,
+                           actions: np.ndarray | None = None, logp: bool = False) -> Any:
         """The policy's action distribution at ``observation``.
 
         Discrete: probabilities ``(n, n_actions)``; MultiDiscrete: a list of those per dimension;
@@ -252,7 +260,7 @@ class BaseAlgorithm:
             [r[0] for r in res] if isinstance(res, list) else res[0])
 
     # ------------------------------------------------------------------ env
-    def get_env(self) -> Optional[gym.vector.VectorEnv]:
+    def get_env(self) -> gym.vector.VectorEnv | None:
         """The (vector) training env."""
         return self.env
 
@@ -272,26 +280,26 @@ class BaseAlgorithm:
             self._last_obs = None
 
     # ------------------------------------------------------------------ persistence
-    def _state_objects(self) -> Dict[str, Any]:
+    def _state_objects(self) -> dict[str, Any]:
         """Objects with ``state_dict``/``load_state_dict`` saved in the model file."""
         return {"policy": self.policy, "optimizer": self.optimizer}
 
-    def _hyperparameters(self) -> Dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments saved in the model file, by argument name (``load`` passes them back).
 
         Each algorithm extends this with its own arguments: ``{**super()._hyperparameters(), ...}``.
         """
         return self._attrs("learning_rate", "policy_kwargs", "tensorboard_log", "verbose", "seed")
 
-    def _attrs(self, *names: str) -> Dict[str, Any]:
+    def _attrs(self, *names: str) -> dict[str, Any]:
         """``{name: self.name}`` for constructor arguments kept under their own name."""
         return {name: getattr(self, name) for name in names}
 
-    def get_parameters(self) -> Dict[str, Dict[str, Any]]:
+    def get_parameters(self) -> dict[str, dict[str, Any]]:
         """State dicts of the policy and optimizers, by name."""
         return {name: obj.state_dict() for name, obj in self._state_objects().items()}
 
-    def set_parameters(self, params: Union[str, Dict[str, Dict[str, Any]]], exact_match: bool = True) -> None:
+    def set_parameters(self, params: str | dict[str, dict[str, Any]], exact_match: bool = True) -> None:
         """Load state dicts (as from :meth:`get_parameters`, or a model zip's path)."""
         if isinstance(params, str):
             _, files = read_model_zip(params)  # module tensors are checked against this model before reading
@@ -311,7 +319,7 @@ class BaseAlgorithm:
             return self.policy_name
         return to_json(self.policy_class)
 
-    def save(self, path: str, exclude: Optional[List[str]] = None) -> str:
+    def save(self, path: str, exclude: list[str] | None = None) -> str:
         """Write the model (metadata JSON + safetensors, no pickle) to ``path`` (.zip added); atomic."""
         hparams = {k: v for k, v in self._hyperparameters().items() if k not in set(exclude or ())}
         policy_kwargs = getattr(self.policy, "constructor_kwargs", None)
@@ -330,14 +338,14 @@ class BaseAlgorithm:
             "n_updates": self._n_updates,
             "progress_remaining": self._current_progress_remaining,
         }
-        files: Dict[str, bytes] = {}
+        files: dict[str, bytes] = {}
         for name, obj in self._state_objects().items():
             files.update(state_to_files(name, obj.state_dict()))
         return write_model_zip(path, metadata, files)
 
     @classmethod
-    def load(cls, path: str, env: Any = None, device: Union[str, torch.device] = "auto",
-             custom_objects: Optional[Dict[str, Any]] = None, **kwargs: Any) -> "BaseAlgorithm":
+    def load(cls, path: str, env: Any = None, device: str | torch.device = "auto",
+             custom_objects: dict[str, Any] | None = None, **kwargs: Any) -> BaseAlgorithm:
         """Load a model saved by :meth:`save`; never imports or calls anything named by the file.
 
         ``custom_objects`` maps class names stored in the file (user-defined policies, features

@@ -13,7 +13,8 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -32,9 +33,9 @@ class BaseCallback:
         self.model: Any = None
         self.n_calls = 0
         self.num_timesteps = 0
-        self.locals: Dict[str, Any] = {}
-        self.globals: Dict[str, Any] = {}
-        self.parent: Optional[BaseCallback] = None
+        self.locals: dict[str, Any] = {}
+        self.globals: dict[str, Any] = {}
+        self.parent: BaseCallback | None = None
         self._logger: Any = None
         self._training_env: Any = None
 
@@ -66,7 +67,7 @@ class BaseCallback:
         self.model = model
         self._init_callback()
 
-    def on_training_start(self, locals_: Dict[str, Any], globals_: Dict[str, Any]) -> None:
+    def on_training_start(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         """Called once before the first rollout."""
         self.locals = locals_
         self.globals = globals_
@@ -91,12 +92,12 @@ class BaseCallback:
         """Called once when ``learn`` finishes."""
         self._on_training_end()
 
-    def update_locals(self, locals_: Dict[str, Any]) -> None:
+    def update_locals(self, locals_: dict[str, Any]) -> None:
         """Refresh ``self.locals`` with the algorithm's variables (and those of child callbacks)."""
         self.locals.update(locals_)
         self.update_child_locals(locals_)
 
-    def update_child_locals(self, locals_: Dict[str, Any]) -> None:
+    def update_child_locals(self, locals_: dict[str, Any]) -> None:
         """Forward ``update_locals`` to child callbacks."""
 
     # overridable hooks ----------------------------------------------------------------------
@@ -122,7 +123,7 @@ class BaseCallback:
 class EventCallback(BaseCallback):
     """A callback that triggers a child ``callback`` on some event (its ``_on_event``)."""
 
-    def __init__(self, callback: Optional[BaseCallback] = None, verbose: int = 0) -> None:
+    def __init__(self, callback: BaseCallback | None = None, verbose: int = 0) -> None:
         super().__init__(verbose=verbose)
         self.callback = callback
         if callback is not None:
@@ -140,7 +141,7 @@ class EventCallback(BaseCallback):
     def _on_event(self) -> bool:
         return self.callback.on_step() if self.callback is not None else True
 
-    def update_child_locals(self, locals_: Dict[str, Any]) -> None:
+    def update_child_locals(self, locals_: dict[str, Any]) -> None:
         if self.callback is not None:
             self.callback.update_locals(locals_)
 
@@ -152,7 +153,7 @@ class CallbackList(BaseCallback):
         super().__init__()
         if not isinstance(callbacks, (list, tuple)):
             raise TypeError(f"CallbackList takes a list of callbacks, got {type(callbacks).__name__}")
-        self.callbacks: List[BaseCallback] = list(callbacks)
+        self.callbacks: list[BaseCallback] = list(callbacks)
 
     def _init_callback(self) -> None:
         for callback in self.callbacks:
@@ -178,7 +179,7 @@ class CallbackList(BaseCallback):
         for callback in self.callbacks:
             callback.on_training_end()
 
-    def update_child_locals(self, locals_: Dict[str, Any]) -> None:
+    def update_child_locals(self, locals_: dict[str, Any]) -> None:
         for callback in self.callbacks:
             callback.update_locals(locals_)
 
@@ -186,7 +187,7 @@ class CallbackList(BaseCallback):
 class ConvertCallback(BaseCallback):
     """Wraps a plain function ``f(locals_, globals_)``: returning False stops training (None continues)."""
 
-    def __init__(self, callback: Optional[Callable[[Dict[str, Any], Dict[str, Any]], Any]], verbose: int = 0) -> None:
+    def __init__(self, callback: Callable[[dict[str, Any], dict[str, Any]], Any] | None, verbose: int = 0) -> None:
         super().__init__(verbose=verbose)
         self.callback = callback
 
@@ -227,7 +228,7 @@ def vecnormalize_path_beside(model_path: str) -> str:
     return stem + VECNORMALIZE_SUFFIX
 
 
-def save_vecnormalize_beside(training_env: Any, model_path: str) -> Optional[str]:
+def save_vecnormalize_beside(training_env: Any, model_path: str) -> str | None:
     """Save the VecNormalize statistics of ``training_env`` next to ``model_path`` (same stem).
 
     ``checkpoints/1000.zip`` -> ``checkpoints/1000.vecnormalize.safetensors``. Returns the path, or
@@ -256,12 +257,12 @@ class CheckpointCallback(BaseCallback):
         self.name_prefix = name_prefix
         self.save_vecnormalize = save_vecnormalize
         self.save_replay_buffer = save_replay_buffer
-        self.last_save_path: Optional[str] = None
+        self.last_save_path: str | None = None
 
     def _init_callback(self) -> None:
         os.makedirs(self.save_path, exist_ok=True)
 
-    def checkpoint_stem(self, num_timesteps: Optional[int] = None) -> str:
+    def checkpoint_stem(self, num_timesteps: int | None = None) -> str:
         """Path without extension of the checkpoint at ``num_timesteps`` (default: now)."""
         steps = self.num_timesteps if num_timesteps is None else num_timesteps
         name = f"{self.name_prefix}_{steps}_steps" if self.name_prefix else f"{steps}"
@@ -301,11 +302,11 @@ class EvalCallback(EventCallback):
     read after every evaluation step, so a stop request during a long evaluation is acted on at once:
     the evaluation is abandoned (nothing recorded) and training stops."""
 
-    def __init__(self, eval_env: Any, callback_on_new_best: Optional[BaseCallback] = None,
-                 callback_after_eval: Optional[BaseCallback] = None, n_eval_episodes: int = 5,
-                 eval_freq: int = 10000, log_path: Optional[str] = None, best_model_save_path: Optional[str] = None,
+    def __init__(self, eval_env: Any, callback_on_new_best: BaseCallback | None = None,
+                 callback_after_eval: BaseCallback | None = None, n_eval_episodes: int = 5,
+                 eval_freq: int = 10000, log_path: str | None = None, best_model_save_path: str | None = None,
                  deterministic: bool = True, render: bool = False, verbose: int = 1, warn: bool = True,
-                 stop_check: Optional[Callable[[], bool]] = None) -> None:
+                 stop_check: Callable[[], bool] | None = None) -> None:
         super().__init__(callback_after_eval, verbose=verbose)
         self.stop_check = stop_check  # read after every evaluation step: True abandons the evaluation
         self.callback_on_new_best = callback_on_new_best
@@ -321,14 +322,14 @@ class EvalCallback(EventCallback):
         self.warn = warn
         self.best_mean_reward = -np.inf
         self.last_mean_reward = -np.inf
-        self.evaluations_timesteps: List[int] = []
-        self.evaluations_results: List[List[float]] = []
-        self.evaluations_length: List[List[int]] = []
-        self._rows: List[Dict[str, str]] = []
-        self._is_success_buffer: List[bool] = []
+        self.evaluations_timesteps: list[int] = []
+        self.evaluations_results: list[list[float]] = []
+        self.evaluations_length: list[list[int]] = []
+        self._rows: list[dict[str, str]] = []
+        self._is_success_buffer: list[bool] = []
 
     @property
-    def csv_path(self) -> Optional[str]:
+    def csv_path(self) -> str | None:
         """``<log_path>/evaluations.csv`` (None without log_path)."""
         return None if self.log_path is None else os.path.join(self.log_path, "evaluations.csv")
 
@@ -364,12 +365,12 @@ class EvalCallback(EventCallback):
         if self.callback_on_new_best is not None:
             self.callback_on_new_best.on_training_start(self.locals, self.globals)
 
-    def update_child_locals(self, locals_: Dict[str, Any]) -> None:
+    def update_child_locals(self, locals_: dict[str, Any]) -> None:
         super().update_child_locals(locals_)
         if self.callback_on_new_best is not None:
             self.callback_on_new_best.update_locals(locals_)
 
-    def _log_success(self, locals_: Dict[str, Any], globals_: Dict[str, Any]) -> None:
+    def _log_success(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         if self.stop_check is not None and locals_["i"] == 0 and self.stop_check():
             raise _EvaluationStopped
         if locals_["done"] and "is_success" in locals_["info"]:
@@ -483,7 +484,7 @@ class StopTrainingOnNoModelImprovement(BaseCallback):
         return continue_training
 
 
-def _episode_ends(locals_: Dict[str, Any]) -> Optional[np.ndarray]:
+def _episode_ends(locals_: dict[str, Any]) -> np.ndarray | None:
     """Per-env episode-end flags of the last step from the algorithm's locals."""
     dones = locals_.get("dones")
     if dones is None:
@@ -548,7 +549,7 @@ class ProgressBarCallback(BaseCallback):
     ``steps 40000/100000 (40%) | 3521 steps/s | ETA 0:00:17 | mean reward 212.3``.
     """
 
-    def __init__(self, plain: Optional[bool] = None, print_fraction: float = 0.1, print_interval: float = 30.0,
+    def __init__(self, plain: bool | None = None, print_fraction: float = 0.1, print_interval: float = 30.0,
                  refresh_interval: float = 0.1) -> None:
         super().__init__()
         self.plain = plain
@@ -559,7 +560,7 @@ class ProgressBarCallback(BaseCallback):
         self._task: Any = None
 
     # statistics ---------------------------------------------------------------------------
-    def _stats(self, now: float) -> Dict[str, Any]:
+    def _stats(self, now: float) -> dict[str, Any]:
         elapsed = max(now - self._t0, 1e-9)
         fps = (self.num_timesteps - self._start_steps) / elapsed
         remaining = (self._total - self.num_timesteps) if self._total else None
@@ -568,7 +569,7 @@ class ProgressBarCallback(BaseCallback):
         mean_reward = float(np.mean([info["r"] for info in buffer])) if buffer else None
         return {"fps": fps, "eta": eta, "elapsed": elapsed, "reward": mean_reward}
 
-    def _describe(self, stats: Dict[str, Any], final: bool = False) -> List[str]:
+    def _describe(self, stats: dict[str, Any], final: bool = False) -> list[str]:
         parts = [f"{stats['fps']:.0f} steps/s"]
         if final:
             parts.append(f"done in {_hms(stats['elapsed'])}")
@@ -578,7 +579,7 @@ class ProgressBarCallback(BaseCallback):
             parts.append(f"mean reward {stats['reward']:.4g}")
         return parts
 
-    def _line(self, stats: Dict[str, Any], final: bool = False) -> str:
+    def _line(self, stats: dict[str, Any], final: bool = False) -> str:
         if self._total:
             head = f"steps {self.num_timesteps}/{self._total} ({100 * self.num_timesteps / self._total:.0f}%)"
         else:

@@ -6,14 +6,20 @@ Written without ``torch.distributions`` to keep argument validation out of the h
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import List, Optional
+import operator
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 SUPPORTED = "Box, Discrete, MultiDiscrete or MultiBinary"
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -34,7 +40,7 @@ class Distribution:
     def mode(self) -> torch.Tensor:
         raise NotImplementedError
 
-    def kl(self, other: "Distribution") -> torch.Tensor:
+    def kl(self, other: Self) -> torch.Tensor:
         raise NotImplementedError
 
     def get_actions(self, deterministic: bool = False) -> torch.Tensor:
@@ -62,7 +68,7 @@ class DiagGaussian(Distribution):
     def mode(self) -> torch.Tensor:
         return self.mean
 
-    def kl(self, other: "DiagGaussian") -> torch.Tensor:
+    def kl(self, other: Self) -> torch.Tensor:
         # KL(self || other) for diagonal Gaussians, summed over dimensions
         var_ratio = (self.std / other.std).pow(2)
         t = ((self.mean - other.mean) / other.std).pow(2)
@@ -93,21 +99,26 @@ class Categorical(Distribution):
     def mode(self) -> torch.Tensor:
         return self.logits.argmax(-1)
 
-    def kl(self, other: "Categorical") -> torch.Tensor:
+    def kl(self, other: Self) -> torch.Tensor:
         return (self.probs * (self.logits - other.logits)).sum(-1)
+
+
+def _sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Elementwise sum of a non-empty sequence of tensors."""
+    return functools.reduce(operator.add, tensors)
 
 
 class MultiCategorical(Distribution):
     """Independent categoricals, one per dimension of a MultiDiscrete space."""
 
-    def __init__(self, logits: torch.Tensor, nvec: List[int]) -> None:
+    def __init__(self, logits: torch.Tensor, nvec: list[int]) -> None:
         self.parts = [Categorical(chunk) for chunk in torch.split(logits, nvec, dim=-1)]
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
-        return sum(d.log_prob(actions[..., i]) for i, d in enumerate(self.parts))
+        return _sum(d.log_prob(actions[..., i]) for i, d in enumerate(self.parts))
 
     def entropy(self) -> torch.Tensor:
-        return sum(d.entropy() for d in self.parts)
+        return _sum(d.entropy() for d in self.parts)
 
     def sample(self) -> torch.Tensor:
         return torch.stack([d.sample() for d in self.parts], dim=-1)
@@ -115,8 +126,8 @@ class MultiCategorical(Distribution):
     def mode(self) -> torch.Tensor:
         return torch.stack([d.mode() for d in self.parts], dim=-1)
 
-    def kl(self, other: "MultiCategorical") -> torch.Tensor:
-        return sum(a.kl(b) for a, b in zip(self.parts, other.parts))
+    def kl(self, other: Self) -> torch.Tensor:
+        return _sum(a.kl(b) for a, b in zip(self.parts, other.parts, strict=True))
 
 
 class Bernoulli(Distribution):
@@ -142,7 +153,7 @@ class Bernoulli(Distribution):
     def mode(self) -> torch.Tensor:
         return (self.logits > 0).float()
 
-    def kl(self, other: "Bernoulli") -> torch.Tensor:
+    def kl(self, other: Self) -> torch.Tensor:
         p, lp, lq = self.probs, F.logsigmoid(self.logits), F.logsigmoid(other.logits)
         l1p, l1q = F.logsigmoid(-self.logits), F.logsigmoid(-other.logits)
         return (p * (lp - lq) + (1 - p) * (l1p - l1q)).sum(-1)
@@ -154,7 +165,7 @@ class DistributionHead(nn.Module):
     def __init__(self, action_space: spaces.Space, latent_dim: int, log_std_init: float = 0.0) -> None:
         super().__init__()
         self.action_space = action_space
-        self.log_std: Optional[nn.Parameter] = None
+        self.log_std: nn.Parameter | None = None
         if isinstance(action_space, spaces.Box):
             dim = int(np.prod(action_space.shape))
             self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
@@ -173,6 +184,7 @@ class DistributionHead(nn.Module):
         out = self.linear(latent)
         space = self.action_space
         if isinstance(space, spaces.Box):
+            assert self.log_std is not None  # set in __init__ for Box spaces
             return DiagGaussian(out, self.log_std)
         if isinstance(space, spaces.Discrete):
             return Categorical(out)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -37,7 +38,7 @@ def _inner(env: Any) -> Any:
     return None
 
 
-def unwrap_vec_normalize(venv: Any) -> Optional[Any]:
+def unwrap_vec_normalize(venv: Any) -> Any | None:
     """The first VecNormalize in a vector-wrapper chain, or None."""
     from rlzoo.envs import unwrap_vec_normalize as _unwrap
 
@@ -57,7 +58,7 @@ def sync_envs_normalization(env: Any, eval_env: Any) -> None:
     target.training = False
 
 
-def is_monitored(venv: Any) -> Optional[bool]:
+def is_monitored(venv: Any) -> bool | None:
     """Whether the envs inside ``venv`` carry a Monitor (or RecordEpisodeStatistics).
 
     None when it cannot be told (envs in subprocesses)."""
@@ -83,9 +84,9 @@ def is_monitored(venv: Any) -> Optional[bool]:
     return None
 
 
-def _env_info(infos: Dict[str, Any], i: int) -> Dict[str, Any]:
+def _env_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
     """Info dict of env ``i`` from gymnasium's vectorised infos (dict of arrays with ``_key`` masks)."""
-    info: Dict[str, Any] = {}
+    info: dict[str, Any] = {}
     for key, value in infos.items():
         if key.startswith("_"):
             continue
@@ -96,7 +97,7 @@ def _env_info(infos: Dict[str, Any], i: int) -> Dict[str, Any]:
     return info
 
 
-def _step_info(infos: Dict[str, Any], i: int) -> Dict[str, Any]:
+def _step_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
     """Info of env ``i`` for the step just taken: with same-step autoreset the step's own info of a
     finished episode sits in ``infos["final_info"]``; merge it over the reset info."""
     info = _env_info(infos, i)
@@ -110,11 +111,11 @@ def evaluate_policy(
     n_eval_episodes: int = 10,
     deterministic: bool = True,
     render: bool = False,
-    callback: Optional[Callable[[Dict[str, Any], Dict[str, Any]], None]] = None,
-    reward_threshold: Optional[float] = None,
+    callback: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    reward_threshold: float | None = None,
     return_episode_rewards: bool = False,
     warn: bool = True,
-) -> Union[Tuple[float, float], Tuple[List[float], List[int]]]:
+) -> tuple[float, float] | tuple[list[float], list[int]]:
     """Run ``n_eval_episodes`` full episodes and report the return.
 
     Episodes are spread evenly over the envs of a vector env (env ``i`` runs its share only), so
@@ -147,8 +148,8 @@ def evaluate_policy(
     counts = np.zeros(n_envs, dtype=np.int64)
     current_rewards = np.zeros(n_envs, dtype=np.float64)
     current_lengths = np.zeros(n_envs, dtype=np.int64)
-    episode_rewards: List[float] = []
-    episode_lengths: List[int] = []
+    episode_rewards: list[float] = []
+    episode_lengths: list[int] = []
 
     observations, _ = venv.reset()
     states = None

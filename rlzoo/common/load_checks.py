@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ _BUILD_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError, Ov
                  RuntimeError, NotImplementedError, MemoryError, AssertionError)
 _PLUMBING = {"self", "policy", "env", "device", "_init_setup_model"}
 
-_TYPES: Dict[str, Tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -51,7 +51,7 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     return isinstance(value, _TYPES[text])
 
 
-def check_hyperparameters(cls: type, hparams: Any, path: str) -> Dict[str, Any]:
+def check_hyperparameters(cls: type, hparams: Any, path: str) -> dict[str, Any]:
     """Saved hyperparameters: a mapping of ``cls.__init__`` parameters with values of the annotated type."""
     if not isinstance(hparams, dict):
         raise ModelFileError(f"{path}: hyperparameters must be a mapping, got {short(hparams)}")
@@ -72,8 +72,8 @@ def check_hyperparameters(cls: type, hparams: Any, path: str) -> Dict[str, Any]:
     return out
 
 
-def decode_metadata(cls: type, path: str, metadata: Dict[str, Any],
-                    custom_objects: Dict[str, Any]) -> Tuple[Any, Dict[str, Any], Any, Any, int]:
+def decode_metadata(cls: type, path: str, metadata: dict[str, Any],
+                    custom_objects: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, Any, int]:
     """``(policy, hyperparameters, observation space, action space, n_envs)`` of a model file."""
     try:
         hparams = check_hyperparameters(cls, from_json(metadata["hyperparameters"], custom_objects), path)
@@ -104,7 +104,7 @@ def decode_metadata(cls: type, path: str, metadata: Dict[str, Any],
     return policy, hparams, obs_space, act_space, n_envs
 
 
-def counters(metadata: Dict[str, Any], path: str) -> Tuple[int, int, float]:
+def counters(metadata: dict[str, Any], path: str) -> tuple[int, int, float]:
     """``(num_timesteps, n_updates, progress_remaining)`` of a model file, type-checked."""
     out = []
     for key, default in (("num_timesteps", 0), ("n_updates", 0)):
@@ -138,7 +138,7 @@ def _footprint(obj: Any, depth: int = 0, seen: set | None = None) -> int:
     return total
 
 
-def build_model(cls: type, path: str, policy: Any, hparams: Dict[str, Any], obs_space: Any, act_space: Any,
+def build_model(cls: type, path: str, policy: Any, hparams: dict[str, Any], obs_space: Any, act_space: Any,
                 n_envs: int, device: Any, env: Any = None) -> Any:
     """Construct the model (without loading states); any error is a one-line :class:`ModelFileError`."""
     try:
@@ -165,13 +165,13 @@ def build_model(cls: type, path: str, policy: Any, hparams: Dict[str, Any], obs_
     return model
 
 
-def expected_states(model: Any) -> Dict[str, Dict[str, torch.Tensor]]:
+def expected_states(model: Any) -> dict[str, dict[str, torch.Tensor]]:
     """State dicts (meta tensors) of the model's modules, by the member name they are saved under."""
     return {name: obj.state_dict() for name, obj in model._state_objects().items()
             if isinstance(obj, torch.nn.Module)}
 
 
-def check_members(path: str, files: Any, model: Any, expected: Dict[str, Dict[str, torch.Tensor]]) -> None:
+def check_members(path: str, files: Any, model: Any, expected: dict[str, dict[str, torch.Tensor]]) -> None:
     """Every state member the model needs is there, and its safetensors header fits (modules: exactly the
     model's tensors) -- checked before any tensor is read."""
     for name in model._state_objects():

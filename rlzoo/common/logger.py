@@ -20,7 +20,8 @@ import sys
 import tempfile
 import threading
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, Optional, TextIO
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from rlzoo.fileio import atomic_path, atomic_write_text
 DEBUG, INFO, WARN, ERROR, DISABLED = 10, 20, 30, 40, 50
 FORMATS = ("stdout", "log", "csv", "json", "tensorboard")
 
-Exclude = Optional[Union[str, Tuple[str, ...]]]
+Exclude = Optional[str | tuple[str, ...]]
 
 
 class KVWriter:
@@ -38,7 +39,7 @@ class KVWriter:
 
     name: str = ""
 
-    def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Tuple[str, ...]], step: int = 0) -> None:
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
         """Write one dump of ``key_values`` (already converted to python values)."""
         raise NotImplementedError
 
@@ -46,7 +47,7 @@ class KVWriter:
         """Release files."""
 
 
-def _included(key: str, key_excluded: Dict[str, Tuple[str, ...]], name: str) -> bool:
+def _included(key: str, key_excluded: dict[str, tuple[str, ...]], name: str) -> bool:
     return name not in key_excluded.get(key, ())
 
 
@@ -67,12 +68,12 @@ class HumanOutputFormat(KVWriter):
 
     max_width = 36
 
-    def __init__(self, target: Union[str, TextIO, None] = None, name: str = "stdout") -> None:
+    def __init__(self, target: str | TextIO | None = None, name: str = "stdout") -> None:
         """``target``: a file path (appended to), an open text stream, or None for the current
         ``sys.stdout`` (looked up at every write, so a live progress bar can redirect it)."""
         self.name = name
         self._own = isinstance(target, str)
-        self._file: Optional[TextIO] = open(target, "a", encoding="utf-8") if isinstance(target, str) else target
+        self._file: TextIO | None = open(target, "a", encoding="utf-8") if isinstance(target, str) else target
 
     @property
     def file(self) -> TextIO:
@@ -82,8 +83,8 @@ class HumanOutputFormat(KVWriter):
     def _short(self, text: str) -> str:
         return text if len(text) <= self.max_width else text[: self.max_width - 3] + "..."
 
-    def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Tuple[str, ...]], step: int = 0) -> None:
-        groups: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for key in sorted(key_values):
             if not _included(key, key_excluded, self.name):
                 continue
@@ -91,7 +92,7 @@ class HumanOutputFormat(KVWriter):
             groups[group].append((self._short(leaf), self._short(_fmt_value(key_values[key]))))
         if not groups:
             return
-        rows: List[Tuple[str, str]] = []
+        rows: list[tuple[str, str]] = []
         for group in sorted(groups):
             if group:
                 rows.append((self._short(group + "/"), ""))
@@ -127,7 +128,7 @@ class CSVOutputFormat(KVWriter):
 
     def __init__(self, path: str, append: bool = False) -> None:
         self.path = path
-        self.keys: List[str] = []
+        self.keys: list[str] = []
         if append and os.path.exists(path):
             with open(path, newline="", encoding="utf-8") as f:
                 header = next(csv.reader(f), None)
@@ -135,7 +136,7 @@ class CSVOutputFormat(KVWriter):
         else:
             atomic_write_text(path, "")
 
-    def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Tuple[str, ...]], step: int = 0) -> None:
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
         items = {k: v for k, v in key_values.items()
                  if _included(k, key_excluded, self.name) and not isinstance(v, np.ndarray)}
         new_keys = sorted(k for k in items if k not in self.keys)
@@ -144,9 +145,9 @@ class CSVOutputFormat(KVWriter):
         with open(self.path, "a", newline="", encoding="utf-8") as f:
             csv.writer(f).writerow(["" if items.get(k) is None else items[k] for k in self.keys])
 
-    def _widen(self, new_keys: List[str]) -> None:
+    def _widen(self, new_keys: list[str]) -> None:
         """Rewrite the file with ``new_keys`` appended to the header; old rows get empty cells."""
-        old_rows: List[List[str]] = []
+        old_rows: list[list[str]] = []
         if self.keys and os.path.exists(self.path):
             with open(self.path, newline="", encoding="utf-8") as f:
                 old_rows = list(csv.reader(f))[1:]
@@ -166,7 +167,7 @@ class JSONOutputFormat(KVWriter):
     def __init__(self, path: str) -> None:
         self.file = open(path, "w", encoding="utf-8")
 
-    def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Tuple[str, ...]], step: int = 0) -> None:
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
         items = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                  for k, v in key_values.items() if _included(k, key_excluded, self.name)}
         self.file.write(json.dumps(items) + "\n")
@@ -186,7 +187,7 @@ class TensorBoardOutputFormat(KVWriter):
 
         _quiet_tensorboard_threads()
         self.folder = folder
-        self.failed: Optional[str] = None
+        self.failed: str | None = None
         self.writer = SummaryWriter(log_dir=folder)
 
     def _give_up(self, error: BaseException) -> None:
@@ -195,7 +196,7 @@ class TensorBoardOutputFormat(KVWriter):
         print(f"warning: TensorBoard logging to {self.folder} stopped ({' '.join(self.failed.split())[:200]})",
               file=sys.stderr, flush=True)
 
-    def write(self, key_values: Dict[str, Any], key_excluded: Dict[str, Tuple[str, ...]], step: int = 0) -> None:
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
         if self.failed is not None:
             return
         try:
@@ -242,7 +243,7 @@ def _quiet_tensorboard_threads() -> None:
     _TB_HOOKED = True
 
 
-def make_output_format(fmt: str, folder: Optional[str], append: bool = False) -> KVWriter:
+def make_output_format(fmt: str, folder: str | None, append: bool = False) -> KVWriter:
     """Build one writer; ``folder`` is needed by every format except ``stdout``."""
     if fmt == "stdout":
         return HumanOutputFormat(None, name="stdout")
@@ -265,10 +266,10 @@ def _f32(number: float) -> float:
     return float(str(np.float32(number)))
 
 
-def _to_python(values: Dict[str, Any]) -> Dict[str, Any]:
+def _to_python(values: dict[str, Any]) -> dict[str, Any]:
     """Convert recorded values to python numbers; all tensors of one device in one transfer."""
-    out: Dict[str, Any] = {}
-    by_device: Dict[torch.device, List[str]] = defaultdict(list)
+    out: dict[str, Any] = {}
+    by_device: dict[torch.device, list[str]] = defaultdict(list)
     for key, value in values.items():
         if isinstance(value, torch.Tensor):
             if value.numel() == 1:
@@ -298,16 +299,16 @@ def _to_python(values: Dict[str, Any]) -> Dict[str, Any]:
 class Logger:
     """Collects key/value pairs and writes them to every output format on :meth:`dump`."""
 
-    def __init__(self, folder: Optional[str], output_formats: Sequence[KVWriter]) -> None:
+    def __init__(self, folder: str | None, output_formats: Sequence[KVWriter]) -> None:
         self.dir = folder
-        self.output_formats: List[KVWriter] = list(output_formats)
-        self.name_to_value: Dict[str, Any] = {}
-        self.name_to_count: Dict[str, int] = defaultdict(int)
-        self.name_to_excluded: Dict[str, Tuple[str, ...]] = {}
+        self.output_formats: list[KVWriter] = list(output_formats)
+        self.name_to_value: dict[str, Any] = {}
+        self.name_to_count: dict[str, int] = defaultdict(int)
+        self.name_to_excluded: dict[str, tuple[str, ...]] = {}
         self.level = INFO
 
     @staticmethod
-    def _exclude(exclude: Exclude) -> Tuple[str, ...]:
+    def _exclude(exclude: Exclude) -> tuple[str, ...]:
         if exclude is None:
             return ()
         return (exclude,) if isinstance(exclude, str) else tuple(exclude)
@@ -370,7 +371,7 @@ class Logger:
         """Messages below ``level`` are dropped; DISABLED also stops dumps."""
         self.level = level
 
-    def get_dir(self) -> Optional[str]:
+    def get_dir(self) -> str | None:
         """The folder files are written to (None for a stdout-only logger)."""
         return self.dir
 
@@ -384,7 +385,7 @@ class Logger:
         return f"Logger(folder={self.dir!r}, formats=[{names}])"
 
 
-def configure(folder: Optional[str] = None, format_strings: Optional[Iterable[str]] = ("stdout",),
+def configure(folder: str | None = None, format_strings: Iterable[str] | None = ("stdout",),
               append: bool = False) -> Logger:
     """Build a :class:`Logger`.
 
@@ -421,7 +422,7 @@ def get_latest_run_id(log_path: str, log_name: str = "") -> int:
     return best
 
 
-def configure_logger(verbose: int = 0, tensorboard_log: Optional[str] = None, tb_log_name: str = "",
+def configure_logger(verbose: int = 0, tensorboard_log: str | None = None, tb_log_name: str = "",
                      reset_num_timesteps: bool = True) -> Logger:
     """The logger an algorithm's ``learn`` uses.
 

@@ -11,7 +11,8 @@ They serialize to JSON through ``to_config`` / ``from_config`` (saved with the m
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -28,12 +29,12 @@ class ActionNoise:
     def reset(self) -> None:
         """Restart the process (called at episode ends)."""
 
-    def to_config(self) -> Dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         """Constructor arguments, as JSON-able values."""
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "ActionNoise":
+    def from_config(cls, config: dict[str, Any]) -> ActionNoise:
         """Rebuild from :meth:`to_config` output."""
         return cls(**config)
 
@@ -64,7 +65,7 @@ class NormalActionNoise(ActionNoise):
     def __call__(self) -> np.ndarray:
         return np.random.normal(self.mean, self.sigma)
 
-    def to_config(self) -> Dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "sigma": self.sigma.tolist()}
 
     def __repr__(self) -> str:
@@ -86,7 +87,7 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
     """
 
     def __init__(self, mean: Any, sigma: Any, theta: float = 0.15, dt: float = 1e-2,
-                 initial_noise: Optional[Any] = None) -> None:
+                 initial_noise: Any | None = None) -> None:
         self.mean = _as_array(mean, "mean")
         self.sigma = _as_array(sigma, "sigma")
         if np.any(self.sigma < 0) or theta < 0 or dt <= 0:
@@ -107,7 +108,7 @@ class OrnsteinUhlenbeckActionNoise(ActionNoise):
         self.noise_prev = (np.array(self.initial_noise, dtype=np.float64) if self.initial_noise is not None
                            else np.zeros_like(self.noise_prev))
 
-    def to_config(self) -> Dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "sigma": self.sigma.tolist(), "theta": self.theta, "dt": self.dt,
                 "initial_noise": None if self.initial_noise is None else self.initial_noise.tolist()}
 
@@ -131,23 +132,23 @@ class VectorizedActionNoise(ActionNoise):
         if isinstance(noise, VectorizedActionNoise):
             noise = noise.base_noise
         self.base_noise, self.n_envs = noise, int(n_envs)
-        self.noises: List[ActionNoise] = [type(noise).from_config(noise.to_config()) for _ in range(self.n_envs)]
+        self.noises: list[ActionNoise] = [type(noise).from_config(noise.to_config()) for _ in range(self.n_envs)]
 
     def __call__(self) -> np.ndarray:
         """Samples of every env, shape ``(n_envs, *action_shape)``."""
         return np.stack([n() for n in self.noises])
 
-    def reset(self, indices: Optional[Iterable[int]] = None) -> None:
+    def reset(self, indices: Iterable[int] | None = None) -> None:
         """Restart the processes of envs ``indices`` (all when None)."""
         for i in range(self.n_envs) if indices is None else indices:
             self.noises[int(i)].reset()
 
-    def to_config(self) -> Dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         from rlzoo.common.save_format import to_json
         return {"noise": to_json(self.base_noise), "n_envs": self.n_envs}
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "VectorizedActionNoise":
+    def from_config(cls, config: dict[str, Any]) -> VectorizedActionNoise:
         noise = config["noise"]
         if not isinstance(noise, ActionNoise):  # still in its saved (tagged JSON) form
             from rlzoo.common.save_format import from_json
@@ -194,16 +195,16 @@ class AdaptiveParamNoiseSpec:
             self.current_stddev *= self.adoption_coefficient  # too weak: increase
         return self.current_stddev
 
-    def get_stats(self) -> Dict[str, float]:
+    def get_stats(self) -> dict[str, float]:
         """Values worth logging."""
         return {"param_noise_stddev": self.current_stddev}
 
-    def to_config(self) -> Dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         return {"initial_stddev": self.initial_stddev, "desired_action_stddev": self.desired_action_stddev,
                 "adoption_coefficient": self.adoption_coefficient, "current_stddev": self.current_stddev}
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "AdaptiveParamNoiseSpec":
+    def from_config(cls, config: dict[str, Any]) -> AdaptiveParamNoiseSpec:
         spec = cls(config["initial_stddev"], config["desired_action_stddev"], config["adoption_coefficient"])
         spec.current_stddev = float(config.get("current_stddev", spec.initial_stddev))
         return spec

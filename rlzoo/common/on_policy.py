@@ -1,7 +1,7 @@
 """On-policy base: rollout collection into a :class:`RolloutBuffer`, then ``train()`` (A2C, PPO, TRPO, ACKTR)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,14 +27,14 @@ class OnPolicyAlgorithm(BaseAlgorithm):
     :param max_grad_norm: gradient clipping norm
     """
 
-    policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ActorCriticPolicy, "CnnPolicy": ActorCriticCnnPolicy,
         "MultiInputPolicy": MultiInputActorCriticPolicy}
 
-    def __init__(self, policy: Union[str, Type[BasePolicy]], env: Any, learning_rate: Any, n_steps: int,
+    def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any, n_steps: int,
                  gamma: float, gae_lambda: float, ent_coef: float, vf_coef: float, max_grad_norm: float,
-                 policy_kwargs: Optional[Dict[str, Any]] = None, tensorboard_log: Optional[str] = None,
-                 verbose: int = 0, seed: Optional[int] = None, device: Union[str, torch.device] = "auto") -> None:
+                 policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto") -> None:
         super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
         self.n_steps = n_steps
         self.gamma = gamma
@@ -42,7 +42,7 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         self.ent_coef = ent_coef
         self.vf_coef = vf_coef
         self.max_grad_norm = max_grad_norm
-        self.rollout_buffer: Optional[RolloutBuffer] = None
+        self.rollout_buffer: RolloutBuffer | None = None
 
     def _setup_model(self) -> None:
         """Policy, rollout buffer and the algorithm's optimizer (``_make_optimizer``)."""

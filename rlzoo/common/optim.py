@@ -1,7 +1,8 @@
 """Optimizers that the original (TensorFlow) Stable Baselines used and PyTorch lacks."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from collections.abc import Callable, Iterable
+from typing import Any, overload
 
 import torch
 from torch.optim.adam import adam as adam_functional
@@ -22,8 +23,15 @@ class RMSpropTF(torch.optim.Optimizer):
             raise ValueError(f"invalid RMSpropTF settings lr={lr}, alpha={alpha}, eps={eps}")
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, momentum=momentum))
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One RMSprop update of every parameter with a gradient; returns ``closure()``'s loss if given."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
@@ -52,7 +60,7 @@ class RMSpropTF(torch.optim.Optimizer):
 
 
 @torch.no_grad()
-def clip_grad_norm(params: List[torch.Tensor], max_norm: float) -> torch.Tensor:
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale the gradients so that their global L2 norm is at most ``max_norm`` (no host sync)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
@@ -71,13 +79,13 @@ class LeanAdam(torch.optim.Adam):
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, **kwargs: Any) -> None:
         super().__init__(params, lr=lr, fused=True, **kwargs)
-        self._lean: Optional[Tuple[List[torch.Tensor], ...]] = None
+        self._lean: tuple[list[torch.Tensor], ...] | None = None
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._lean = None
 
-    def add_param_group(self, param_group: Dict[str, Any]) -> None:
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         self._lean = None
 

@@ -6,7 +6,8 @@ dict of both) trains with the same actor-critic machinery.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from rlzoo.common.distributions import Distribution, DistributionHead
 from rlzoo.envs.vec_env import is_image_space, is_image_space_channels_first  # the one image-space rule
 
-NetArch = Union[List[int], Dict[str, List[int]]]
+NetArch = Union[list[int], dict[str, list[int]]]
 
 
 # --------------------------------------------------------------------------- observations
@@ -102,7 +103,7 @@ class CombinedExtractor(BaseFeaturesExtractor):
     """Dict observations: a NatureCNN per image key, flatten for the rest, concatenated."""
 
     def __init__(self, observation_space: spaces.Dict, cnn_output_dim: int = 256) -> None:
-        extractors: Dict[str, nn.Module] = {}
+        extractors: dict[str, nn.Module] = {}
         total = 0
         for key, sub in observation_space.spaces.items():
             if is_image_space(sub):
@@ -114,7 +115,7 @@ class CombinedExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, total)
         self.extractors = nn.ModuleDict(extractors)
 
-    def forward(self, obs: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([ext(obs[key]) for key, ext in self.extractors.items()], dim=1)
 
 
@@ -126,10 +127,10 @@ def preprocess(obs: Any, space: spaces.Space, normalize_images: bool = True) -> 
 
 
 # --------------------------------------------------------------------------- MLPs
-def create_mlp(input_dim: int, net_arch: List[int], activation_fn: Type[nn.Module] = nn.ReLU,
+def create_mlp(input_dim: int, net_arch: list[int], activation_fn: type[nn.Module] = nn.ReLU,
                output_dim: int = -1, squash_output: bool = False) -> nn.Sequential:
     """Fully connected network ``input -> net_arch hidden layers -> output`` (no output if -1)."""
-    layers: List[nn.Module] = []
+    layers: list[nn.Module] = []
     last = input_dim
     for width in net_arch:
         layers += [nn.Linear(last, width), activation_fn()]
@@ -141,16 +142,16 @@ def create_mlp(input_dim: int, net_arch: List[int], activation_fn: Type[nn.Modul
     return nn.Sequential(*layers)
 
 
-_NUMPY_ACTIVATIONS: Dict[Type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
+_NUMPY_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
     nn.ReLU: lambda x: np.maximum(x, 0.0, out=x), nn.Tanh: lambda x: np.tanh(x, out=x), nn.Identity: lambda x: x}
 
 
-def numpy_mlp(layers: Sequence[nn.Module]) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+def numpy_mlp(layers: Sequence[nn.Module]) -> Callable[[np.ndarray], np.ndarray] | None:
     """The forward pass of a chain of ``Linear`` and ReLU / Tanh layers in numpy, on views of the
     layers' weights (no copy: it follows in-place updates), or None when another kind of layer
     appears. For acting on a few observations, where torch's per-operation overhead (~10 us)
     costs more than the arithmetic."""
-    ops: List[Callable[[np.ndarray], np.ndarray]] = []
+    ops: list[Callable[[np.ndarray], np.ndarray]] = []
     for layer in layers:
         if isinstance(layer, nn.Linear):
             weight_t, bias = layer.weight.detach().numpy().T, layer.bias.detach().numpy()
@@ -174,7 +175,7 @@ class MlpExtractor(nn.Module):
     ``net_arch`` is a list (same hidden sizes for both) or ``dict(pi=[...], vf=[...])``.
     """
 
-    def __init__(self, features_dim: int, net_arch: NetArch, activation_fn: Type[nn.Module]) -> None:
+    def __init__(self, features_dim: int, net_arch: NetArch, activation_fn: type[nn.Module]) -> None:
         super().__init__()
         if isinstance(net_arch, dict):
             pi_arch, vf_arch = list(net_arch.get("pi", [])), list(net_arch.get("vf", []))
@@ -185,7 +186,7 @@ class MlpExtractor(nn.Module):
         self.latent_dim_pi = pi_arch[-1] if pi_arch else features_dim
         self.latent_dim_vf = vf_arch[-1] if vf_arch else features_dim
 
-    def forward(self, features: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy_net(features), self.value_net(features)
 
 
@@ -194,8 +195,8 @@ class BasePolicy(nn.Module):
     """Common policy plumbing: observation handling and ``predict`` for numpy callers."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None,
+                 features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+                 features_extractor_kwargs: dict[str, Any] | None = None,
                  normalize_images: bool = True) -> None:
         super().__init__()
         self.observation_space = observation_space
@@ -213,11 +214,11 @@ class BasePolicy(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def extract_features(self, obs: Any, extractor: Optional[nn.Module] = None) -> torch.Tensor:
+    def extract_features(self, obs: Any, extractor: nn.Module | None = None) -> torch.Tensor:
         extractor = extractor if extractor is not None else self.features_extractor
         return extractor(preprocess(obs, self.observation_space, self.normalize_images))
 
-    def obs_to_tensor(self, obs: Any) -> Tuple[Any, bool]:
+    def obs_to_tensor(self, obs: Any) -> tuple[Any, bool]:
         """numpy observation -> batched tensor, and whether the input was a batch."""
         space = self.observation_space
         if isinstance(space, spaces.Dict):
@@ -240,8 +241,8 @@ class BasePolicy(nn.Module):
     def _predict(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
-    def predict(self, observation: Any, state: Optional[Any] = None, episode_start: Optional[np.ndarray] = None,
-                deterministic: bool = False) -> Tuple[np.ndarray, Optional[Any]]:
+    def predict(self, observation: Any, state: Any | None = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any | None]:
         """Actions for one observation or a batch (numpy in, numpy out), Box actions clipped to bounds."""
         obs, vectorized = self.obs_to_tensor(observation)
         with torch.inference_mode():
@@ -257,7 +258,7 @@ class BasePolicy(nn.Module):
         return actions, state
 
 
-def default_extractor(observation_space: spaces.Space) -> Type[BaseFeaturesExtractor]:
+def default_extractor(observation_space: spaces.Space) -> type[BaseFeaturesExtractor]:
     """NatureCNN for images, CombinedExtractor for Dict spaces, flatten otherwise."""
     if isinstance(observation_space, spaces.Dict):
         return CombinedExtractor
@@ -277,13 +278,13 @@ class ActorCriticPolicy(BasePolicy):
     :param share_features_extractor: one features extractor for actor and critic
     """
 
-    default_net_arch: Optional[NetArch] = None
+    default_net_arch: NetArch | None = None
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
-                 net_arch: Optional[NetArch] = None, activation_fn: Type[nn.Module] = nn.Tanh,
+                 net_arch: NetArch | None = None, activation_fn: type[nn.Module] = nn.Tanh,
                  ortho_init: bool = True, log_std_init: float = 0.0,
-                 features_extractor_class: Optional[Type[BaseFeaturesExtractor]] = None,
-                 features_extractor_kwargs: Optional[Dict[str, Any]] = None,
+                 features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+                 features_extractor_kwargs: dict[str, Any] | None = None,
                  share_features_extractor: bool = True, normalize_images: bool = True) -> None:
         super().__init__(observation_space, action_space, features_extractor_class,
                          features_extractor_kwargs, normalize_images)
@@ -325,21 +326,21 @@ class ActorCriticPolicy(BasePolicy):
                     nn.init.orthogonal_(m.weight, gain=gain)
                     nn.init.zeros_(m.bias)
 
-    def _latents(self, obs: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _latents(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)
         if self.share_features_extractor:
             return self.mlp_extractor(features)
         vf_features = self.extract_features(obs, self.vf_features_extractor)
         return self.mlp_extractor.policy_net(features), self.mlp_extractor.value_net(vf_features)
 
-    def forward(self, obs: Any, deterministic: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, obs: Any, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample actions; return (actions, values, log_probs) for rollout collection."""
         latent_pi, latent_vf = self._latents(obs)
         dist = self.action_head(latent_pi)
         actions = dist.get_actions(deterministic)
         return actions, self.value_net(latent_vf).squeeze(-1), dist.log_prob(actions)
 
-    def evaluate_actions(self, obs: Any, actions: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate_actions(self, obs: Any, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values, log-probabilities and entropy of ``actions`` under the current policy."""
         latent_pi, latent_vf = self._latents(obs)
         dist = self.action_head(latent_pi)
@@ -357,8 +358,8 @@ class ActorCriticPolicy(BasePolicy):
         return self.get_distribution(obs).get_actions(deterministic)
 
 
-def policy_variant(base: Type[BasePolicy], name: str, features_extractor_class: type, doc: str,
-                   module: str) -> Type[BasePolicy]:
+def policy_variant(base: type[BasePolicy], name: str, features_extractor_class: type, doc: str,
+                   module: str) -> type[BasePolicy]:
     """A subclass ``name`` of ``base`` whose default features extractor is ``features_extractor_class``
     (how every ``CnnPolicy`` / ``MultiInputPolicy`` is made from an algorithm's ``MlpPolicy``)."""
 

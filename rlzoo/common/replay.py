@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, ClassVar, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, ClassVar, NamedTuple, Union
 
 import numpy as np
 import torch
@@ -26,16 +26,16 @@ from gymnasium import spaces
 
 from rlzoo.fileio import atomic_path
 
-TensorDict = Dict[str, torch.Tensor]
-Obs = Union[np.ndarray, Dict[str, np.ndarray]]
+TensorDict = dict[str, torch.Tensor]
+Obs = Union[np.ndarray, dict[str, np.ndarray]]
 
 
 class ReplayBufferSamples(NamedTuple):
     """A batch of transitions as torch tensors (``dones`` = terminated, as float)."""
 
-    observations: Union[torch.Tensor, TensorDict]
+    observations: torch.Tensor | TensorDict
     actions: torch.Tensor
-    next_observations: Union[torch.Tensor, TensorDict]
+    next_observations: torch.Tensor | TensorDict
     dones: torch.Tensor
     rewards: torch.Tensor
 
@@ -43,9 +43,9 @@ class ReplayBufferSamples(NamedTuple):
 class PrioritizedReplayBufferSamples(NamedTuple):
     """A prioritized batch: also importance-sampling ``weights`` and buffer ``indices``."""
 
-    observations: Union[torch.Tensor, TensorDict]
+    observations: torch.Tensor | TensorDict
     actions: torch.Tensor
-    next_observations: Union[torch.Tensor, TensorDict]
+    next_observations: torch.Tensor | TensorDict
     dones: torch.Tensor
     rewards: torch.Tensor
     weights: torch.Tensor
@@ -89,9 +89,9 @@ class ReplayBuffer:
     """
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
-                 n_envs: int = 1, device: Union[str, torch.device] = "cpu", optimize_memory_usage: bool = False,
+                 n_envs: int = 1, device: str | torch.device = "cpu", optimize_memory_usage: bool = False,
                  frame_stack: int = 1, stack_axis: int = -1, frame_margin: float = 0.25,
-                 seed: Optional[int] = None) -> None:
+                 seed: int | None = None) -> None:
         if int(buffer_size) < 1 or int(n_envs) < 1:
             raise ValueError(f"buffer_size and n_envs must be >= 1, got {buffer_size} and {n_envs}")
         self.observation_space = observation_space
@@ -301,13 +301,13 @@ class ReplayBuffer:
                                    self._to_torch(rewards))
 
     # ------------------------------------------------------------------ persistence
-    def _meta(self) -> Dict[str, Any]:
+    def _meta(self) -> dict[str, Any]:
         return {"class": type(self).__name__, "n_envs": self.n_envs, "buffer_size": self.buffer_size,
                 "optimize_memory_usage": self.optimize_memory_usage, "frame_stack": self.frame_stack,
                 "stack_axis": self.stack_axis, "n_added": self.n_added, "pos": self.pos, "full": self.full,
                 "n_frames": getattr(self, "n_frames", 0)}
 
-    def _arrays(self) -> Dict[str, np.ndarray]:
+    def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {"actions": self.actions, "rewards": self.rewards, "dones": self.dones, "oldest": self.oldest}
         if self.optimize_memory_usage:
             arrays.update(frames=self.frames, frame_ptr=self.frame_ptr, frames_written=self.frames_written)
@@ -327,12 +327,12 @@ class ReplayBuffer:
             np.savez(tmp, __meta__=meta, **self._arrays())
         return path
 
-    _META_TYPES: ClassVar[Dict[str, type]] = {
+    _META_TYPES: ClassVar[dict[str, type]] = {
         "class": str, "n_envs": int, "buffer_size": int, "optimize_memory_usage": bool, "frame_stack": int,
         "stack_axis": int, "n_added": int, "pos": int, "full": bool, "n_frames": int}
 
     @classmethod
-    def _read_meta(cls, path: str) -> Tuple[str, Dict[str, Any]]:
+    def _read_meta(cls, path: str) -> tuple[str, dict[str, Any]]:
         """``(path, meta)`` of a saved buffer: only its ``__meta__`` array is read; keys and types checked."""
         from rlzoo.common.registry import ModelFileError
         from rlzoo.common.safe_io import MAX_JSON_BYTES, load_json, read_npz
@@ -369,7 +369,7 @@ class ReplayBuffer:
         return path, meta
 
     @staticmethod
-    def saved_config(path: str) -> Dict[str, Any]:
+    def saved_config(path: str) -> dict[str, Any]:
         """The storage options (``optimize_memory_usage``, ``frame_stack``, ``stack_axis``) of a saved buffer."""
         _, meta = ReplayBuffer._read_meta(path)
         return {k: meta[k] for k in ("optimize_memory_usage", "frame_stack", "stack_axis")}
@@ -391,7 +391,7 @@ class ReplayBuffer:
             if meta[key] != getattr(self, key):
                 raise ModelFileError(f"{path} was saved with {key}={meta[key]}, this buffer has {getattr(self, key)}")
         rows = meta["buffer_size"]
-        spec: Dict[str, Any] = {"__meta__": None}
+        spec: dict[str, Any] = {"__meta__": None}
         for key, arr in self._arrays().items():
             if key == "frames":
                 shape = (meta["n_frames"], *arr.shape[1:])
@@ -411,7 +411,7 @@ class ReplayBuffer:
             raise ModelFileError(f"{path} does not match this buffer's observation space (no {missing[0]!r})")
         self._restore(meta, arrays)
 
-    def _restore(self, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> None:
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.buffer_size = int(meta["buffer_size"])
         if self.optimize_memory_usage:
             self.n_frames = int(meta["n_frames"])
@@ -505,7 +505,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
-                 n_envs: int = 1, device: Union[str, torch.device] = "cpu", optimize_memory_usage: bool = False,
+                 n_envs: int = 1, device: str | torch.device = "cpu", optimize_memory_usage: bool = False,
                  alpha: float = 0.6, beta: float = 0.4, eps: float = 1e-6, **kwargs: Any) -> None:
         if alpha < 0 or not 0 <= beta <= 1 or eps < 0:
             raise ValueError(f"prioritized replay needs alpha >= 0, 0 <= beta <= 1, eps >= 0 "
@@ -536,7 +536,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.sum_tree.update(indices, scaled)
         self.min_tree.update(indices, np.where(scaled > 0, scaled, np.inf))
 
-    def sample(self, batch_size: int, env: Any = None, beta: Optional[float] = None) -> PrioritizedReplayBufferSamples:
+    def sample(self, batch_size: int, env: Any = None, beta: float | None = None) -> PrioritizedReplayBufferSamples:
         """A batch drawn proportionally to priority, with IS weights and flat ``indices``."""
         total = self.sum_tree.root
         if total <= 0:
@@ -562,7 +562,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return PrioritizedReplayBufferSamples(*batch, torch.from_numpy(weights.astype(np.float32)).to(self.device),
                                               indices)
 
-    def update_priorities(self, indices: np.ndarray, priorities: Union[np.ndarray, torch.Tensor]) -> None:
+    def update_priorities(self, indices: np.ndarray, priorities: np.ndarray | torch.Tensor) -> None:
         """Set the priorities of sampled transitions, e.g. to ``|TD error|`` (``eps`` and ``alpha`` applied here)."""
         if isinstance(priorities, torch.Tensor):
             priorities = priorities.detach().cpu().numpy()
@@ -578,14 +578,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self.max_priority = max(self.max_priority, float(scaled.max()))
 
     # ------------------------------------------------------------------ persistence
-    def _meta(self) -> Dict[str, Any]:
+    def _meta(self) -> dict[str, Any]:
         return {**super()._meta(), "alpha": self.alpha, "beta": self.beta, "eps": self.eps,
                 "max_priority": self.max_priority}
 
-    def _arrays(self) -> Dict[str, np.ndarray]:
+    def _arrays(self) -> dict[str, np.ndarray]:
         return {**super()._arrays(), "priorities": self.sum_tree.leaves}
 
-    def _restore(self, meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> None:
+    def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._restore(meta, arrays)
         priorities = arrays["priorities"]
         capacity = self.buffer_size * self.n_envs

@@ -1,7 +1,8 @@
 """The on-policy rollout buffer and Generalized Advantage Estimation (shared by A2C, PPO, TRPO, ACKTR)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ from gymnasium import spaces
 class RolloutBatch(NamedTuple):
     """A (mini)batch of flattened rollout data."""
 
-    observations: Union[torch.Tensor, Dict[str, torch.Tensor]]
+    observations: torch.Tensor | dict[str, torch.Tensor]
     actions: torch.Tensor
     old_values: torch.Tensor
     old_log_prob: torch.Tensor
@@ -122,8 +123,8 @@ class RolloutBuffer:
         return RolloutBatch(obs, flat(self.actions), flat(self.values), flat(self.log_probs),
                             flat(self.advantages), flat(self.returns))
 
-    def get(self, batch_size: Optional[int] = None,
-            generator: Optional[torch.Generator] = None) -> Iterator[RolloutBatch]:
+    def get(self, batch_size: int | None = None,
+            generator: torch.Generator | None = None) -> Iterator[RolloutBatch]:
         """Yield shuffled minibatches of ``batch_size`` (the whole rollout, unshuffled, if None)."""
         data = self._flat()
         total = self.n_steps * self.n_envs

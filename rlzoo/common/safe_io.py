@@ -11,7 +11,8 @@ import json
 import os
 import warnings
 import zipfile
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -19,7 +19,8 @@ import json
 import os
 import zipfile
 from collections.abc import Mapping
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ _ARRAY_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "
 
 
 # --------------------------------------------------------------------------- spaces
-def space_to_json(space: spaces.Space) -> Dict[str, Any]:
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
     """Describe a gymnasium space as JSON."""
     if isinstance(space, spaces.Box):
         return {"type": "Box", "low": space.low.tolist(), "high": space.high.tolist(),
@@ -64,7 +65,7 @@ def _int(value: Any, where: str, lo: int, hi: int) -> int:
     return value
 
 
-def _shape(value: Any, where: str) -> Tuple[int, ...]:
+def _shape(value: Any, where: str) -> tuple[int, ...]:
     if not isinstance(value, list) or len(value) > 8:
         raise ModelFileError(f"model file: {where} is not a shape, got {short(value)}")
     shape = tuple(_int(d, where, 0, MAX_SPACE_ELEMENTS) for d in value)
@@ -73,7 +74,7 @@ def _shape(value: Any, where: str) -> Tuple[int, ...]:
     return shape
 
 
-def _bounds(value: Any, shape: Tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
+def _bounds(value: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return np.full(shape, value, dtype=dtype)
     try:
@@ -172,7 +173,7 @@ _TAGS = {"__ndarray__": {"__ndarray__", "dtype"}, "__space__": {"__space__"}, "_
          "__object__": {"__object__", "config"}, "__unsaved__": {"__unsaved__"}}
 
 
-def from_json(value: Any, custom_objects: Dict[str, Any], _depth: int = 0) -> Any:
+def from_json(value: Any, custom_objects: dict[str, Any], _depth: int = 0) -> Any:
     """Decode :func:`to_json` output; only registered tags (or ``custom_objects``) are rebuilt."""
     if _depth > safe_io.MAX_JSON_DEPTH:
         raise ModelFileError("model file: a value is nested too deeply")
@@ -213,9 +214,9 @@ def from_json(value: Any, custom_objects: Dict[str, Any], _depth: int = 0) -> An
 
 
 # --------------------------------------------------------------------------- state dicts
-def _flatten_state(state: Dict[str, Any]) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+def _flatten_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split a (possibly nested) state dict into tensors and a JSON remainder."""
-    tensors: Dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = {}
 
     def walk(obj: Any, prefix: str) -> Any:
         if isinstance(obj, torch.Tensor):
@@ -230,7 +231,7 @@ def _flatten_state(state: Dict[str, Any]) -> Tuple[Dict[str, torch.Tensor], Dict
     return tensors, walk(state, "s")
 
 
-def _unflatten_state(structure: Any, tensors: Dict[str, torch.Tensor], _depth: int = 0) -> Any:
+def _unflatten_state(structure: Any, tensors: dict[str, torch.Tensor], _depth: int = 0) -> Any:
     """Inverse of :func:`_flatten_state`: plain data (numbers, strings, lists), ``__tensor__`` references
     and ``__dict__`` pair lists only; every other object is refused."""
     if _depth > safe_io.MAX_JSON_DEPTH:
@@ -258,14 +259,14 @@ def _unflatten_state(structure: Any, tensors: Dict[str, torch.Tensor], _depth: i
     raise ModelFileError(f"model file: unexpected state value {short(structure)}")
 
 
-def state_to_files(name: str, state: Dict[str, Any]) -> Dict[str, bytes]:
+def state_to_files(name: str, state: dict[str, Any]) -> dict[str, bytes]:
     """Encode one state dict as ``<name>.safetensors`` (+ ``<name>.json`` for non-tensor parts)."""
     tensors, structure = _flatten_state(state)
     return {f"{name}.safetensors": st_save(tensors),
             f"{name}.json": json.dumps(structure).encode()}
 
 
-def check_tensors(name: str, header: Dict[str, Any], expected: Dict[str, torch.Tensor]) -> None:
+def check_tensors(name: str, header: dict[str, Any], expected: dict[str, torch.Tensor]) -> None:
     """The tensors a ``<name>.safetensors`` header declares must be exactly ``expected`` (shapes, dtypes)."""
     declared = {k: v for k, v in header.items() if k != "__metadata__"}
     want = {f"s.{k}": v for k, v in expected.items() if isinstance(v, torch.Tensor)}
@@ -284,7 +285,7 @@ _ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfl
               "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
 
-def state_from_files(name: str, files: Mapping, expected: Dict[str, torch.Tensor] | None = None) -> Dict[str, Any]:
+def state_from_files(name: str, files: Mapping, expected: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """Inverse of :func:`state_to_files`; with ``expected`` (a module's state dict, e.g. on the meta
     device) the declared tensors must match it before anything is allocated."""
     try:
@@ -309,7 +310,7 @@ def zip_path(path: str) -> str:
     return path if path.endswith(".zip") else path + ".zip"
 
 
-def write_model_zip(path: str, metadata: Dict[str, Any], files: Dict[str, bytes]) -> str:
+def write_model_zip(path: str, metadata: dict[str, Any], files: dict[str, bytes]) -> str:
     """Write metadata and member files into ``path`` (.zip added) atomically; return the path."""
     path = zip_path(path)
     buf = io.BytesIO()
@@ -324,7 +325,7 @@ def write_model_zip(path: str, metadata: Dict[str, Any], files: Dict[str, bytes]
 class ModelMembers(Mapping):
     """The members of a model zip, each read on first access with a bounded read (sizes checked at open)."""
 
-    def __init__(self, path: str, infos: Dict[str, zipfile.ZipInfo]) -> None:
+    def __init__(self, path: str, infos: dict[str, zipfile.ZipInfo]) -> None:
         self.path, self._infos, self._cache = path, infos, {}
 
     def __getitem__(self, name: str) -> bytes:
@@ -342,7 +343,7 @@ class ModelMembers(Mapping):
         return sum(1 for _ in self)
 
 
-def read_model_zip(path: str) -> Tuple[Dict[str, Any], ModelMembers]:
+def read_model_zip(path: str) -> tuple[dict[str, Any], ModelMembers]:
     """Check a model zip's listing and read its metadata; members are read lazily, when asked for.
 
     Raises :class:`ModelFileError` with a one-line reason on failure.

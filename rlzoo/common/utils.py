@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any, Callable, Union
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ def set_global_seeds(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def get_device(device: Union[str, torch.device] = "auto") -> torch.device:
+def get_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``"auto"`` to CUDA when available, else CPU; reject unknown devices with a clear error."""
     if isinstance(device, torch.device):
         return device
@@ -51,7 +52,7 @@ class ConstantSchedule:
         return {"value": self.value}
 
     @classmethod
-    def from_config(cls, config: dict) -> "ConstantSchedule":
+    def from_config(cls, config: dict) -> ConstantSchedule:
         """Rebuild from :meth:`to_config` output."""
         return cls(config["value"])
 
@@ -76,7 +77,7 @@ class LinearSchedule:
         return {"initial_value": self.initial_value, "final_value": self.final_value}
 
     @classmethod
-    def from_config(cls, config: dict) -> "LinearSchedule":
+    def from_config(cls, config: dict) -> LinearSchedule:
         """Rebuild from :meth:`to_config` output."""
         return cls(config["initial_value"], config.get("final_value", 0.0))
 
@@ -89,7 +90,7 @@ def linear_schedule(initial_value: float, final_value: float = 0.0) -> LinearSch
     return LinearSchedule(initial_value, final_value)
 
 
-def get_schedule_fn(value: Union[float, Schedule]) -> Schedule:
+def get_schedule_fn(value: float | Schedule) -> Schedule:
     """Turn a constant into a :class:`ConstantSchedule`; keep callables as they are."""
     if callable(value):
         return value

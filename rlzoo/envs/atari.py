@@ -9,7 +9,7 @@ of the last two frames, 84x84 grayscale) + episodic life + fire reset + reward c
 from __future__ import annotations
 
 import os
-from typing import Any, SupportsFloat
+from typing import Any, Protocol, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +19,23 @@ from gymnasium.wrappers import AtariPreprocessing
 from rlzoo.envs.make import get_env_spec, make_vec_env, register_ale
 
 __all__ = ["AtariWrapper", "ClipRewardEnv", "EpisodicLifeEnv", "FireResetEnv", "is_atari_env_id", "make_atari_env"]
+
+
+class _ALEInterface(Protocol):
+    def lives(self) -> int: ...
+
+
+class _ALEEnv(Protocol):
+    """The unwrapped ale_py ``AtariEnv`` (ale_py ships no type information)."""
+
+    ale: _ALEInterface
+
+    def get_action_meanings(self) -> list[str]: ...
+
+
+def _ale_env(env: gym.Env) -> _ALEEnv:
+    """The raw Atari environment under ``env``'s wrappers."""
+    return cast(_ALEEnv, env.unwrapped)
 
 
 class EpisodicLifeEnv(gym.Wrapper):
@@ -34,7 +51,7 @@ class EpisodicLifeEnv(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.game_over = terminated or truncated
-        lives = self.env.unwrapped.ale.lives()
+        lives = _ale_env(self.env).ale.lives()
         if 0 < lives < self.lives:
             terminated = True
         self.lives = lives
@@ -47,7 +64,7 @@ class EpisodicLifeEnv(gym.Wrapper):
             obs, _, terminated, truncated, info = self.env.step(0)
             if terminated or truncated:
                 obs, info = self.env.reset(**kwargs)
-        self.lives = self.env.unwrapped.ale.lives()
+        self.lives = _ale_env(self.env).ale.lives()
         return obs, info
 
 
@@ -56,7 +73,7 @@ class FireResetEnv(gym.Wrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        meanings = env.unwrapped.get_action_meanings()
+        meanings = _ale_env(env).get_action_meanings()
         if len(meanings) < 3 or meanings[1] != "FIRE":
             raise ValueError(f"FireResetEnv needs a game whose action 1 is FIRE, got actions {meanings}")
 
@@ -73,11 +90,11 @@ class ClipRewardEnv(gym.RewardWrapper):
     """Clips the reward to {-1, 0, +1} by its sign."""
 
     def reward(self, reward: SupportsFloat) -> float:
-        return float(np.sign(reward))
+        return float(np.sign(float(reward)))
 
 
 def _has_fire(env: gym.Env) -> bool:
-    meanings = env.unwrapped.get_action_meanings()
+    meanings = _ale_env(env).get_action_meanings()
     return len(meanings) >= 3 and meanings[1] == "FIRE"
 
 

@@ -42,11 +42,14 @@ class _Stacker:
         return arr[tuple(index)]
 
     def reset(self, obs: np.ndarray) -> np.ndarray:
+        """Restart every stack from zeros plus ``obs`` as the newest frame."""
         self.buffer[...] = 0
         self._last(self.buffer)[...] = obs
         return self.buffer.copy()
 
-    def step(self, obs: np.ndarray, done_idx: np.ndarray, finals: np.ndarray | None, key: str | None) -> np.ndarray:
+    def step(self, obs: np.ndarray, done_idx: np.ndarray, finals: np.ndarray | None,
+             key: str | None) -> np.ndarray:
+        """Push ``obs``, restart finished stacks and write stacked final obs into ``finals``."""
         c, buf = self.channels, self.buffer
         # shift everything one frame towards the front (numpy handles the overlap), newest at the end
         if self.channels_first:
@@ -56,6 +59,7 @@ class _Stacker:
             buf[..., :-c] = buf[..., c:]
             buf[..., -c:] = obs
         for i in done_idx:
+            assert finals is not None  # done_idx is only non-empty when the step reported final obs
             # the finished episode's stack ends with its final obs; the new one starts from zeros
             stacked_final = buf[i].copy()
             self._last(stacked_final)[...] = finals[i] if key is None else finals[i][key]
@@ -82,25 +86,28 @@ class VecFrameStack(VecEnvWrapper):
         first axis is the smallest); for Dict observations also a dict ``{key: order}``
     """
 
-    def __init__(self, venv: VectorEnv, n_stack: int, channels_order: str | dict[str, str | None] | None = None) -> None:
+    def __init__(self, venv: VectorEnv, n_stack: int,
+                 channels_order: str | dict[str, str | None] | None = None) -> None:
         super().__init__(venv)
         if n_stack < 1:
             raise ValueError(f"n_stack must be >= 1, got {n_stack}")
         self.n_stack = n_stack
         space, n = venv.single_observation_space, venv.num_envs
+        single: spaces.Space[Any]
         if isinstance(space, spaces.Box):
             if isinstance(channels_order, dict):
                 raise ValueError("channels_order as a dict only applies to Dict observation spaces")
             self.stackers: dict[str | None, _Stacker] = {None: _Stacker(space, n, n_stack, channels_order)}
             single = self.stackers[None].space
         elif isinstance(space, spaces.Dict):
-            self.stackers = {}
+            by_key: dict[str, _Stacker] = {}
             for key, sub in space.spaces.items():
                 if not isinstance(sub, spaces.Box):
                     raise ValueError(f"VecFrameStack: observation {key!r} is {sub}, only Box entries can be stacked")
                 order = channels_order.get(key) if isinstance(channels_order, dict) else channels_order
-                self.stackers[key] = _Stacker(sub, n, n_stack, order)
-            single = spaces.Dict({k: s.space for k, s in self.stackers.items()})
+                by_key[key] = _Stacker(sub, n, n_stack, order)
+            self.stackers = {k: s for k, s in by_key.items()}
+            single = spaces.Dict({k: s.space for k, s in by_key.items()})
         else:
             raise ValueError(f"VecFrameStack needs a Box or Dict observation space, got {space}")
         self.single_observation_space = single
@@ -109,7 +116,8 @@ class VecFrameStack(VecEnvWrapper):
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Reset all envs and start every stack from zeros plus the first observation."""
-        obs, infos = self.env.reset(seed=seed, options=options)
+        # gymnasium types ``seed`` as int | None, but its vector envs also accept one seed per env
+        obs, infos = self.env.reset(seed=seed, options=options)  # type: ignore[arg-type]
         if None in self.stackers:
             return self.stackers[None].reset(obs), infos
         return {k: s.reset(obs[k]) for k, s in self.stackers.items()}, infos
@@ -118,10 +126,11 @@ class VecFrameStack(VecEnvWrapper):
         """Step and return the stacked observations."""
         obs, rewards, terminated, truncated, infos = self.env.step(actions)
         finals = infos.get("final_obs")
-        done_idx = np.flatnonzero(infos["_final_obs"]) if finals is not None else ()
+        done_idx = np.flatnonzero(infos["_final_obs"]) if finals is not None else np.empty(0, dtype=np.intp)
         if None in self.stackers:
             return self.stackers[None].step(obs, done_idx, finals, None), rewards, terminated, truncated, infos
         for i in done_idx:  # fresh dicts: do not mutate the sub-environment's own final obs
+            assert finals is not None
             finals[i] = dict(finals[i])
         stacked = {k: s.step(obs[k], done_idx, finals, k) for k, s in self.stackers.items()}
         return stacked, rewards, terminated, truncated, infos

@@ -76,7 +76,8 @@ def get_env_spec(env_id: str) -> EnvSpec:
         raise UnknownEnvError(f"unknown environment {env_id!r}: {msg}") from None
 
 
-def _resolve_vec_env_cls(vec_env_cls: type[VectorEnv] | str | None) -> type[VectorEnv] | str:
+def _resolve_vec_env_cls(vec_env_cls: type[VectorEnv] | str | None) -> Callable[..., VectorEnv] | str:
+    """The vector env class to build (called with the env functions), or a native kind name."""
     if vec_env_cls is None:
         return "auto"
     if isinstance(vec_env_cls, str):
@@ -115,6 +116,7 @@ def _make_native(kind: str, env_id: Any, n_envs: int, seed: int | None, start_in
             raise ValueError(f"no native vector env for {env_id!r} with these arguments (rlzoo has one for "
                              "CartPole; Atari: make_atari_env; no wrapper_class/vec_env_kwargs/info_keywords)")
         return None
+    assert spec is not None  # a native class is only found for a registered id
     kwargs = dict(env_kwargs)
     if cls is native.CartPoleNativeVecEnv and spec.max_episode_steps is not None:
         kwargs.setdefault("max_episode_steps", spec.max_episode_steps)
@@ -157,7 +159,7 @@ def make_vec_env(
     env_kwargs = dict(env_kwargs or {})
     monitor_kwargs = dict(monitor_kwargs or {})
     wrapper_kwargs = dict(wrapper_kwargs or {})
-    vec_cls = _resolve_vec_env_cls(vec_env_cls)
+    vec_cls: Callable[..., VectorEnv] | str = _resolve_vec_env_cls(vec_env_cls)
     if isinstance(env_id, str):
         get_env_spec(env_id)  # fail early, in this process, with a one-line message
     elif isinstance(env_id, gym.Env):

@@ -115,7 +115,7 @@ class Monitor(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Step the environment and record the episode when it ends."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._ep_return += reward
+        self._ep_return += float(reward)
         self._ep_len += 1
         if terminated or truncated:
             self._end_episode(info)

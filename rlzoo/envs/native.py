@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -31,7 +31,8 @@ from gymnasium.vector.utils import batch_space
 
 from rlzoo.envs.monitor import MonitorFile
 
-__all__ = ["AtariNativeVecEnv", "CartPoleNativeVecEnv", "EnvPoolVecEnv", "NativeEpisodeMonitor", "envpool_has", "native_env_for"]
+__all__ = ["AtariNativeVecEnv", "CartPoleNativeVecEnv", "EnvPoolVecEnv", "NativeEpisodeMonitor", "envpool_has",
+           "native_env_for"]
 
 
 class NativeEpisodeMonitor:
@@ -78,14 +79,14 @@ class NativeEpisodeMonitor:
         info layout, as ``DummyVecEnv`` reports its Monitors' records), then zero their counters."""
         t = round(time.time() - self.t_start, 6)
         r = np.where(done, np.round(self.returns, 6), 0.0)
-        l = np.where(done, self.lengths, 0)
+        lengths = np.where(done, self.lengths, 0)
         times = np.where(done, t, 0.0)
         if self.files is not None:
             for i in np.flatnonzero(done):
-                self.files[i].write((float(r[i]), int(l[i]), t))
+                self.files[i].write((float(r[i]), int(lengths[i]), t))
         self.reset(done)
         mask = done.copy()
-        return {"episode": {"r": r, "l": l, "t": times, "_r": mask, "_l": mask, "_t": mask}, "_episode": mask}
+        return {"episode": {"r": r, "l": lengths, "t": times, "_r": mask, "_l": mask, "_t": mask}, "_episode": mask}
 
     def close(self) -> None:
         """Close the monitor files."""
@@ -122,7 +123,7 @@ class CartPoleNativeVecEnv(VectorEnv):
     :param env_kwargs: ``sutton_barto_reward``, ``render_mode`` (``"rgb_array"``)
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50,
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 50,
                                           "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int, max_episode_steps: int = 500, spec: EnvSpec | None = None,
@@ -234,7 +235,7 @@ class AtariNativeVecEnv(VectorEnv):
     :param spec: the registry entry; ``monitor_dir``/``start_index``/``monitor_kwargs``: as in make_vec_env
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, game: str, num_envs: int, noop_max: int = 30, frame_skip: int = 4, screen_size: int = 84,
                  terminal_on_life_loss: bool = True, clip_reward: bool = True, num_threads: int = 0,
@@ -268,9 +269,8 @@ class AtariNativeVecEnv(VectorEnv):
     def reset(self, *, seed: int | list[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every game; an int seed ``s`` seeds sub-env ``i`` with ``s + i``."""
-        if seed is not None and not isinstance(seed, int):
-            seed = np.asarray(seed, dtype=np.int64)
-        obs, info = self.ale_env.reset(seed=seed, options=options)
+        ale_seed = np.asarray(seed, dtype=np.int64) if seed is not None and not isinstance(seed, int) else seed
+        obs, info = self.ale_env.reset(seed=ale_seed, options=options)
         self._lives = np.asarray(info["lives"], dtype=np.int64).copy()
         self.monitor.reset()
         return self._frames(obs), {}
@@ -314,7 +314,7 @@ class EnvPoolVecEnv(VectorEnv):
     :param spec: the registry entry; ``monitor_dir``/``start_index``/``monitor_kwargs``: as in make_vec_env
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, task_id: str, num_envs: int, seed: int | None = None, spec: EnvSpec | None = None,
                  monitor_dir: str | os.PathLike | None = None, start_index: int = 0,
@@ -328,8 +328,9 @@ class EnvPoolVecEnv(VectorEnv):
         self.spec = spec
         obs_space, act_space = self.pool.observation_space, self.pool.action_space
         if isinstance(obs_space, spaces.Box):  # EnvPool reports float64 bounds for float32 observations
-            obs_space = spaces.Box(obs_space.low.astype(np.float32), obs_space.high.astype(np.float32), dtype=np.float32) \
-                if obs_space.dtype == np.float64 else obs_space
+            if obs_space.dtype == np.float64:
+                obs_space = spaces.Box(obs_space.low.astype(np.float32), obs_space.high.astype(np.float32),
+                                       dtype=np.float32)
         self.single_observation_space, self.single_action_space = obs_space, act_space
         self.observation_space = batch_space(obs_space, num_envs)
         self.action_space = batch_space(act_space, num_envs)
@@ -369,7 +370,7 @@ class EnvPoolVecEnv(VectorEnv):
 _CARTPOLE_KWARGS = {"sutton_barto_reward", "render_mode"}
 
 
-def native_env_for(spec: EnvSpec, env_kwargs: dict[str, Any]) -> type[VectorEnv] | None:
+def native_env_for(spec: EnvSpec, env_kwargs: dict[str, Any]) -> type[CartPoleNativeVecEnv] | None:
     """The rlzoo native vector env class for registry entry ``spec`` with ``env_kwargs``, or None.
 
     Only entries whose Python env is Gymnasium's ``CartPoleEnv`` (``CartPole-v0/v1``) have one for

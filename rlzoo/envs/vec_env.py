@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import gymnasium as gym
 import numpy as np
@@ -100,6 +100,17 @@ class SubprocVecEnv(AsyncVectorEnv):
         super().__init__(env_fns, context=start_method, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
 
 
+class SupportsEnvCalls(Protocol):
+    """A vector env that forwards calls and attribute access to its sub-environments
+    (gymnasium's Sync/AsyncVectorEnv and rlzoo's wrappers; not declared on ``VectorEnv`` itself)."""
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]: ...
+
+    def get_attr(self, name: str) -> tuple[Any, ...]: ...
+
+    def set_attr(self, name: str, values: Any) -> None: ...
+
+
 class VecEnvWrapper(VectorWrapper):
     """Base class of rlzoo's vector wrappers: a :class:`gymnasium.vector.VectorWrapper` that also
     forwards ``call``/``get_attr``/``set_attr`` and exposes the wrapped env as ``.venv``."""
@@ -109,17 +120,21 @@ class VecEnvWrapper(VectorWrapper):
         """The wrapped vector environment (alias of ``.env``)."""
         return self.env
 
+    def _inner_calls(self) -> SupportsEnvCalls:
+        # every vector env rlzoo wraps (Sync/Async, native, wrappers) has call/get_attr/set_attr
+        return cast(SupportsEnvCalls, self.env)
+
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Call method ``name`` of every sub-environment."""
-        return self.env.call(name, *args, **kwargs)
+        return self._inner_calls().call(name, *args, **kwargs)
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         """Attribute ``name`` of every sub-environment."""
-        return self.env.get_attr(name)
+        return self._inner_calls().get_attr(name)
 
     def set_attr(self, name: str, values: Any) -> None:
         """Set attribute ``name`` of the sub-environments (one value, or one per env)."""
-        return self.env.set_attr(name, values)
+        return self._inner_calls().set_attr(name, values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +162,8 @@ def episode_stats(infos: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def final_observations(infos: dict[str, Any], indices: np.ndarray | Sequence[int]) -> np.ndarray | dict[str, np.ndarray]:
+def final_observations(infos: dict[str, Any],
+                       indices: np.ndarray | Sequence[int]) -> np.ndarray | dict[str, np.ndarray]:
     """Stack the final observations of sub-environments ``indices`` (int indices or a bool mask).
 
     These envs must have finished in this step. Returns an array ``(len(indices), *obs_shape)``, or a

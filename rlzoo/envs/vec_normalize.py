@@ -30,6 +30,12 @@ _FORMAT_VERSION = 1
 _BOX_KEY = ""  # key of the statistics of a (non-Dict) Box observation
 
 
+def _as_box(space: spaces.Space[Any]) -> spaces.Box:
+    """``space``, known to be a Box (the keys to normalize were checked by ``_check_keys``)."""
+    assert isinstance(space, spaces.Box)
+    return space
+
+
 class RunningMeanStd(_GymRunningMeanStd):
     """Running mean, variance and count of a stream of batches (float64).
 
@@ -96,10 +102,11 @@ class VecNormalize(VecEnvWrapper):
         self.norm_obs_keys = self._check_keys(norm_obs_keys) if norm_obs else []
         self.obs_rms: RunningMeanStd | dict[str, RunningMeanStd] | None = None
         if norm_obs:
-            if self._is_dict:
-                self.obs_rms = {k: RunningMeanStd(shape=self._raw_single_space[k].shape) for k in self.norm_obs_keys}
+            raw = self._raw_single_space
+            if isinstance(raw, spaces.Dict):
+                self.obs_rms = {k: RunningMeanStd(shape=_as_box(raw[k]).shape) for k in self.norm_obs_keys}
             else:
-                self.obs_rms = RunningMeanStd(shape=self._raw_single_space.shape)
+                self.obs_rms = RunningMeanStd(shape=_as_box(raw).shape)
             self._set_spaces()
         self.ret_rms = RunningMeanStd(shape=())
         self.returns = np.zeros(self.num_envs, dtype=np.float64)
@@ -109,7 +116,7 @@ class VecNormalize(VecEnvWrapper):
     # ---------------------------------------------------------------- setup
     def _check_keys(self, keys: list[str] | None) -> list[str]:
         space = self._raw_single_space
-        if not self._is_dict:
+        if not isinstance(space, spaces.Dict):
             if keys is not None:
                 raise ValueError("norm_obs_keys only applies to Dict observation spaces")
             if not isinstance(space, spaces.Box):
@@ -125,16 +132,19 @@ class VecNormalize(VecEnvWrapper):
                 raise ValueError(f"norm_obs_keys: observation {k!r} is {space[k]}, only Box entries can be normalized")
         return keys
 
-    def _normalized_box(self, box: spaces.Box) -> spaces.Box:
+    def _normalized_box(self, box: spaces.Space[Any]) -> spaces.Box:
         return spaces.Box(-self.clip_obs, self.clip_obs, shape=box.shape, dtype=np.float32)
 
     def _set_spaces(self) -> None:
-        single = self._raw_single_space
-        if self._is_dict:
+        single, batch = self._raw_single_space, self.env.observation_space
+        new_single: spaces.Space[Any]
+        new_batch: spaces.Space[Any]
+        if isinstance(single, spaces.Dict):
+            assert isinstance(batch, spaces.Dict)  # the batch of a Dict space is a Dict
             new_single = spaces.Dict({k: self._normalized_box(s) if k in self.norm_obs_keys else s
                                       for k, s in single.spaces.items()})
             new_batch = spaces.Dict({k: self._normalized_box(s) if k in self.norm_obs_keys else s
-                                     for k, s in self.env.observation_space.spaces.items()})
+                                     for k, s in batch.spaces.items()})
         else:
             new_single = self._normalized_box(single)
             new_batch = self._normalized_box(self.env.observation_space)
@@ -154,6 +164,16 @@ class VecNormalize(VecEnvWrapper):
         self.old_rewards = np.zeros(self.num_envs, dtype=np.float64)
 
     # ---------------------------------------------------------------- normalization
+    def _key_rms(self) -> dict[str, RunningMeanStd]:
+        """The per-key statistics of a Dict observation space (``norm_obs`` only)."""
+        assert isinstance(self.obs_rms, dict)
+        return self.obs_rms
+
+    def _box_rms(self) -> RunningMeanStd:
+        """The statistics of a Box observation space (``norm_obs`` only)."""
+        assert self.obs_rms is not None and not isinstance(self.obs_rms, dict)
+        return self.obs_rms
+
     def _norm(self, x: np.ndarray, rms: RunningMeanStd) -> np.ndarray:
         out = x - rms.mean
         out /= np.sqrt(rms.var + self.epsilon)
@@ -170,10 +190,11 @@ class VecNormalize(VecEnvWrapper):
             return obs
         if self._is_dict:
             out = dict(obs)
+            key_rms = self._key_rms()
             for k in self.norm_obs_keys:
-                out[k] = self._norm(obs[k], self.obs_rms[k])
+                out[k] = self._norm(obs[k], key_rms[k])
             return out
-        return self._norm(obs, self.obs_rms)
+        return self._norm(obs, self._box_rms())
 
     def unnormalize_obs(self, obs: Any) -> Any:
         """Inverse of :meth:`normalize_obs` (up to clipping)."""
@@ -181,10 +202,11 @@ class VecNormalize(VecEnvWrapper):
             return obs
         if self._is_dict:
             out = dict(obs)
+            key_rms = self._key_rms()
             for k in self.norm_obs_keys:
-                out[k] = self._unnorm(obs[k], self.obs_rms[k])
+                out[k] = self._unnorm(obs[k], key_rms[k])
             return out
-        return self._unnorm(obs, self.obs_rms)
+        return self._unnorm(obs, self._box_rms())
 
     def normalize_reward(self, reward: np.ndarray) -> np.ndarray:
         """Scale rewards by the running std of the discounted return (then clip)."""
@@ -209,10 +231,11 @@ class VecNormalize(VecEnvWrapper):
 
     def _update_obs_rms(self, obs: Any) -> None:
         if self._is_dict:
+            key_rms = self._key_rms()
             for k in self.norm_obs_keys:
-                self.obs_rms[k].update(obs[k])
+                key_rms[k].update(obs[k])
         else:
-            self.obs_rms.update(obs)
+            self._box_rms().update(obs)
 
     def _normalize_final_obs(self, infos: dict[str, Any]) -> None:
         finals = infos["final_obs"]
@@ -221,11 +244,11 @@ class VecNormalize(VecEnvWrapper):
             for i in idx:
                 finals[i] = {k: v for k, v in finals[i].items()}
             for k in self.norm_obs_keys:
-                normed = self._norm(np.stack([finals[i][k] for i in idx]), self.obs_rms[k])
+                normed = self._norm(np.stack([finals[i][k] for i in idx]), self._key_rms()[k])
                 for j, i in enumerate(idx):
                     finals[i][k] = normed[j]
         else:
-            normed = self._norm(np.stack(finals[idx]), self.obs_rms)
+            normed = self._norm(np.stack(finals[idx]), self._box_rms())
             for j, i in enumerate(idx):
                 finals[i] = normed[j]
 
@@ -233,7 +256,8 @@ class VecNormalize(VecEnvWrapper):
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Reset all envs and the running returns; returns normalized observations."""
-        obs, infos = self.env.reset(seed=seed, options=options)
+        # gymnasium types ``seed`` as int | None, but its vector envs also accept one seed per env
+        obs, infos = self.env.reset(seed=seed, options=options)  # type: ignore[arg-type]
         self.old_obs = obs
         self.returns[:] = 0.0
         if self.norm_obs and self.training:
@@ -276,7 +300,7 @@ class VecNormalize(VecEnvWrapper):
     def _stats_items(self) -> dict[str, RunningMeanStd]:
         items = {"ret_rms": self.ret_rms}
         if self.obs_rms is not None:
-            rms = self.obs_rms if self._is_dict else {_BOX_KEY: self.obs_rms}
+            rms = self.obs_rms if isinstance(self.obs_rms, dict) else {_BOX_KEY: self.obs_rms}
             items.update({f"obs_rms/{k}": v for k, v in rms.items()})
         return items
 
@@ -391,7 +415,7 @@ def _check_counts(text: Any) -> dict[str, float]:
     counts = load_json(text, "counts")
     if not isinstance(counts, dict):
         raise ValueError("the counts are not a mapping")
-    out = {}
+    out: dict[str, float] = {}
     for key, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e300:
             raise ValueError(f"count of {key[:40]!r} is not a non-negative number")

@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
@@ -28,14 +28,14 @@ class RunResult:
     path: Path
     algo: str
     env: str
-    seed: Optional[int]
+    seed: int | None
     timesteps: int
-    wall_time_s: Optional[float]
+    wall_time_s: float | None
     final_reward: float
     from_eval: bool
 
 
-def final_reward(run_dir: Path) -> Optional[tuple[float, bool]]:
+def final_reward(run_dir: Path) -> tuple[float, bool] | None:
     """``(reward, from_eval)``: the last evaluation's mean reward, else the last training episodes' mean."""
     path = run_dir / "evaluations.csv"
     if path.is_file():
@@ -96,7 +96,7 @@ def _steps(n: float) -> str:
     return str(int(round(n)))
 
 
-def _duration(seconds: Optional[float]) -> str:
+def _duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "-"
     minutes, s = divmod(int(round(seconds)), 60)
@@ -144,8 +144,8 @@ def _iqm_cell(rewards: Any, iqm: Any, bootstrap: Any) -> str:
     return f"{point:.1f} [{low:.1f}, {high:.1f}]"
 
 
-def benchmark(log_folders: list[str], algos: Optional[list[str]] = None, envs: Optional[list[str]] = None,
-              output: Optional[Path] = None, all_runs: bool = False, iqm: bool = False) -> str:
+def benchmark(log_folders: list[str], algos: list[str] | None = None, envs: list[str] | None = None,
+              output: Path | None = None, all_runs: bool = False, iqm: bool = False) -> str:
     """Build the table (and write it to ``output``); returns the Markdown text."""
     results = collect(log_folders, algos or [], envs or [], all_runs)
     if not results:
@@ -164,10 +164,10 @@ def register(app: Any) -> None:
 
     @app.command("benchmark")
     def benchmark_command(
-        log_folder: List[str] = typer.Option(["logs"], "-f", "--log-folder", help="Log folder(s) to scan."),
-        algo: Optional[List[str]] = typer.Option(None, "--algo", help="Algorithms to include (default: all)."),
-        env: Optional[List[str]] = typer.Option(None, "--env", help="Env ids to include (default: all)."),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the table to this file."),
+        log_folder: list[str] = typer.Option(["logs"], "-f", "--log-folder", help="Log folder(s) to scan."),
+        algo: list[str] | None = typer.Option(None, "--algo", help="Algorithms to include (default: all)."),
+        env: list[str] | None = typer.Option(None, "--env", help="Env ids to include (default: all)."),
+        output: Path | None = typer.Option(None, "-o", "--output", help="Also write the table to this file."),
         all_runs: bool = typer.Option(False, "--all-runs", help="Include unfinished (interrupted, failed) runs."),
         iqm: bool = typer.Option(False, "--iqm", help="Add the IQM of the seeds with its 95% bootstrap CI."),
     ) -> None:

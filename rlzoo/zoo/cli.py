@@ -18,7 +18,8 @@ import sys
 import zipfile
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import typer
 from typer.core import TyperGroup
@@ -78,8 +79,8 @@ class ZooGroup(TyperGroup):
                     i += 1
         return out
 
-    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
-             complete_var: Optional[str] = None, standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         """Run the command line; every error becomes one ``error:`` line and an exit code."""
         args = self._expand_multi(list(sys.argv[1:] if args is None else args))
         global _CURRENT_ARGS
@@ -181,7 +182,7 @@ ENV_KWARGS = typer.Option(None, "--env-kwargs", help="key=value arguments for gy
 SEED = typer.Option(None, "--seed", help="Random seed (default: drawn at random and recorded).")
 
 
-def _nonneg(name: str, value: Optional[int]) -> None:
+def _nonneg(name: str, value: int | None) -> None:
     if value is not None and value < 0:
         raise ZooError(f"{name} must be >= 0, got {value}")
 
@@ -191,44 +192,44 @@ def train(
     ctx: typer.Context,
     algo: str = ALGO,
     env: str = ENV,
-    n_timesteps: Optional[int] = typer.Option(None, "-n", "--n-timesteps", help="Total timesteps (overrides the file)."),
-    seed: Optional[int] = SEED,
+    n_timesteps: int | None = typer.Option(None, "-n", "--n-timesteps", help="Total timesteps (overrides the file)."),
+    seed: int | None = SEED,
     log_folder: str = LOG_FOLDER,
-    n_envs: Optional[int] = typer.Option(None, "--n-envs", help="Number of parallel envs (overrides the file)."),
+    n_envs: int | None = typer.Option(None, "--n-envs", help="Number of parallel envs (overrides the file)."),
     vec_env: VecEnvKind = typer.Option(VecEnvKind.auto, "--vec-env",
                                        help="auto (native when it gives the same observations, e.g. CartPole; "
                                             "else dummy), native, envpool, dummy (in-process) or subproc."),
     device: Device = typer.Option(Device.auto, "--device", help="Torch device."),
-    tensorboard_log: Optional[str] = typer.Option(None, "-tb", "--tensorboard-log",
+    tensorboard_log: str | None = typer.Option(None, "-tb", "--tensorboard-log",
                                                   help="TensorBoard folder (default: <run>/tb)."),
     eval_freq: int = typer.Option(10_000, "--eval-freq", help="Evaluate every K timesteps (0: never)."),
     eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per evaluation."),
     save_freq: int = typer.Option(0, "--save-freq", help="Checkpoint every K timesteps (0: never)."),
-    hyperparams: Optional[List[str]] = typer.Option(None, "--hyperparams", "-params",
+    hyperparams: list[str] | None = typer.Option(None, "--hyperparams", "-params",
                                                     help="key=value overrides (values are YAML: lin_3e-4, [64, 64])."),
-    env_kwargs: Optional[List[str]] = ENV_KWARGS,
-    conf_file: Optional[Path] = typer.Option(None, "--conf-file", "-conf",
+    env_kwargs: list[str] | None = ENV_KWARGS,
+    conf_file: Path | None = typer.Option(None, "--conf-file", "-conf",
                                              help="YAML file used instead of hyperparams/<algo>.yml "
                                                   "(flat like config.yml, or keyed by env id)."),
-    trained_agent: Optional[Path] = typer.Option(None, "-i", "--trained-agent", help="Start from this model.zip."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
+    trained_agent: Path | None = typer.Option(None, "-i", "--trained-agent", help="Start from this model.zip."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show training progress."),
-    gym_packages: Optional[List[str]] = GYM_PACKAGES,
+    gym_packages: list[str] | None = GYM_PACKAGES,
     verbose: int = typer.Option(0, "--verbose", "-v", help="Library log level (0: quiet, 1: training tables)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage of a study (with --trial-id)."),
-    study_name: Optional[str] = typer.Option(None, "--study-name", help="Optuna study name (with --trial-id)."),
-    trial_id: Optional[int] = typer.Option(None, "--trial-id", help="Train with this trial's hyperparameters."),
+    storage: str | None = typer.Option(None, "--storage", help="Optuna storage of a study (with --trial-id)."),
+    study_name: str | None = typer.Option(None, "--study-name", help="Optuna study name (with --trial-id)."),
+    trial_id: int | None = typer.Option(None, "--trial-id", help="Train with this trial's hyperparameters."),
     n_eval_envs: int = typer.Option(1, "--n-eval-envs", help="Parallel envs of the evaluation."),
-    eval_env_kwargs: Optional[List[str]] = typer.Option(None, "--eval-env-kwargs",
+    eval_env_kwargs: list[str] | None = typer.Option(None, "--eval-env-kwargs",
                                                         help="key=value for the evaluation env only (over --env-kwargs)."),
-    num_threads: Optional[int] = typer.Option(None, "--num-threads", help="Torch CPU threads (default: torch's)."),
-    log_interval: Optional[int] = typer.Option(None, "--log-interval",
+    num_threads: int | None = typer.Option(None, "--num-threads", help="Torch CPU threads (default: torch's)."),
+    log_interval: int | None = typer.Option(None, "--log-interval",
                                                help="Log every K updates (on-policy) or K episodes (off-policy)."),
     uuid: bool = typer.Option(False, "--uuid", help="Run folder <EnvId>_<N>_<uuid4>: unique names for array jobs."),
     track: bool = typer.Option(False, "--track", help="Log the run to Weights & Biases (pip install 'rlzoo[tracking]')."),
     wandb_project: str = typer.Option("rlzoo", "--wandb-project", "--wandb-project-name", help="W&B project."),
-    wandb_entity: Optional[str] = typer.Option(None, "--wandb-entity", help="W&B entity (user or team)."),
-    wandb_tags: Optional[List[str]] = typer.Option(None, "--wandb-tags", help="W&B tags of the run."),
+    wandb_entity: str | None = typer.Option(None, "--wandb-entity", help="W&B entity (user or team)."),
+    wandb_tags: list[str] | None = typer.Option(None, "--wandb-tags", help="W&B tags of the run."),
 ) -> None:
     """Train an agent; writes a run folder logs/<algo>/<EnvId>_<N>."""
     from rlzoo.zoo import experiment
@@ -284,20 +285,20 @@ def enjoy(
     log_folder: str = LOG_FOLDER,
     exp_id: int = EXP_ID,
     load_best: bool = typer.Option(False, "--load-best", help="Load best_model.zip (best evaluation)."),
-    load_checkpoint: Optional[int] = typer.Option(None, "--load-checkpoint", help="Load checkpoints/<K>.zip."),
+    load_checkpoint: int | None = typer.Option(None, "--load-checkpoint", help="Load checkpoints/<K>.zip."),
     n_timesteps: int = typer.Option(1000, "-n", "--n-timesteps", help="Number of env steps to run."),
     render: bool = typer.Option(True, "--render/--no-render", help="Show the agent in a window."),
-    deterministic: Optional[bool] = typer.Option(
+    deterministic: bool | None = typer.Option(
         None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation env."),
-    env_kwargs: Optional[List[str]] = ENV_KWARGS,
-    gym_packages: Optional[List[str]] = GYM_PACKAGES,
+    env_kwargs: list[str] | None = ENV_KWARGS,
+    gym_packages: list[str] | None = GYM_PACKAGES,
     device: Device = typer.Option(Device.auto, "--device", help="Torch device."),
     n_envs: int = typer.Option(1, "--n-envs", help="Parallel envs (episodes of all of them are counted)."),
     norm_reward: bool = typer.Option(False, "--norm-reward",
                                      help="Report rewards normalized by the run's VecNormalize (as trained)."),
     load_last_checkpoint: bool = typer.Option(False, "--load-last-checkpoint", help="Load the latest checkpoint."),
-    reward_log: Optional[Path] = typer.Option(None, "--reward-log", help="Folder for the episodes' monitor CSV."),
+    reward_log: Path | None = typer.Option(None, "--reward-log", help="Folder for the episodes' monitor CSV."),
 ) -> None:
     """Run a trained agent and print its mean ± std episode reward and length."""
     from rlzoo.zoo import enjoy as _enjoy
@@ -323,15 +324,15 @@ def record_gif(
     log_folder: str = LOG_FOLDER,
     exp_id: int = EXP_ID,
     load_best: bool = typer.Option(False, "--load-best", help="Load best_model.zip (best evaluation)."),
-    load_checkpoint: Optional[int] = typer.Option(None, "--load-checkpoint", help="Load checkpoints/<K>.zip."),
+    load_checkpoint: int | None = typer.Option(None, "--load-checkpoint", help="Load checkpoints/<K>.zip."),
     n_timesteps: int = typer.Option(500, "-n", "--n-timesteps", help="Number of frames (env steps) to record."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="GIF path (default: <run>/<algo>-<EnvId>.gif)."),
-    fps: Optional[int] = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
-    deterministic: Optional[bool] = typer.Option(
+    output: Path | None = typer.Option(None, "-o", "--output", help="GIF path (default: <run>/<algo>-<EnvId>.gif)."),
+    fps: int | None = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
+    deterministic: bool | None = typer.Option(
         None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the recorded env."),
-    env_kwargs: Optional[List[str]] = ENV_KWARGS,
-    gym_packages: Optional[List[str]] = GYM_PACKAGES,
+    env_kwargs: list[str] | None = ENV_KWARGS,
+    gym_packages: list[str] | None = GYM_PACKAGES,
     device: Device = typer.Option(Device.auto, "--device", help="Torch device."),
 ) -> None:
     """Record an animated GIF of a trained agent (rgb_array frames)."""
@@ -352,20 +353,20 @@ def record_gif(
 
 @app.command()
 def plot(
-    log_folder: List[str] = typer.Option(["logs"], "-f", "--log-folder", help="Log folder(s) to scan."),
-    algo: Optional[List[str]] = typer.Option(None, "--algo", help="Algorithms to plot (default: all)."),
-    env: Optional[List[str]] = typer.Option(None, "--env", help="Env ids to plot (default: all)."),
+    log_folder: list[str] = typer.Option(["logs"], "-f", "--log-folder", help="Log folder(s) to scan."),
+    algo: list[str] | None = typer.Option(None, "--algo", help="Algorithms to plot (default: all)."),
+    env: list[str] | None = typer.Option(None, "--env", help="Env ids to plot (default: all)."),
     output: Path = typer.Option(Path("curves.png"), "-o", "--output", help="PNG or SVG file to write (by suffix)."),
     window: int = typer.Option(10, "-w", "--window", help="Smoothing window in episodes (1: none)."),
     x_axis: XAxis = typer.Option(XAxis.timesteps, "-x", "--x-axis", help="timesteps, episodes or walltime."),
-    title: Optional[str] = typer.Option(None, "--title", help="Figure title."),
+    title: str | None = typer.Option(None, "--title", help="Figure title."),
     source: CurveSource = typer.Option(CurveSource.train, "--source",
                                        help="train: training episodes (monitor/); eval: evaluations.csv."),
     y_axis: YAxis = typer.Option(YAxis.reward, "-y", "--y-axis", help="reward, length or success (with --source eval)."),
     aggregate_: bool = typer.Option(False, "--aggregate",
                                     help="IQM/median/mean with stratified-bootstrap CIs and performance profiles "
                                          "of the final scores, across envs and seeds."),
-    score_bounds: Optional[List[str]] = typer.Option(None, "--score-bounds",
+    score_bounds: list[str] | None = typer.Option(None, "--score-bounds",
                                                      help="ENV=LOW:HIGH score normalization of an env for --aggregate "
                                                           "(default: worst and best run)."),
     bootstrap_reps: int = typer.Option(2000, "--bootstrap-reps", help="Bootstrap resamplings of --aggregate."),
@@ -456,7 +457,7 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point ``rlzoo``."""
     from rlzoo.zoo import stop_flag
 

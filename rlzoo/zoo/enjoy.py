@@ -5,7 +5,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -24,13 +24,13 @@ class Agent:
     model_path: Path
     model: Any
     config: ZooConfig
-    stats: Optional[Path]
+    stats: Path | None
     atari: bool
 
 
 def load_agent(algo: str, env_id: str, log_folder: str, exp_id: int = 0, load_best: bool = False,
-               load_checkpoint: Optional[int] = None, device: str = "auto",
-               gym_packages: Optional[list[str]] = None, load_last_checkpoint: bool = False) -> Agent:
+               load_checkpoint: int | None = None, device: str = "auto",
+               gym_packages: list[str] | None = None, load_last_checkpoint: bool = False) -> Agent:
     """Find the run, pick the model file (final, best, checkpoint K or the last checkpoint) and load it."""
     algo, cls = resolve_algo(algo)
     modules = env_modules(env_id, gym_packages)
@@ -81,8 +81,8 @@ def has_display() -> bool:
     return True
 
 
-def make_agent_env(agent: Agent, seed: int, render_mode: Optional[str], env_kwargs: list[str], n_envs: int = 1,
-                   monitor_dir: Optional[Path] = None, norm_reward: bool = False) -> Any:
+def make_agent_env(agent: Agent, seed: int, render_mode: str | None, env_kwargs: list[str], n_envs: int = 1,
+                   monitor_dir: Path | None = None, norm_reward: bool = False) -> Any:
     """Evaluation envs like the training ones (frozen VecNormalize statistics; raw rewards unless
     ``norm_reward``); ``monitor_dir``: write the episodes' monitor CSV files there."""
     extra = parse_key_values(env_kwargs, "--env-kwargs")
@@ -98,10 +98,10 @@ def make_agent_env(agent: Agent, seed: int, render_mode: Optional[str], env_kwar
 
 
 def enjoy(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0, load_best: bool = False,
-          load_checkpoint: Optional[int] = None, n_timesteps: int = 1000, render: bool = True,
-          deterministic: Optional[bool] = None, seed: int = 0, env_kwargs: Optional[list[str]] = None,
-          gym_packages: Optional[list[str]] = None, device: str = "auto", n_envs: int = 1,
-          norm_reward: bool = False, load_last_checkpoint: bool = False, reward_log: Optional[Path] = None) -> dict:
+          load_checkpoint: int | None = None, n_timesteps: int = 1000, render: bool = True,
+          deterministic: bool | None = None, seed: int = 0, env_kwargs: list[str] | None = None,
+          gym_packages: list[str] | None = None, device: str = "auto", n_envs: int = 1,
+          norm_reward: bool = False, load_last_checkpoint: bool = False, reward_log: Path | None = None) -> dict:
     """Run the agent for ``n_timesteps`` steps of ``n_envs`` envs; print and return mean ± std episode reward
     and length. ``norm_reward``: report the rewards as VecNormalize scales them (as the agent was trained);
     ``reward_log``: a folder receiving the episodes' monitor CSV files (``rlzoo plot`` reads them)."""

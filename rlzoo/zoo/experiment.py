@@ -17,7 +17,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 
@@ -32,106 +32,12 @@ from rlzoo.zoo.stop_flag import StopRequested
 
 
 
-# ----------------------------------------------------------------------------- environments
-def _make_registered(env_id: str, modules: tuple, **kwargs: Any) -> gym.Env:
-    """``gym.make`` after importing the modules that register ``env_id`` (also in subprocess workers)."""
-    import importlib
-
-    for module in modules:
-        importlib.import_module(module)
-    return gym.make(env_id, **kwargs)
-
-
-def _wrap_env(env: gym.Env, atari: bool, wrappers: tuple, ignore_sigint: bool) -> gym.Env:
-    """Wrappers applied on top of each sub-env's Monitor: Atari preprocessing, then the user's."""
-    if ignore_sigint:  # subprocess workers: Ctrl-C goes to the whole process group; the parent handles it
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if atari:
-        from rlzoo.envs import AtariWrapper
-
-        env = AtariWrapper(env)
-    for wrapper_cls, kwargs in wrappers:
-        env = wrapper_cls(env, **kwargs)
-    return env
-
-
-def make_env(config: ZooConfig, n_envs: int, seed: Optional[int], vec_env: str = "dummy",
-             monitor_dir: Optional[Path] = None, start_index: int = 0, render_mode: Optional[str] = None,
-             env_kwargs: Optional[dict] = None) -> Any:
-    """The vector env of ``config`` without normalization: Monitor, Atari/user wrappers, frame stack."""
-    from rlzoo.envs import VecFrameStack, get_env_spec, make_vec_env
-
-    atari = is_atari(config.env_id)
-    kwargs = {**config.env_kwargs, **(env_kwargs or {})}
-    if atari and get_env_spec(config.env_id).kwargs.get("frameskip", 1) != 1:
-        kwargs.setdefault("frameskip", 1)  # AtariWrapper skips frames itself
-    if render_mode is not None:
-        kwargs["render_mode"] = render_mode
-    wrappers = tuple(config.env_wrappers())
-    # no per-env wrapper when there is nothing to wrap, so that "auto"/"native" can use a native vector env
-    wrap = (functools.partial(_wrap_env, atari=atari, wrappers=wrappers, ignore_sigint=vec_env == "subproc")
-            if atari or wrappers or vec_env == "subproc" else None)
-    try:
-        if atari and vec_env == "native":
-            from rlzoo.envs import make_atari_env
-
-            if wrappers or config.env_modules:
-                raise ValueError("--vec-env native cannot apply env_wrapper/gym_packages to Atari envs")
-            kwargs.pop("frameskip", None)
-            venv = make_atari_env(config.env_id, n_envs=n_envs, seed=seed, start_index=start_index,
-                                  monitor_dir=monitor_dir, env_kwargs=kwargs, vec_env_cls="native")
-        else:
-            env_fn = (functools.partial(_make_registered, config.env_id, tuple(config.env_modules))
-                      if config.env_modules else config.env_id)
-            venv = make_vec_env(env_fn, n_envs=n_envs, seed=seed, start_index=start_index, monitor_dir=monitor_dir,
-                                wrapper_class=wrap, env_kwargs=kwargs, vec_env_cls=vec_env)
-    except TypeError as e:  # a wrong env_kwargs name surfaces as TypeError from the env constructor
-        raise ZooError(f"cannot create {config.env_id}: {e}") from None
-    except ValueError as e:  # --vec-env native/envpool for an env without one
-        raise ZooError(f"cannot create {config.env_id} with --vec-env {vec_env}: {e}") from None
-    if config.frame_stack:
-        venv = VecFrameStack(venv, config.frame_stack)
-    return venv
-
-
-def normalize_env(venv: Any, config: ZooConfig, stats: Optional[Path] = None, training: bool = True) -> Any:
-    """Wrap ``venv`` in VecNormalize (new, or with saved statistics); evaluation mode when not training."""
-    if config.normalize is None:
-        return venv
-    from rlzoo.envs import VecNormalize
-
-    if stats is not None:
-        venv = VecNormalize.load(stats, venv)
-    else:
-        venv = VecNormalize(venv, **config.normalize)
-    venv.training = training
-    if not training:
-        venv.norm_reward = False
-    return venv
-
-
 def replay_buffer_path(model_path: Path) -> Path:
     """Replay buffer saved with a model: ``model.zip`` -> ``replay_buffer.npz``,
     ``checkpoints/K.zip`` -> ``checkpoints/K_replay_buffer.npz``."""
     if model_path.name == rf.MODEL_FILE:
         return model_path.parent / "replay_buffer.npz"
     return model_path.with_name(model_path.name[:-4] + "_replay_buffer.npz")
-
-
-def make_action_noise(noise: Optional[tuple[str, float]], action_space: Any) -> Any:
-    """``noise_type``/``noise_std`` -> an action-noise object for the action space (None without)."""
-    if noise is None:
-        return None
-    import numpy as np
-
-    from rlzoo.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
-
-    kind, std = noise
-    shape = action_space.shape
-    if not shape:
-        raise ZooError(f"noise_type needs a Box action space, got {action_space}")
-    mean, sigma = np.zeros(shape, dtype=np.float64), np.full(shape, std, dtype=np.float64)
-    return NormalActionNoise(mean, sigma) if kind == "normal" else OrnsteinUhlenbeckActionNoise(mean, sigma)
 
 
 def vecnormalize_path(model_path: Path) -> Path:
@@ -153,18 +59,18 @@ class _Plan:
     cls: type
     config: ZooConfig
     seed: int
-    run_dir: Optional[Path]  # set for --resume
-    resume_model: Optional[Path] = None
-    resume_stats: Optional[Path] = None
-    info: Optional[dict] = None
+    run_dir: Path | None  # set for --resume
+    resume_model: Path | None = None
+    resume_stats: Path | None = None
+    info: dict | None = None
 
 
 def _draw_seed() -> int:
     return random.SystemRandom().randrange(0, 2**31 - 1)
 
 
-def _plan_new(algo: str, env_id: str, n_timesteps: Optional[int], seed: Optional[int], n_envs: Optional[int],
-              hyperparams: list[str], env_kwargs: list[str], conf_file: Optional[Path],
+def _plan_new(algo: str, env_id: str, n_timesteps: int | None, seed: int | None, n_envs: int | None,
+              hyperparams: list[str], env_kwargs: list[str], conf_file: Path | None,
               gym_packages: list[str]) -> _Plan:
     algo, cls = resolve_algo(algo)
     modules = env_modules(env_id, gym_packages)
@@ -176,7 +82,7 @@ def _plan_new(algo: str, env_id: str, n_timesteps: Optional[int], seed: Optional
     return _Plan(algo, cls, config, _draw_seed() if seed is None else int(seed), None)
 
 
-def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: Optional[int],
+def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: int | None,
                  gym_packages: list[str]) -> _Plan:
     if not run_dir.exists():
         raise ZooError(f"--resume: run folder '{run_dir}' does not exist")
@@ -253,15 +159,15 @@ def _stopped_message(where: str) -> None:
     print(f"interrupted by {stop_flag.signal_name()} {where}", file=sys.stderr, flush=True)
 
 
-def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optional[int] = None,
-          log_folder: str = "logs", n_envs: Optional[int] = None, vec_env: str = "auto", device: str = "auto",
-          tensorboard_log: Optional[str] = None, eval_freq: int = 10_000, eval_episodes: int = 5,
-          save_freq: int = 0, hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
-          conf_file: Optional[Path] = None, trained_agent: Optional[Path] = None, resume: Optional[Path] = None,
-          progress: bool = True, gym_packages: Optional[list[str]] = None, verbose: int = 0,
-          argv: Optional[list[str]] = None, given: Optional[Collection[str]] = None, n_eval_envs: int = 1,
-          eval_env_kwargs: Optional[list[str]] = None, num_threads: Optional[int] = None,
-          log_interval: Optional[int] = None, uuid: bool = False, track: Any = None) -> Path:
+def train(algo: str, env_id: str, n_timesteps: int | None = None, seed: int | None = None,
+          log_folder: str = "logs", n_envs: int | None = None, vec_env: str = "auto", device: str = "auto",
+          tensorboard_log: str | None = None, eval_freq: int = 10_000, eval_episodes: int = 5,
+          save_freq: int = 0, hyperparams: list[str] | None = None, env_kwargs: list[str] | None = None,
+          conf_file: Path | None = None, trained_agent: Path | None = None, resume: Path | None = None,
+          progress: bool = True, gym_packages: list[str] | None = None, verbose: int = 0,
+          argv: list[str] | None = None, given: Collection[str] | None = None, n_eval_envs: int = 1,
+          eval_env_kwargs: list[str] | None = None, num_threads: int | None = None,
+          log_interval: int | None = None, uuid: bool = False, track: Any = None) -> Path:
     """Train one agent into a run folder; returns the folder. See ``rlzoo train --help``.
 
     With ``resume``, every run option (``RUN_OPTIONS``) not named in ``given`` (the options given on
@@ -296,9 +202,9 @@ def train(algo: str, env_id: str, n_timesteps: Optional[int] = None, seed: Optio
             stop_flag.restore()
 
 
-def _train(algo: str, env_id: str, n_timesteps: Optional[int], seed: Optional[int], log_folder: str,
-           n_envs: Optional[int], options: dict[str, Any], hyperparams: list[str], env_kwargs: list[str],
-           conf_file: Optional[Path], trained_agent: Optional[Path], resume: Optional[Path],
+def _train(algo: str, env_id: str, n_timesteps: int | None, seed: int | None, log_folder: str,
+           n_envs: int | None, options: dict[str, Any], hyperparams: list[str], env_kwargs: list[str],
+           conf_file: Path | None, trained_agent: Path | None, resume: Path | None,
            gym_packages: list[str], argv: list[str], given: set[str], locked: list[Path]) -> Path:
     if n_timesteps is not None and n_timesteps <= 0:
         raise ZooError(f"the number of timesteps must be positive, got {n_timesteps}")
@@ -477,26 +383,6 @@ def _check_options(options: dict[str, Any]) -> None:
     options["eval_env_kwargs_parsed"] = parse_key_values(kwargs, "--eval-env-kwargs")
 
 
-def check_env_builds(config: ZooConfig, where: str, env_kwargs: Optional[dict] = None) -> None:
-    """Build the env once (one copy, no Monitor) so that arguments it rejects fail before anything is written."""
-    try:
-        env = make_env(config, 1, 0, "dummy", None, env_kwargs=env_kwargs)
-    except ZooError as e:
-        raise ZooError(f"{where}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - whatever the env constructor raises is a bad argument
-        raise ZooError(f"{where}: cannot create {config.env_id} with env_kwargs {config.env_kwargs}: "
-                       f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
-    _close([env])
-
-
-def _close(envs: list) -> None:
-    for env in envs:
-        try:
-            env.close()
-        except Exception:  # closing must not hide the result of the run
-            pass
-
-
 def _check_trained_agent(path: Path, cls: type) -> None:
     from rlzoo.common.save_format import read_model_zip
 
@@ -507,7 +393,7 @@ def _check_trained_agent(path: Path, cls: type) -> None:
         raise ZooError(f"{path} holds a {metadata.get('algo')} model, not {cls.__name__}")
 
 
-def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], trained_agent: Optional[Path],
+def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], trained_agent: Path | None,
            argv: list[str]) -> tuple:
     """Write config.yml/run.json, build the envs (training env first), the model and the callbacks.
 
@@ -601,7 +487,7 @@ def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], t
     return model, envs, callbacks, guard
 
 
-def _trained_stats(trained_agent: Optional[Path]) -> Optional[Path]:
+def _trained_stats(trained_agent: Path | None) -> Path | None:
     """VecNormalize statistics saved next to a ``-i`` model, when there are any."""
     if trained_agent is None:
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -67,9 +67,9 @@ def render_frames(agent: Agent, n_timesteps: int, deterministic: bool | None = N
 
 
 def record_gif(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0, load_best: bool = False,
-               load_checkpoint: Optional[int] = None, n_timesteps: int = 500, output: Optional[Path] = None,
-               fps: Optional[int] = None, deterministic: Optional[bool] = None, seed: int = 0,
-               env_kwargs: Optional[list[str]] = None, gym_packages: Optional[list[str]] = None,
+               load_checkpoint: int | None = None, n_timesteps: int = 500, output: Path | None = None,
+               fps: int | None = None, deterministic: bool | None = None, seed: int = 0,
+               env_kwargs: list[str] | None = None, gym_packages: list[str] | None = None,
                device: str = "auto") -> Path:
     """Record ``n_timesteps`` frames of the agent into a GIF; returns its path."""
     prepare_headless()

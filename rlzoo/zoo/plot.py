@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def find_runs(log_folders: list[str], algos: list[str], envs: list[str],
     return dict(groups)
 
 
-def run_curve(run: Path, x_axis: str, window: int, y_axis: str = "reward") -> Optional[tuple[np.ndarray, np.ndarray]]:
+def run_curve(run: Path, x_axis: str, window: int, y_axis: str = "reward") -> tuple[np.ndarray, np.ndarray] | None:
     """``(x, smoothed episode reward or length)`` of one run, or None when it has no finished episode."""
     from rlzoo.results import load_results
 
@@ -77,7 +76,7 @@ def run_curve(run: Path, x_axis: str, window: int, y_axis: str = "reward") -> Op
     return x, y
 
 
-def eval_curve(run: Path, y_axis: str = "reward") -> Optional[tuple[np.ndarray, np.ndarray]]:
+def eval_curve(run: Path, y_axis: str = "reward") -> tuple[np.ndarray, np.ndarray] | None:
     """``(timesteps, value)`` of a run's evaluations (``evaluations.csv``), or None without any value."""
     import csv
 
@@ -112,7 +111,7 @@ def check_output(output: Path) -> None:
 
 
 def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output: Path, window: int = 10,
-              x_axis: str = "timesteps", title: Optional[str] = None, source: str = "train",
+              x_axis: str = "timesteps", title: str | None = None, source: str = "train",
               y_axis: str = "reward") -> Path:
     """Draw the learning curves of the matching runs into ``output`` (PNG or SVG, written atomically)."""
     import matplotlib
@@ -181,8 +180,8 @@ def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output:
 
 
 def plot_aggregate_runs(log_folders: list[str], algos: list[str], envs: list[str], output: Path,
-                        bounds: Optional[dict[str, tuple[float, float]]] = None, reps: int = 2000,
-                        seed: int = 0, title: Optional[str] = None, all_runs: bool = False) -> str:
+                        bounds: dict[str, tuple[float, float]] | None = None, reps: int = 2000,
+                        seed: int = 0, title: str | None = None, all_runs: bool = False) -> str:
     """``--aggregate``: final scores of every finished run (last evaluation, as ``rlzoo benchmark``),
     normalized per env, as IQM/median/mean/optimality-gap intervals and performance profiles.
     Returns the text summary (raw per-env figures, then the normalized aggregates)."""

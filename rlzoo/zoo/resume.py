@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.config import ZooConfig
@@ -20,7 +19,7 @@ def _side_files(path: Path) -> tuple[Path, Path]:
     return vecnormalize_path(path), replay_buffer_path(path)
 
 
-def _model_problem(path: Path, config: ZooConfig, cls: type) -> tuple[Optional[str], int]:
+def _model_problem(path: Path, config: ZooConfig, cls: type) -> tuple[str | None, int]:
     """Why a saved model cannot be resumed from (None when intact), and its timesteps."""
     import zipfile
 
@@ -45,13 +44,13 @@ def _model_problem(path: Path, config: ZooConfig, cls: type) -> tuple[Optional[s
     return None, steps
 
 
-def resume_point(run_dir: Path, config: ZooConfig, cls: type) -> tuple[Optional[Path], int, list[str]]:
+def resume_point(run_dir: Path, config: ZooConfig, cls: type) -> tuple[Path | None, int, list[str]]:
     """The newest intact saved model of a run (``model.zip`` or a checkpoint), its timesteps, and a note
     for every newer file that was skipped and why."""
     candidates: list[tuple[int, bool, Path]] = [(steps, False, p) for steps, p in rf.list_checkpoints(run_dir)]
     model = run_dir / rf.MODEL_FILE
     notes: list[str] = []
-    checked: dict[Path, tuple[Optional[str], int]] = {}
+    checked: dict[Path, tuple[str | None, int]] = {}
     if model.exists():
         checked[model] = problem, steps = _model_problem(model, config, cls)
         candidates.append((steps if problem is None else 1 << 62, True, model))  # unreadable: newest, reported first
@@ -66,7 +65,7 @@ def resume_point(run_dir: Path, config: ZooConfig, cls: type) -> tuple[Optional[
     return None, 0, notes
 
 
-def latest_model(run_dir: Path) -> tuple[Optional[Path], int]:
+def latest_model(run_dir: Path) -> tuple[Path | None, int]:
     """The saved model of a run with the most timesteps: ``model.zip`` or the last checkpoint (readable only)."""
     from rlzoo.common.save_format import read_model_zip
 
@@ -92,7 +91,7 @@ def restart_from_scratch(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def last_checkpoint(run_dir: Path) -> Optional[Path]:
+def last_checkpoint(run_dir: Path) -> Path | None:
     """The newest readable checkpoint (the divergence guard checks the weights before every checkpoint save,
     so every checkpoint written is finite); None when there is none."""
     from rlzoo.common.save_format import read_model_zip

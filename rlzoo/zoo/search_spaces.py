@@ -16,7 +16,8 @@ import inspect
 import warnings
 from dataclasses import dataclass
 from collections.abc import Iterator, Mapping
-from typing import Any, Callable, Dict
+from typing import Any
+from collections.abc import Callable
 
 #: Discount factors tried by every space.
 GAMMAS = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999]
@@ -35,7 +36,7 @@ class SpaceContext:
     n_timesteps: int = 100_000
 
 
-SampleFn = Callable[[Any, SpaceContext], Dict[str, Any]]
+SampleFn = Callable[[Any, SpaceContext], dict[str, Any]]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -229,7 +230,7 @@ def sample_ddpg(trial: Any, ctx: SpaceContext) -> dict:
 class _SearchSpaces(Mapping[str, SampleFn]):
     """Algorithm name -> search space, as the registry (:mod:`rlzoo.algos.registry`) declares them."""
 
-    def _spaces(self) -> Dict[str, Any]:
+    def _spaces(self) -> dict[str, Any]:
         from rlzoo.algos.registry import specs
 
         return {name: spec.search_space for name, spec in specs().items() if spec.search_space is not None}

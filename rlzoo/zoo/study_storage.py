@@ -8,7 +8,8 @@ import functools
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
+from collections.abc import Iterator
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
@@ -59,7 +60,7 @@ def _file_lock(path: str) -> Iterator[None]:
         lock.release()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _storage_classes() -> tuple[type, type]:
     """Optuna storages with the study-wide trial cap (and, for journal files, a heartbeat).
 
@@ -77,7 +78,7 @@ def _storage_classes() -> tuple[type, type]:
         capped: they replace a failed trial that already counted.
         """
 
-        cap: Optional[int] = None
+        cap: int | None = None
 
         def _cap_lock(self) -> Any:
             return contextlib.nullcontext()
@@ -94,8 +95,8 @@ def _storage_classes() -> tuple[type, type]:
     class ZooJournalStorage(_CapMixin, JournalStorage, BaseHeartbeat):
         """Journal-file storage with a cap and a heartbeat kept as a trial system attribute."""
 
-        def __init__(self, path: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None,
-                     stale_trial_callback: Any = None, cap: Optional[int] = None) -> None:
+        def __init__(self, path: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                     stale_trial_callback: Any = None, cap: int | None = None) -> None:
             self.path = path
             self.heartbeat_interval = heartbeat_interval
             self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
@@ -126,7 +127,7 @@ def _storage_classes() -> tuple[type, type]:
                     stale.append(self.get_trial_id_from_study_id_trial_number(study_id, t.number))
             return stale
 
-        def get_heartbeat_interval(self) -> Optional[int]:
+        def get_heartbeat_interval(self) -> int | None:
             return self.heartbeat_interval
 
         def get_heartbeat_stale_trial_callback(self) -> Any:
@@ -137,7 +138,7 @@ def _storage_classes() -> tuple[type, type]:
     class ZooRDBStorage(_CapMixin, RDBStorage):
         """Optuna's RDB storage (with its heartbeat) plus the cap, locked per database kind."""
 
-        def __init__(self, url: str, cap: Optional[int] = None, **kwargs: Any) -> None:
+        def __init__(self, url: str, cap: int | None = None, **kwargs: Any) -> None:
             self.cap = cap
             super().__init__(url, **kwargs)
 
@@ -175,8 +176,8 @@ def _storage_classes() -> tuple[type, type]:
 _SCHEMA_RACE = ("already exists", "UNIQUE constraint failed", "Duplicate entry", "duplicate key value")
 
 
-def open_storage(storage: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None,
-                 max_retry: Optional[int] = 3, max_total_trials: Optional[int] = None,
+def open_storage(storage: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 max_retry: int | None = 3, max_total_trials: int | None = None,
                  must_exist: bool = False) -> Any:
     """Open ``storage`` (journal file path or RDB URL) with the cap and heartbeat settings.
 

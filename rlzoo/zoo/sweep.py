@@ -21,7 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any
+from collections.abc import Callable
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
@@ -66,7 +67,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def plan(algos: list[str], envs: list[str], seeds: list[int], train_options: list[str],
-         gym_packages: Optional[list[str]] = None) -> list[SweepJob]:
+         gym_packages: list[str] | None = None) -> list[SweepJob]:
     """Check every algorithm/env (and its configuration) before anything runs; return the jobs."""
     from rlzoo.zoo.config import build_config, parse_key_values
     from rlzoo.zoo.resolve import is_atari, resolve_algo, resolve_env
@@ -81,7 +82,7 @@ def plan(algos: list[str], envs: list[str], seeds: list[int], train_options: lis
     return [SweepJob(algo, env, seed) for algo, _ in resolved_algos for env in resolved_envs for seed in seeds]
 
 
-def _config_options(train_options: list[str]) -> tuple[list[str], Optional[str]]:
+def _config_options(train_options: list[str]) -> tuple[list[str], str | None]:
     overrides, conf_file, i = [], None, 0
     while i < len(train_options) - 1:
         if train_options[i] == "--hyperparams":
@@ -102,17 +103,17 @@ def train_args(job: SweepJob, log_folder: str, train_options: list[str]) -> list
 _RESUME_OPTIONS = ("-n", "--eval-freq", "--eval-episodes", "--save-freq", "--device", "--gym-packages")
 
 
-def _option(options: list[str], flag: str) -> Optional[str]:
+def _option(options: list[str], flag: str) -> str | None:
     return next((options[i + 1] for i in range(len(options) - 1) if options[i] == flag), None)
 
 
-def earlier_run(job: SweepJob, log_folder: str, n_timesteps: Optional[int] = None) -> tuple[str, Optional[Path]]:
+def earlier_run(job: SweepJob, log_folder: str, n_timesteps: int | None = None) -> tuple[str, Path | None]:
     """What an earlier sweep left for ``job`` in ``log_folder``: ``("finished", dir)`` when a run of the
     same algo, env and seed reached its total (or ``n_timesteps``), ``("resume", dir)`` for the most
     advanced one with a saved model or checkpoint, else ``("new", None)``."""
     from rlzoo.zoo.resume import latest_model
 
-    best: Optional[tuple[int, Path]] = None
+    best: tuple[int, Path] | None = None
     for _, run_dir in rf.list_runs(log_folder, job.algo, job.env):
         try:
             info = rf.read_run_info(run_dir)
@@ -196,8 +197,8 @@ def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_
 
 
 def slurm_script(jobs: list[SweepJob], args: list[list[str]], log_folder: str, cpus_per_task: int,
-                 max_parallel: Optional[int] = None, time_limit: Optional[str] = None,
-                 partition: Optional[str] = None) -> str:
+                 max_parallel: int | None = None, time_limit: str | None = None,
+                 partition: str | None = None) -> str:
     """A SLURM array-job script: task ``i`` runs ``args[i]``.
 
     SIGTERM reaches ``rlzoo train`` 120 s before the time limit (``--signal=B:TERM@120`` and
@@ -233,10 +234,10 @@ def slurm_script(jobs: list[SweepJob], args: list[list[str]], log_folder: str, c
     return "\n".join(lines)
 
 
-def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: Optional[int] = None,
-          ray_address: Optional[str] = None, cpus_per_task: float = 1, emit_slurm: Optional[Path] = None,
-          slurm_time: Optional[str] = None, slurm_partition: Optional[str] = None, train_options: Optional[list[str]] = None,
-          gym_packages: Optional[list[str]] = None, dry_run: bool = False, progress: bool = True,
+def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int | None = None,
+          ray_address: str | None = None, cpus_per_task: float = 1, emit_slurm: Path | None = None,
+          slurm_time: str | None = None, slurm_partition: str | None = None, train_options: list[str] | None = None,
+          gym_packages: list[str] | None = None, dry_run: bool = False, progress: bool = True,
           resume: bool = False) -> list[tuple[SweepJob, dict]]:
     """Run (or emit) every combination; returns ``(job, result)`` pairs. See ``rlzoo sweep --help``.
 
@@ -313,7 +314,7 @@ class _SweepProgress:
         self.task = self.progress.add_task("runs", total=total)
         self.total, self.count = total, 0
 
-    def __enter__(self) -> "_SweepProgress":
+    def __enter__(self) -> _SweepProgress:
         self.progress.start()
         return self
 
@@ -338,23 +339,23 @@ def register(app: Any) -> None:
         envs: str = typer.Option(..., "--envs", help="Comma-separated env ids, e.g. CartPole-v1,Pendulum-v1."),
         seeds: str = typer.Option("0-4", "--seeds", help="Seeds: ranges and lists, e.g. 0-4 or 0,3,7."),
         log_folder: str = typer.Option("logs", "-f", "--log-folder", help="Root folder of the run folders."),
-        jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
+        jobs: int | None = typer.Option(None, "--jobs", "-j",
                                            help="Local runs at once (default: CPUs / cpus-per-task); SLURM: array limit."),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address",
+        ray_address: str | None = typer.Option(None, "--ray-address",
                                                   help="Run on Ray: auto, HOST:PORT, or local (a private instance)."),
         cpus_per_task: float = typer.Option(1, "--cpus-per-task", help="CPUs per run (Ray request, SLURM, threads)."),
-        emit_slurm: Optional[Path] = typer.Option(None, "--emit-slurm", help="Write a SLURM array script instead of running."),
-        slurm_time: Optional[str] = typer.Option(None, "--slurm-time", help="SLURM time limit per run, e.g. 04:00:00."),
-        slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="SLURM partition."),
-        n_timesteps: Optional[int] = typer.Option(None, "-n", "--n-timesteps", help="Timesteps per run (default: the file's)."),
-        n_envs: Optional[int] = typer.Option(None, "--n-envs", help="Parallel envs per run (default: the file's)."),
-        eval_freq: Optional[int] = typer.Option(None, "--eval-freq", help="Evaluate every K timesteps (train's default)."),
-        eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
-        save_freq: Optional[int] = typer.Option(None, "--save-freq", help="Checkpoint every K timesteps."),
-        hyperparams: Optional[List[str]] = typer.Option(None, "--hyperparams", "-params", help="key=value for every run."),
-        conf_file: Optional[Path] = typer.Option(None, "--conf-file", "-conf", help="Hyperparameter YAML for every run."),
-        device: Optional[str] = typer.Option(None, "--device", help="Torch device of every run."),
-        gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
+        emit_slurm: Path | None = typer.Option(None, "--emit-slurm", help="Write a SLURM array script instead of running."),
+        slurm_time: str | None = typer.Option(None, "--slurm-time", help="SLURM time limit per run, e.g. 04:00:00."),
+        slurm_partition: str | None = typer.Option(None, "--slurm-partition", help="SLURM partition."),
+        n_timesteps: int | None = typer.Option(None, "-n", "--n-timesteps", help="Timesteps per run (default: the file's)."),
+        n_envs: int | None = typer.Option(None, "--n-envs", help="Parallel envs per run (default: the file's)."),
+        eval_freq: int | None = typer.Option(None, "--eval-freq", help="Evaluate every K timesteps (train's default)."),
+        eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),
+        save_freq: int | None = typer.Option(None, "--save-freq", help="Checkpoint every K timesteps."),
+        hyperparams: list[str] | None = typer.Option(None, "--hyperparams", "-params", help="key=value for every run."),
+        conf_file: Path | None = typer.Option(None, "--conf-file", "-conf", help="Hyperparameter YAML for every run."),
+        device: str | None = typer.Option(None, "--device", help="Torch device of every run."),
+        gym_packages: list[str] | None = typer.Option(None, "--gym-packages", help="Modules registering envs."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the train commands; run nothing."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
         resume: bool = typer.Option(False, "--resume",

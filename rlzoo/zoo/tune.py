@@ -35,7 +35,7 @@ import time
 import warnings
 from pathlib import Path
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
@@ -71,7 +71,7 @@ def _finite_params(model: Any) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trial_eval_callback_cls() -> type:
     from rlzoo.callbacks import EvalCallback
 
@@ -109,8 +109,8 @@ def _trial_eval_callback_cls() -> type:
 class Objective:
     """Train and evaluate one trial's hyperparameters (the Optuna objective of a worker)."""
 
-    def __init__(self, algo: str, cls: type, env_id: str, fixed: dict, conf_file: Optional[Path],
-                 n_timesteps: Optional[int], n_envs: Optional[int], env_kwargs: dict, n_evaluations: int,
+    def __init__(self, algo: str, cls: type, env_id: str, fixed: dict, conf_file: Path | None,
+                 n_timesteps: int | None, n_envs: int | None, env_kwargs: dict, n_evaluations: int,
                  eval_episodes: int, n_seeds: int, seed: int, device: str, ctx: Any) -> None:
         self.algo, self.cls, self.env_id = algo, cls, env_id
         self.fixed, self.conf_file = fixed, conf_file
@@ -216,7 +216,7 @@ class Objective:
 class TrialReporter:
     """Optuna callback: a rich progress bar of trials and one line per finished trial."""
 
-    def __init__(self, n_trials: Optional[int], cap: Optional[int], enabled: bool, fixed: Any = ()) -> None:
+    def __init__(self, n_trials: int | None, cap: int | None, enabled: bool, fixed: Any = ()) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                    TimeElapsedColumn)
@@ -228,7 +228,7 @@ class TrialReporter:
                                  TimeElapsedColumn(), console=self.console, disable=not enabled, transient=True)
         self.task = self.progress.add_task("trials", total=cap or n_trials)
 
-    def __enter__(self) -> "TrialReporter":
+    def __enter__(self) -> TrialReporter:
         self.progress.start()
         return self
 
@@ -267,7 +267,7 @@ def _yaml_inline(value: Any) -> str:
 
 
 def write_report(study: Any, out_dir: Path, algo: str, env_id: str, base_entry: dict,
-                 tuning_timesteps: Optional[int]) -> tuple[Path, Optional[Path]]:
+                 tuning_timesteps: int | None) -> tuple[Path, Path | None]:
     """Write ``<study>_trials.csv`` and (with a complete trial) ``<study>_best.yml`` into ``out_dir``."""
     import yaml
     from optuna.trial import TrialState
@@ -307,7 +307,7 @@ def write_report(study: Any, out_dir: Path, algo: str, env_id: str, base_entry: 
     return csv_path, yml_path
 
 
-def study_owner(study: Any) -> Optional[tuple[str, str]]:
+def study_owner(study: Any) -> tuple[str, str] | None:
     """``(algo, env_id)`` the study tunes, or None while no worker has claimed it yet."""
     owner = study.user_attrs.get("owner")
     if owner is None and study.user_attrs.get("algo") and study.user_attrs.get("env"):
@@ -340,8 +340,8 @@ def join_study(backend: Any, study_name: str, algo: str, env_id: str, sampler: A
     return study, owner
 
 
-def trial_overrides(algo: str, env_id: str, storage: Optional[str], study_name: Optional[str],
-                    trial_id: Optional[int], log_folder: str = "logs") -> list[str]:
+def trial_overrides(algo: str, env_id: str, storage: str | None, study_name: str | None,
+                    trial_id: int | None, log_folder: str = "logs") -> list[str]:
     """``key=value`` overrides (``--hyperparams`` syntax) with the hyperparameters of trial number ``trial_id``."""
     import optuna
 
@@ -374,7 +374,7 @@ def trial_overrides(algo: str, env_id: str, storage: Optional[str], study_name: 
 
 
 # ----------------------------------------------------------------------------- optimize
-def _make_sampler(name: str, n_startup_trials: int, seed: Optional[int]) -> Any:
+def _make_sampler(name: str, n_startup_trials: int, seed: int | None) -> Any:
     import optuna
 
     if name == "random":
@@ -394,15 +394,15 @@ def _make_pruner(name: str, n_startup_trials: int, n_evaluations: int) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_trials: Optional[int] = None,
-             n_timesteps: Optional[int] = None, n_evaluations: int = 10, eval_episodes: int = 5,
+def optimize(algo: str, env_id: str, n_trials: int | None = None, max_total_trials: int | None = None,
+             n_timesteps: int | None = None, n_evaluations: int = 10, eval_episodes: int = 5,
              n_seeds_per_trial: int = 1, sampler: str = "tpe", pruner: str = "median", n_startup_trials: int = 5,
-             storage: Optional[str] = None, study_name: Optional[str] = None, seed: Optional[int] = None,
-             timeout: Optional[float] = None, heartbeat_interval: int = 60, grace_period: Optional[int] = None,
-             max_retry: int = 3, log_folder: str = "logs", conf_file: Optional[Path] = None,
-             hyperparams: Optional[list[str]] = None, env_kwargs: Optional[list[str]] = None,
-             n_envs: Optional[int] = None, device: str = "auto", gym_packages: Optional[list[str]] = None,
-             progress: bool = True, verbose: int = 0, optimization_log_path: Optional[Path] = None,
+             storage: str | None = None, study_name: str | None = None, seed: int | None = None,
+             timeout: float | None = None, heartbeat_interval: int = 60, grace_period: int | None = None,
+             max_retry: int = 3, log_folder: str = "logs", conf_file: Path | None = None,
+             hyperparams: list[str] | None = None, env_kwargs: list[str] | None = None,
+             n_envs: int | None = None, device: str = "auto", gym_packages: list[str] | None = None,
+             progress: bool = True, verbose: int = 0, optimization_log_path: Path | None = None,
              track: Any = None) -> Any:
     """Run one tuning worker on the study; returns the Optuna study. See ``rlzoo optimize --help``.
 
@@ -491,7 +491,7 @@ def optimize(algo: str, env_id: str, n_trials: Optional[int] = None, max_total_t
     return study
 
 
-def _work(study: Any, objective: Any, n_trials: Optional[int], timeout: Optional[float], heartbeat: bool,
+def _work(study: Any, objective: Any, n_trials: int | None, timeout: float | None, heartbeat: bool,
           interval: int, reporter: TrialReporter) -> str:
     """Run trials until this worker's ``n_trials``, the timeout, or the study cap; returns why it stopped.
 
@@ -530,7 +530,7 @@ def _work(study: Any, objective: Any, n_trials: Optional[int], timeout: Optional
             raise ZooError(f"storage error: {e}") from None
 
 
-def _summary(study: Any, reporter: TrialReporter, reason: str, csv_path: Path, yml_path: Optional[Path]) -> None:
+def _summary(study: Any, reporter: TrialReporter, reason: str, csv_path: Path, yml_path: Path | None) -> None:
     from collections import Counter
 
     from optuna.trial import TrialState
@@ -563,10 +563,10 @@ def register(app: Any) -> None:
     def optimize_command(
         algo: str = typer.Option(..., "--algo", help="Algorithm name (see `rlzoo list`)."),
         env: str = typer.Option(..., "--env", help="Gymnasium env id."),
-        n_trials: Optional[int] = typer.Option(None, "--n-trials", help="Trials run by this worker."),
-        max_total_trials: Optional[int] = typer.Option(None, "--max-total-trials",
+        n_trials: int | None = typer.Option(None, "--n-trials", help="Trials run by this worker."),
+        max_total_trials: int | None = typer.Option(None, "--max-total-trials",
                                                        help="Cap on the trials of the whole study (all workers)."),
-        n_timesteps: Optional[int] = typer.Option(None, "-n", "--n-timesteps",
+        n_timesteps: int | None = typer.Option(None, "-n", "--n-timesteps",
                                                   help="Training steps per seed of a trial (default: the file's)."),
         n_evaluations: int = typer.Option(10, "--n-evaluations", help="Evaluations per seed, reported for pruning."),
         eval_episodes: int = typer.Option(5, "--eval-episodes", help="Episodes per evaluation."),
@@ -575,33 +575,33 @@ def register(app: Any) -> None:
                                         help="tpe, random or auto (GP for small all-numeric spaces, else TPE)."),
         pruner: Pruner = typer.Option(Pruner.median, "--pruner", help="median, halving or none."),
         n_startup_trials: int = typer.Option(5, "--n-startup-trials", help="Random trials before TPE and pruning."),
-        storage: Optional[str] = typer.Option(None, "--storage",
+        storage: str | None = typer.Option(None, "--storage",
                                               help="Journal FILE.log (default logs/<algo>/<env>/optuna.log) or RDB URL."),
-        study_name: Optional[str] = typer.Option(None, "--study-name", help="Study name (default <algo>_<env>)."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Sampler seed (give each worker its own)."),
-        timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
+        study_name: str | None = typer.Option(None, "--study-name", help="Study name (default <algo>_<env>)."),
+        seed: int | None = typer.Option(None, "--seed", help="Sampler seed (give each worker its own)."),
+        timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
         heartbeat_interval: int = typer.Option(60, "--heartbeat-interval", help="Seconds between heartbeats (0: off)."),
-        grace_period: Optional[int] = typer.Option(None, "--grace-period",
+        grace_period: int | None = typer.Option(None, "--grace-period",
                                                    help="Seconds without heartbeat before a trial is failed and "
                                                         "re-queued (default 2 x interval)."),
         max_retry: int = typer.Option(3, "--max-retry", help="Re-queues of a trial whose worker died."),
         log_folder: str = typer.Option("logs", "-f", "--log-folder", help="Root folder of logs and reports."),
-        conf_file: Optional[Path] = typer.Option(None, "--conf-file", "-conf", help="Base hyperparameter YAML file."),
-        hyperparams: Optional[List[str]] = typer.Option(None, "--hyperparams", "-params",
+        conf_file: Path | None = typer.Option(None, "--conf-file", "-conf", help="Base hyperparameter YAML file."),
+        hyperparams: list[str] | None = typer.Option(None, "--hyperparams", "-params",
                                                         help="Fixed key=value hyperparameters (not tuned)."),
-        env_kwargs: Optional[List[str]] = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
-        n_envs: Optional[int] = typer.Option(None, "--n-envs", help="Parallel envs (default: the file's)."),
+        env_kwargs: list[str] | None = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
+        n_envs: int | None = typer.Option(None, "--n-envs", help="Parallel envs (default: the file's)."),
         device: str = typer.Option("auto", "--device", help="Torch device."),
-        gym_packages: Optional[List[str]] = typer.Option(None, "--gym-packages", help="Modules registering envs."),
+        gym_packages: list[str] | None = typer.Option(None, "--gym-packages", help="Modules registering envs."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the trial progress bar."),
         verbose: int = typer.Option(0, "--verbose", "-v", help="2: Optuna's own log lines."),
-        optimization_log_path: Optional[Path] = typer.Option(
+        optimization_log_path: Path | None = typer.Option(
             None, "--optimization-log-path", help="Folder for Optuna's history and importance plots (PNG; HTML too "
                                                   "with plotly)."),
         track: bool = typer.Option(False, "--track", help="One W&B run per trial (pip install 'rlzoo[tracking]')."),
         wandb_project: str = typer.Option("rlzoo", "--wandb-project", "--wandb-project-name", help="W&B project."),
-        wandb_entity: Optional[str] = typer.Option(None, "--wandb-entity", help="W&B entity (user or team)."),
-        wandb_tags: Optional[List[str]] = typer.Option(None, "--wandb-tags", help="W&B tags of the trial runs."),
+        wandb_entity: str | None = typer.Option(None, "--wandb-entity", help="W&B entity (user or team)."),
+        wandb_tags: list[str] | None = typer.Option(None, "--wandb-tags", help="W&B tags of the trial runs."),
     ) -> None:
         """Tune hyperparameters with Optuna; start it several times on one --storage to add workers."""
         optimize(algo, env, n_trials=n_trials, max_total_trials=max_total_trials, n_timesteps=n_timesteps,
@@ -615,7 +615,7 @@ def register(app: Any) -> None:
                                                                               wandb_tags))
 
 
-def _tracking(track: bool, project: str, entity: Optional[str], tags: Optional[list[str]]) -> Any:
+def _tracking(track: bool, project: str, entity: str | None, tags: list[str] | None) -> Any:
     """``--track`` options as TrackingOptions (None without --track)."""
     if not track:
         if entity or tags:

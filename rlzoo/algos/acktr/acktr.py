@@ -48,7 +48,8 @@ class ACKTR(OnPolicyAlgorithm):
     :param normalize_advantage: standardize the advantages of the rollout
     """
 
-    supported_action_spaces: ClassVar[tuple] = (spaces.Box, spaces.Discrete)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box, spaces.Discrete)
+    optimizer: KFAC  # built by _make_optimizer()
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 0.25,
                  n_steps: int = 20, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.01,
@@ -103,6 +104,7 @@ class ACKTR(OnPolicyAlgorithm):
         """One K-FAC step on the actor-critic loss of the rollout."""
         self._update_learning_rate(self.optimizer)
         policy = self.policy
+        assert self.rollout_buffer is not None, "train() needs the rollout buffer built by _setup_model()"
         batch = next(self.rollout_buffer.get(None))
         latent_pi, latent_vf = policy._latents(batch.observations)  # one forward for both losses
         dist = policy.action_head(latent_pi)

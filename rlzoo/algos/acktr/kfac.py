@@ -15,15 +15,19 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeAlias, TypeGuard, overload
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+KFACLayer: TypeAlias = "nn.Linear | nn.Conv2d"
+"""The layer types K-FAC preconditions (the rest get the plain gradient)."""
 
-def _kfac_supported(module: nn.Module) -> bool:
+
+def _kfac_supported(module: nn.Module) -> TypeGuard[KFACLayer]:
     """Linear layers, and Conv2d layers whose patches ``F.unfold`` can reproduce."""
     if isinstance(module, nn.Linear):
         return module.weight.requires_grad
@@ -137,10 +141,11 @@ class KFAC(torch.optim.Optimizer):
             max_grad_norm=max_grad_norm, factored_damping=factored_damping, step=0, stats_updates=0,
         )
         super().__init__(params, defaults)
-        self.layers: list[nn.Module] = [m for m in model.modules() if _kfac_supported(m)]
+        self.layers: list[KFACLayer] = [m for m in model.modules() if _kfac_supported(m)]
         self.last_scale: torch.Tensor | None = None  # trust-region scale of the last K-FAC step
         self._recording = False
-        self._pending: dict[nn.Module, list[torch.Tensor | int]] = {}
+        # per layer: summed (cov_a, cov_g) of this backward and how many applications they sum
+        self._pending: dict[KFACLayer, tuple[torch.Tensor, torch.Tensor, int]] = {}
         self._handles = [m.register_forward_hook(self._forward_hook) for m in self.layers]
 
     # ------------------------------------------------------------------ statistics
@@ -154,18 +159,20 @@ class KFAC(torch.optim.Optimizer):
             self._recording = False
         self._update_factors()
 
-    def _forward_hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def _forward_hook(self, module: KFACLayer, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         if torch.is_grad_enabled() and output.requires_grad:
             x = inputs[0].detach()
             output.register_hook(lambda grad, m=module, x=x: self._backward_hook(m, x, grad))
 
-    def _backward_hook(self, module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
+    def _backward_hook(self, module: KFACLayer, x: torch.Tensor, grad: torch.Tensor) -> None:
         if not self._recording:
             return
         batch = grad.shape[0]
         if isinstance(module, nn.Conv2d):
             # KFC: one row per output location of the unfolded input patches
-            a = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
+            padding = module.padding
+            assert not isinstance(padding, str), "string padding is not K-FAC supported (_kfac_supported)"
+            a = F.unfold(x, module.kernel_size, module.dilation, padding, module.stride)
             a = a.transpose(1, 2).reshape(-1, a.shape[1])
             ds = grad.permute(0, 2, 3, 1).reshape(-1, grad.shape[1])
         else:
@@ -178,9 +185,9 @@ class KFAC(torch.optim.Optimizer):
         cov_g = ds.T @ ds / ds.shape[0]           # mean over locations and samples
         pending = self._pending.get(module)
         if pending is None:
-            self._pending[module] = [cov_a, cov_g, 1]
+            self._pending[module] = (cov_a, cov_g, 1)
         else:  # the layer was applied more than once: average its statistics
-            pending[0], pending[1], pending[2] = pending[0] + cov_a, pending[1] + cov_g, pending[2] + 1
+            self._pending[module] = (pending[0] + cov_a, pending[1] + cov_g, pending[2] + 1)
 
     @torch.no_grad()
     def _update_factors(self) -> None:
@@ -197,7 +204,7 @@ class KFAC(torch.optim.Optimizer):
             state["G"] = torch.lerp(state["G"], sum_g / count, weight)
         self._pending = {}
 
-    def factors(self, module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    def factors(self, module: KFACLayer) -> tuple[torch.Tensor, torch.Tensor]:
         """Current running Kronecker factors ``(A, G)`` of a Linear/Conv2d layer of the model."""
         state = self.state[module.weight]
         if "A" not in state:
@@ -246,7 +253,7 @@ class KFAC(torch.optim.Optimizer):
                 state["dG"], state["QG"] = self._eigh(g)
 
     @staticmethod
-    def _grad_matrix(module: nn.Module, grads: dict[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def _grad_matrix(module: KFACLayer, grads: dict[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         mat = grads[module.weight].reshape(module.weight.shape[0], -1)
         if module.bias is not None:
             mat = torch.cat([mat, grads[module.bias].unsqueeze(1)], dim=1)
@@ -277,8 +284,14 @@ class KFAC(torch.optim.Optimizer):
         return out
 
     # ------------------------------------------------------------------ step
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One update: plain SGD (with momentum) during warm-up, then the scaled K-FAC step."""
         loss = None
         if closure is not None:

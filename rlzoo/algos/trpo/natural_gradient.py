@@ -125,8 +125,8 @@ def backtracking_line_search(
     """
     params = list(params)
     old = flat_params(params)
-    surrogate_before, _ = evaluate()
-    surrogate_before = float(surrogate_before)
+    surrogate_t, _ = evaluate()
+    surrogate_before = float(surrogate_t)
     fraction = 1.0
     for _ in range(max_backtracks):
         set_flat_params(params, old + fraction * full_step)

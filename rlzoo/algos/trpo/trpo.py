@@ -124,7 +124,9 @@ class TRPO(OnPolicyAlgorithm):
         """One TRPO policy step and a value-function fit on the collected rollout."""
         self._update_learning_rate(self.optimizer)
         policy, params = self.policy, self.actor_params
-        batch = next(self.rollout_buffer.get(None))
+        assert self.rollout_buffer is not None, "train() needs the rollout buffer built by _setup_model()"
+        buffer = self.rollout_buffer
+        batch = next(buffer.get(None))
         obs, actions = batch.observations, batch.actions
         adv = batch.advantages
         if self.normalize_advantage:
@@ -167,7 +169,7 @@ class TRPO(OnPolicyAlgorithm):
         # 5. value function: a few epochs of Adam on the TD(lambda) returns
         value_losses = []
         for _ in range(self.n_critic_updates):
-            for mb in self.rollout_buffer.get(self.batch_size):
+            for mb in buffer.get(self.batch_size):
                 value_loss = F.mse_loss(self._critic_values(mb.observations), mb.returns)
                 self.optimizer.zero_grad(set_to_none=True)
                 value_loss.backward()
