@@ -175,7 +175,7 @@ def kill_probe(i: int, root: Path, rng: random.Random, counts: Counts) -> None:
         counts.add("killed before the run folder existed")
         return
     run = runs[0]
-    for attempt in range(3):
+    for _attempt in range(3):
         info = check_run(run, counts)
         if info is None:
             counts.add("folders left without run.json")

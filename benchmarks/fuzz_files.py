@@ -22,11 +22,11 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from safe_files_kit import (SENTINEL_NAME, Guard, build_files, loaders, mutate, payloads,  # noqa: E402
-                            run_case)
+from safe_files_kit import SENTINEL_NAME, Guard, build_files, loaders, mutate, payloads, run_case  # noqa: E402
 
 
 def _locations(doc, prefix=()):
@@ -47,6 +47,44 @@ def _put(doc, where, value):
         parent = parent[key]
     parent[where[-1]] = value
     return doc
+
+
+def _case_path(kind: str, original: Path, root: Path, i: int) -> Path:
+    """Where case ``i`` is written: a copy of its run folder for run-folder files, else a file of its own."""
+    if kind.startswith("run:"):
+        case = root / "cases" / f"logs{i}" / "a2c" / "CartPole-v1_1"
+        case.mkdir(parents=True)
+        for other in original.parent.iterdir():
+            if other.is_file():
+                (case / other.name).write_bytes(other.read_bytes())
+        return case / original.name
+    (root / "cases").mkdir(exist_ok=True)
+    return root / "cases" / f"{i}_{original.name}"
+
+
+def _tag_attacks(files: dict, load: dict, tags: list, guard: Any, counts: collections.Counter, problems: list[str],
+                 root: Path, all_tags: bool) -> None:
+    """Put a code-naming tag at every JSON location of every model file (one tag each, all with ``all_tags``)."""
+    for kind, path in files.items():
+        if not kind.startswith("model:"):
+            continue
+        with zipfile.ZipFile(path) as zf:
+            members = {n: zf.read(n) for n in zf.namelist()}
+        for member, raw in members.items():
+            if not member.endswith(".json"):
+                continue
+            for where in list(_locations(json.loads(raw))):
+                for value in (tags if all_tags else [tags[counts["attacks"] % len(tags)]]):
+                    doc = _put(json.loads(raw), where, value)
+                    bad = root / "attack.zip"
+                    with zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                        for n, d in members.items():
+                            zf.writestr(n, json.dumps(doc).encode() if n == member else d)
+                    outcome, detail = run_case(kind, load[kind], bad, guard)
+                    counts["attacks"] += 1
+                    counts[f"attacks_{outcome}"] += 1
+                    if outcome not in ("ok", "refused"):
+                        problems.append(f"attack {kind} {member} {where}: {outcome}: {detail}")
 
 
 def main() -> int:
@@ -84,16 +122,7 @@ def main() -> int:
         kind = kinds[i % len(kinds)]
         case_rng = random.Random(rng.getrandbits(64))
         data = mutate(kind, files[kind].read_bytes(), case_rng, values)
-        if kind.startswith("run:"):
-            case = root / "cases" / f"logs{i}" / "a2c" / "CartPole-v1_1"
-            case.mkdir(parents=True)
-            for other in files[kind].parent.iterdir():
-                if other.is_file():
-                    (case / other.name).write_bytes(other.read_bytes())
-            path = case / files[kind].name
-        else:
-            (root / "cases").mkdir(exist_ok=True)
-            path = root / "cases" / f"{i}_{files[kind].name}"
+        path = _case_path(kind, files[kind], root, i)
         path.write_bytes(data)
         outcome, detail = run_case(kind, load[kind], path, guard)
         record(kind, outcome, detail, f"case {i}")
@@ -107,27 +136,7 @@ def main() -> int:
                   f"other {len(guard.other)}, {time.time() - t0:.0f} s", flush=True)
 
     if not args.no_attacks:  # code-naming tags at every JSON location of every model file (all with --all-tags)
-        tags = values[:9]
-        for kind, path in files.items():
-            if not kind.startswith("model:"):
-                continue
-            with zipfile.ZipFile(path) as zf:
-                members = {n: zf.read(n) for n in zf.namelist()}
-            for member, raw in members.items():
-                if not member.endswith(".json"):
-                    continue
-                for where in list(_locations(json.loads(raw))):
-                    for value in (tags if args.all_tags else [tags[counts["attacks"] % len(tags)]]):
-                        doc = _put(json.loads(raw), where, value)
-                        bad = root / "attack.zip"
-                        with zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                            for n, d in members.items():
-                                zf.writestr(n, json.dumps(doc).encode() if n == member else d)
-                        outcome, detail = run_case(kind, load[kind], bad, guard)
-                        counts["attacks"] += 1
-                        counts[f"attacks_{outcome}"] += 1
-                        if outcome not in ("ok", "refused"):
-                            problems.append(f"attack {kind} {member} {where}: {outcome}: {detail}")
+        _tag_attacks(files, load, values[:9], guard, counts, problems, root, args.all_tags)
         print(f"tag attacks: {counts['attacks']} tried, {counts['attacks_refused']} refused with ModelFileError, "
               f"{counts['attacks_ok']} loaded (value not used or policy fell back to its rlzoo base), "
               f"writes {len(guard.writes)}, imports {len(guard.imports)}, processes/other {len(guard.other)}, "

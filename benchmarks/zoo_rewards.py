@@ -63,7 +63,8 @@ def main() -> None:
             means.append(mean)
             print(f"{args.algo} {env_id} seed {seed}{extra}: {mean:.1f} ± {std:.1f} over {args.episodes} episodes "
                   f"(train {wall:.0f} s)", flush=True)
-        print(f"{args.algo} {env_id}{extra}: mean over seeds {np.mean(means):.1f} (min {np.min(means):.1f})", flush=True)
+        print(f"{args.algo} {env_id}{extra}: mean over seeds {np.mean(means):.1f} (min {np.min(means):.1f})",
+              flush=True)
 
 
 if __name__ == "__main__":
