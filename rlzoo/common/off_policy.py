@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor
 from rlzoo.envs import final_observations, unwrap_vec_normalize, unwrap_vec_wrapper
 from rlzoo.envs.frame_stack import VecFrameStack
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _MODE_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.AlphaDropout)
 
@@ -172,7 +175,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
 
     # ------------------------------------------------------------------ learning
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 4, tb_log_name: str = "run",
-              reset_num_timesteps: bool = True, progress_bar: bool = False) -> OffPolicyAlgorithm:
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> Self:
         """Train for ``total_timesteps`` env steps (see :meth:`BaseAlgorithm.learn`); logs are written
         every ``log_interval`` finished episodes."""
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
@@ -189,6 +192,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         self._noise = noise
         if noise is not None and reset_num_timesteps:
             noise.reset()
+        assert self.env is not None  # checked by BaseAlgorithm._setup_learn
         self._vec_normalize = unwrap_vec_normalize(self.env)
         self._last_original_obs = (self._vec_normalize.get_original_obs() if self._vec_normalize is not None
                                    else None)
@@ -211,6 +215,10 @@ class OffPolicyAlgorithm(BaseAlgorithm):
                     self._update_current_progress_remaining()
                     self.train(steps, self.batch_size)
 
+    def train(self, gradient_steps: int, batch_size: int) -> None:
+        """``gradient_steps`` updates on minibatches of ``batch_size`` replayed transitions (each algorithm)."""
+        raise NotImplementedError
+
     def collect_rollouts(self, callback: Any) -> tuple[int, bool]:
         """Step every env for ``train_freq`` steps or episodes, storing the transitions.
 
@@ -219,6 +227,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         callback stopped training.
         """
         env, buffer, n_envs = self.env, self.replay_buffer, self.n_envs
+        assert env is not None and buffer is not None  # made by _setup_learn
         freq, unit = self._train_freq
         vn = self._vec_normalize
         steps = episodes = 0
@@ -302,6 +311,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
     def _sample_batches(self, gradient_steps: int, batch_size: int) -> Iterable[Any]:
         """Minibatches for ``gradient_steps`` updates; a uniform buffer draws them all in one gather."""
         buffer, env = self.replay_buffer, self._vec_normalize
+        assert buffer is not None  # made by _setup_learn
         if isinstance(buffer, PrioritizedReplayBuffer) or gradient_steps == 1:
             for _ in range(gradient_steps):
                 yield buffer.sample(batch_size, env=env)
@@ -328,7 +338,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         """Load a replay buffer written by :meth:`save_replay_buffer` (same spaces and number of envs)."""
         config = ReplayBuffer.saved_config(os.fspath(path))
         if self.replay_buffer is None or any(getattr(self.replay_buffer, k) != v for k, v in config.items()):
-            self._make_replay_buffer(**config)
+            self.replay_buffer = self._make_replay_buffer(**config)
         self.replay_buffer.load(os.fspath(path))
 
 

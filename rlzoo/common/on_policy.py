@@ -73,10 +73,13 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         if is_recurrent(self.policy):
             return collect_recurrent_rollouts(self, callback)
         env, buffer, policy = self.env, self.rollout_buffer, self.policy
+        assert env is not None and buffer is not None  # set by __init__ / _setup_model
         buffer.reset()
         callback.on_rollout_start()
-        box = isinstance(self.action_space, spaces.Box)
-        low, high = (self.action_space.low, self.action_space.high) if box else (None, None)
+        space = self.action_space
+        box = isinstance(space, spaces.Box)
+        low, high = (space.low, space.high) if isinstance(space, spaces.Box) else (None, None)
+        act_shape: tuple[int, ...] = space.shape or ()
         new_obs = self._last_obs
         while not buffer.full:
             obs_t = obs_to_tensor(self._last_obs, self.device)
@@ -84,9 +87,9 @@ class OnPolicyAlgorithm(BaseAlgorithm):
                 actions, values, log_probs = policy(obs_t)
             actions_np = actions.cpu().numpy()
             if box:
-                actions_np = np.clip(actions_np.reshape((-1, *self.action_space.shape)), low, high)
-            elif isinstance(self.action_space, spaces.MultiBinary):
-                actions_np = actions_np.astype(np.int8).reshape((-1, *self.action_space.shape))
+                actions_np = np.clip(actions_np.reshape((-1, *act_shape)), low, high)
+            elif isinstance(space, spaces.MultiBinary):
+                actions_np = actions_np.astype(np.int8).reshape((-1, *act_shape))
             new_obs, rewards, terminated, truncated, infos = env.step(actions_np)
             self.num_timesteps += self.n_envs
             rewards = np.asarray(rewards, dtype=np.float32)
@@ -100,11 +103,13 @@ class OnPolicyAlgorithm(BaseAlgorithm):
                 final = obs_to_tensor(final_observations(infos, idx), self.device)
                 with torch.inference_mode():
                     rewards[idx] += self.gamma * policy.predict_values(final).cpu().numpy()
+            assert self._last_episode_starts is not None  # set by _setup_learn
             buffer.add(obs_t, actions, rewards, self._last_episode_starts, values, log_probs)
             self._last_obs = new_obs
             self._last_episode_starts = terminated | truncated
         with torch.inference_mode():
             last_values = policy.predict_values(obs_to_tensor(new_obs, self.device))
+        assert self._last_episode_starts is not None
         buffer.compute_returns_and_advantage(last_values, self._last_episode_starts)
         callback.update_locals(locals())
         callback.on_rollout_end()
@@ -134,5 +139,6 @@ class OnPolicyAlgorithm(BaseAlgorithm):
 
     def _log_explained_variance(self) -> None:
         buf = self.rollout_buffer
+        assert buf is not None
         self.logger.record("train/explained_variance",
                            explained_variance(buf.values.cpu().numpy().ravel(), buf.returns.cpu().numpy().ravel()))

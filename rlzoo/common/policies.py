@@ -6,8 +6,8 @@ dict of both) trains with the same actor-critic machinery.
 """
 from __future__ import annotations
 
-from typing import Any, Union
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,9 +16,10 @@ from gymnasium import spaces
 from torch import nn
 
 from rlzoo.common.distributions import Distribution, DistributionHead
+from rlzoo.common.utils import space_shape
 from rlzoo.envs.vec_env import is_image_space, is_image_space_channels_first  # the one image-space rule
 
-NetArch = Union[list[int], dict[str, list[int]]]
+NetArch = list[int] | dict[str, list[int]]
 
 
 # --------------------------------------------------------------------------- observations
@@ -106,7 +107,7 @@ class CombinedExtractor(BaseFeaturesExtractor):
         extractors: dict[str, nn.Module] = {}
         total = 0
         for key, sub in observation_space.spaces.items():
-            if is_image_space(sub):
+            if isinstance(sub, spaces.Box) and is_image_space(sub):
                 extractors[key] = NatureCNN(sub, features_dim=cnn_output_dim)
                 total += cnn_output_dim
             else:
@@ -155,7 +156,7 @@ def numpy_mlp(layers: Sequence[nn.Module]) -> Callable[[np.ndarray], np.ndarray]
     for layer in layers:
         if isinstance(layer, nn.Linear):
             weight_t, bias = layer.weight.detach().numpy().T, layer.bias.detach().numpy()
-            ops.append(lambda x, w=weight_t, b=bias: x @ w + b)
+            ops.append(_numpy_affine(weight_t, bias))
         elif type(layer) in _NUMPY_ACTIVATIONS:
             ops.append(_NUMPY_ACTIVATIONS[type(layer)])
         else:
@@ -167,6 +168,14 @@ def numpy_mlp(layers: Sequence[nn.Module]) -> Callable[[np.ndarray], np.ndarray]
         return x
 
     return forward
+
+
+def _numpy_affine(weight_t: np.ndarray, bias: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``x -> x @ weight_t + bias`` (a ``Linear`` layer in numpy)."""
+    def affine(x: np.ndarray) -> np.ndarray:
+        return x @ weight_t + bias
+
+    return affine
 
 
 class MlpExtractor(nn.Module):
@@ -193,6 +202,8 @@ class MlpExtractor(nn.Module):
 # --------------------------------------------------------------------------- base policy
 class BasePolicy(nn.Module):
     """Common policy plumbing: observation handling and ``predict`` for numpy callers."""
+
+    features_extractor: BaseFeaturesExtractor  # built by each policy (``make_features_extractor``)
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  features_extractor_class: type[BaseFeaturesExtractor] | None = None,
@@ -247,15 +258,16 @@ class BasePolicy(nn.Module):
         obs, vectorized = self.obs_to_tensor(observation)
         with torch.inference_mode():
             actions = self._predict(obs, deterministic=deterministic)
-        actions = actions.cpu().numpy()
-        if isinstance(self.action_space, spaces.Box):
-            actions = actions.reshape((-1, *self.action_space.shape))
-            actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        actions_np = actions.cpu().numpy()
+        space = self.action_space
+        if isinstance(space, spaces.Box):
+            actions_np = actions_np.reshape((-1, *space.shape))
+            actions_np = np.clip(actions_np, space.low, space.high)
         else:
-            actions = actions.reshape((-1, *self.action_space.shape)).astype(self.action_space.dtype)
+            actions_np = actions_np.reshape((-1, *space_shape(space))).astype(space.dtype)
         if not vectorized:
-            actions = actions[0]
-        return actions, state
+            actions_np = actions_np[0]
+        return actions_np, state
 
 
 def default_extractor(observation_space: spaces.Space) -> type[BaseFeaturesExtractor]:
@@ -324,7 +336,8 @@ class ActorCriticPolicy(BasePolicy):
             for m in module.modules():
                 if isinstance(m, (nn.Linear, nn.Conv2d)):
                     nn.init.orthogonal_(m.weight, gain=gain)
-                    nn.init.zeros_(m.bias)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
 
     def _latents(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)

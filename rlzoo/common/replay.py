@@ -18,16 +18,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, ClassVar, NamedTuple, Union
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
+from rlzoo.common.utils import space_shape
 from rlzoo.fileio import atomic_path
 
 TensorDict = dict[str, torch.Tensor]
-Obs = Union[np.ndarray, dict[str, np.ndarray]]
+Obs = np.ndarray | dict[str, np.ndarray]
 
 
 class ReplayBufferSamples(NamedTuple):
@@ -88,6 +89,11 @@ class ReplayBuffer:
     :param seed: seed of the buffer's sampling generator (None: drawn from numpy's global state)
     """
 
+    # observation storage (``(rows, n_envs, *shape)`` arrays, a dict of them for Dict spaces); unused
+    # with frame storage
+    observations: Obs
+    next_observations: Obs
+
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
                  n_envs: int = 1, device: str | torch.device = "cpu", optimize_memory_usage: bool = False,
                  frame_stack: int = 1, stack_axis: int = -1, frame_margin: float = 0.25,
@@ -125,7 +131,7 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ storage
     def _obs_array(self, space: spaces.Space, rows: int) -> np.ndarray:
-        return np.zeros((rows, self.n_envs, *space.shape), dtype=_storage_dtype(space))
+        return np.zeros((rows, self.n_envs, *space_shape(space)), dtype=_storage_dtype(space))
 
     def _allocate(self) -> None:
         rows, n = self.buffer_size, self.n_envs
@@ -176,13 +182,9 @@ class ReplayBuffer:
         self.dones[pos] = np.asarray(terminated).reshape(self.n_envs)
         if self.optimize_memory_usage:
             self._add_frames(np.asarray(obs), np.asarray(next_obs))
-        elif isinstance(self.observation_space, spaces.Dict):
-            for key in self.observations:
-                self.observations[key][pos] = np.asarray(obs[key]).reshape(self.observations[key].shape[1:])
-                self.next_observations[key][pos] = np.asarray(next_obs[key]).reshape(self.observations[key].shape[1:])
         else:
-            self.observations[pos] = np.asarray(obs).reshape(self.observations.shape[1:])
-            self.next_observations[pos] = np.asarray(next_obs).reshape(self.observations.shape[1:])
+            _store_row(self.observations, obs, pos)
+            _store_row(self.next_observations, next_obs, pos)
         self.n_added += 1
         self.pos = (pos + 1) % self.buffer_size
         self.full = self.full or self.pos == 0
@@ -202,8 +204,9 @@ class ReplayBuffer:
 
     def _add_frames(self, obs: np.ndarray, next_obs: np.ndarray) -> None:
         k, n_frames, envs = self.frame_stack, self.n_frames, np.arange(self.n_envs)
-        obs = obs.reshape(self.n_envs, *self.observation_space.shape)
-        next_obs = next_obs.reshape(self.n_envs, *self.observation_space.shape)
+        obs_shape = space_shape(self.observation_space)
+        obs = obs.reshape(self.n_envs, *obs_shape)
+        next_obs = next_obs.reshape(self.n_envs, *obs_shape)
         obs_frames, next_frames = self._split_frames(obs), self._split_frames(next_obs)
         if k > 1 and not np.array_equal(obs_frames[:, 1:], next_frames[:, :-1]):
             raise ValueError(f"frame storage with frame_stack={k}: next_obs is not obs shifted by one frame "
@@ -255,7 +258,7 @@ class ReplayBuffer:
         row = self.oldest[env] + (u - (ends[env] - counts[env]))
         return (row % self.buffer_size) * self.n_envs + env
 
-    def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
+    def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples | PrioritizedReplayBufferSamples:
         """A uniform batch of ``batch_size`` transitions (with replacement).
 
         :param env: optional ``VecNormalize``-like object whose ``normalize_obs`` /
@@ -270,15 +273,12 @@ class ReplayBuffer:
             window = self.frames[(ptr[:, None] + np.arange(-k, 1)) % self.n_frames, envs[:, None]]
             window = torch.from_numpy(window)  # (batch, k + 1, *frame_shape)
             return self._join_frames_torch(window[:, :k]), self._join_frames_torch(window[:, 1:])
-        if isinstance(self.observations, dict):
-            return ({k: v[rows, envs] for k, v in self.observations.items()},
-                    {k: v[rows, envs] for k, v in self.next_observations.items()})
-        return self.observations[rows, envs], self.next_observations[rows, envs]
+        return _take_rows(self.observations, rows, envs), _take_rows(self.next_observations, rows, envs)
 
     def _join_frames_torch(self, frames: torch.Tensor) -> torch.Tensor:
         """(b, k, *frame_shape) -> (b, *obs_shape); a strided view when the frames have one channel,
         so that a channels-last stack costs no copy (the CNN permutes it back to channels-first)."""
-        return frames.movedim(1, 1 + self.stack_axis).reshape(frames.shape[0], *self.observation_space.shape)
+        return frames.movedim(1, 1 + self.stack_axis).reshape(frames.shape[0], *space_shape(self.observation_space))
 
     def _to_torch(self, array: Any) -> Any:
         if isinstance(array, dict):
@@ -311,11 +311,9 @@ class ReplayBuffer:
         arrays = {"actions": self.actions, "rewards": self.rewards, "dones": self.dones, "oldest": self.oldest}
         if self.optimize_memory_usage:
             arrays.update(frames=self.frames, frame_ptr=self.frame_ptr, frames_written=self.frames_written)
-        elif isinstance(self.observations, dict):
-            arrays.update({f"observations/{k}": v for k, v in self.observations.items()})
-            arrays.update({f"next_observations/{k}": v for k, v in self.next_observations.items()})
         else:
-            arrays.update(observations=self.observations, next_observations=self.next_observations)
+            arrays.update(_named_arrays("observations", self.observations))
+            arrays.update(_named_arrays("next_observations", self.next_observations))
         return arrays
 
     def save(self, path: str) -> str:
@@ -323,8 +321,9 @@ class ReplayBuffer:
         path = os.fspath(path)
         path = path if path.endswith(".npz") else path + ".npz"
         meta = np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8)
+        arrays: dict[str, Any] = {"__meta__": meta, **self._arrays()}
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, __meta__=meta, **self._arrays())
+            np.savez(tmp, **arrays)
         return path
 
     _META_TYPES: ClassVar[dict[str, type]] = {
@@ -358,7 +357,7 @@ class ReplayBuffer:
         if meta.get("class") == "PrioritizedReplayBuffer":
             types.update(alpha=float, beta=float, eps=float, max_priority=float)
         for key, want in types.items():
-            value = meta.get(key)
+            value: Any = meta.get(key)
             ok = (_finite_number(value) if want is float
                   else isinstance(value, want) and (want is bool or not isinstance(value, bool)))
             if not ok or (want is int and not -(1 << 62) < value < 1 << 62):
@@ -422,6 +421,29 @@ class ReplayBuffer:
                 getattr(self, group)[sub] = arr
             elif key != "priorities":
                 setattr(self, key, arr)
+
+
+def _store_row(store: Obs, obs: Obs, pos: int) -> None:
+    """Write the observations of one step (one per env) into row ``pos`` of ``store``."""
+    if isinstance(store, dict):
+        for key, arr in store.items():
+            arr[pos] = np.asarray(obs[key]).reshape(arr.shape[1:])
+    else:
+        store[pos] = np.asarray(obs).reshape(store.shape[1:])
+
+
+def _take_rows(store: Obs, rows: np.ndarray, envs: np.ndarray) -> Obs:
+    """The stored observations at ``(rows[i], envs[i])`` (a dict of them for Dict spaces)."""
+    if isinstance(store, dict):
+        return {k: v[rows, envs] for k, v in store.items()}
+    return store[rows, envs]
+
+
+def _named_arrays(name: str, store: Obs) -> dict[str, np.ndarray]:
+    """``{name: array}``, or ``{name/key: array}`` for each key of a Dict space's storage (file names)."""
+    if isinstance(store, dict):
+        return {f"{name}/{k}": v for k, v in store.items()}
+    return {name: store}
 
 
 def _finite_number(value: Any) -> bool:

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from rlzoo.common.registry import number, register_saveable
 
 Schedule = Callable[[float], float]
+
+
+def space_shape(space: spaces.Space) -> tuple[int, ...]:
+    """The shape of one element of ``space`` (``()`` for a space without one, such as ``Dict``)."""
+    return space.shape or ()
 
 
 def set_global_seeds(seed: int) -> None:

@@ -80,7 +80,8 @@ class ZooGroup(TyperGroup):
         return out
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
         """Run the command line; every error becomes one ``error:`` line and an exit code."""
         args = self._expand_multi(list(sys.argv[1:] if args is None else args))
         global _CURRENT_ARGS
@@ -88,7 +89,8 @@ class ZooGroup(TyperGroup):
         code: int
         try:
             rv = super().main(args=args, prog_name=prog_name or "rlzoo", complete_var=complete_var,
-                              standalone_mode=False, **extra)
+                              standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
             code = rv if isinstance(rv, int) else 0
         except typer.TyperException as e:  # usage errors: unknown option/command, bad choice, missing option
             ctx = getattr(e, "ctx", None)
@@ -220,19 +222,21 @@ def train(
     study_name: str | None = typer.Option(None, "--study-name", help="Optuna study name (with --trial-id)."),
     trial_id: int | None = typer.Option(None, "--trial-id", help="Train with this trial's hyperparameters."),
     n_eval_envs: int = typer.Option(1, "--n-eval-envs", help="Parallel envs of the evaluation."),
-    eval_env_kwargs: list[str] | None = typer.Option(None, "--eval-env-kwargs",
-                                                        help="key=value for the evaluation env only (over --env-kwargs)."),
+    eval_env_kwargs: list[str] | None = typer.Option(
+        None, "--eval-env-kwargs", help="key=value for the evaluation env only (over --env-kwargs)."),
     num_threads: int | None = typer.Option(None, "--num-threads", help="Torch CPU threads (default: torch's)."),
     log_interval: int | None = typer.Option(None, "--log-interval",
                                                help="Log every K updates (on-policy) or K episodes (off-policy)."),
     uuid: bool = typer.Option(False, "--uuid", help="Run folder <EnvId>_<N>_<uuid4>: unique names for array jobs."),
-    track: bool = typer.Option(False, "--track", help="Log the run to Weights & Biases (pip install 'rlzoo[tracking]')."),
+    track: bool = typer.Option(False, "--track",
+                               help="Log the run to Weights & Biases (pip install 'rlzoo[tracking]')."),
     wandb_project: str = typer.Option("rlzoo", "--wandb-project", "--wandb-project-name", help="W&B project."),
     wandb_entity: str | None = typer.Option(None, "--wandb-entity", help="W&B entity (user or team)."),
     wandb_tags: list[str] | None = typer.Option(None, "--wandb-tags", help="W&B tags of the run."),
 ) -> None:
     """Train an agent; writes a run folder logs/<algo>/<EnvId>_<N>."""
     from rlzoo.zoo import experiment
+    from rlzoo.zoo.options import TrainOptions
 
     if trial_id is not None or storage is not None or study_name is not None:  # rlzoo optimize's trial K
         from rlzoo.zoo.tune import trial_overrides
@@ -261,15 +265,16 @@ def train(
                                               ("--env-kwargs", env_kwargs)) if value]
         if conflicts:
             raise ZooError(f"--resume continues a run with its own configuration; drop {', '.join(conflicts)}")
-    experiment.train(
+    opts = TrainOptions(
         algo=algo, env_id=env, n_timesteps=n_timesteps, seed=seed, log_folder=log_folder, n_envs=n_envs,
         vec_env=vec_env.value, device=device.value, tensorboard_log=tensorboard_log, eval_freq=eval_freq,
-        eval_episodes=eval_episodes, save_freq=save_freq, hyperparams=hyperparams or [],
-        env_kwargs=env_kwargs or [], conf_file=conf_file, trained_agent=trained_agent, resume=resume,
-        progress=progress, gym_packages=gym_packages or [], verbose=verbose, argv=_argv(),
-        given=_given_options(ctx), n_eval_envs=n_eval_envs, eval_env_kwargs=eval_env_kwargs or [],
-        num_threads=num_threads, log_interval=log_interval, uuid=uuid, track=tracking,
+        eval_episodes=eval_episodes, save_freq=save_freq, hyperparams=tuple(hyperparams or ()),
+        env_kwargs=tuple(env_kwargs or ()), conf_file=conf_file, trained_agent=trained_agent, resume=resume,
+        progress=progress, gym_packages=tuple(gym_packages or ()), verbose=verbose, n_eval_envs=n_eval_envs,
+        eval_env_kwargs=tuple(eval_env_kwargs or ()), num_threads=num_threads, log_interval=log_interval,
+        uuid=uuid, track=tracking, argv=tuple(_argv()), given=frozenset(_given_options(ctx)),
     )
+    experiment.train(opts)
 
 
 def _given_options(ctx: typer.Context) -> set[str]:
@@ -289,7 +294,8 @@ def enjoy(
     n_timesteps: int = typer.Option(1000, "-n", "--n-timesteps", help="Number of env steps to run."),
     render: bool = typer.Option(True, "--render/--no-render", help="Show the agent in a window."),
     deterministic: bool | None = typer.Option(
-        None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
+        None, "--deterministic/--stochastic",
+        help="Action selection (default: stochastic on Atari, else deterministic)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation env."),
     env_kwargs: list[str] | None = ENV_KWARGS,
     gym_packages: list[str] | None = GYM_PACKAGES,
@@ -329,7 +335,8 @@ def record_gif(
     output: Path | None = typer.Option(None, "-o", "--output", help="GIF path (default: <run>/<algo>-<EnvId>.gif)."),
     fps: int | None = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
     deterministic: bool | None = typer.Option(
-        None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
+        None, "--deterministic/--stochastic",
+        help="Action selection (default: stochastic on Atari, else deterministic)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the recorded env."),
     env_kwargs: list[str] | None = ENV_KWARGS,
     gym_packages: list[str] | None = GYM_PACKAGES,
@@ -362,7 +369,8 @@ def plot(
     title: str | None = typer.Option(None, "--title", help="Figure title."),
     source: CurveSource = typer.Option(CurveSource.train, "--source",
                                        help="train: training episodes (monitor/); eval: evaluations.csv."),
-    y_axis: YAxis = typer.Option(YAxis.reward, "-y", "--y-axis", help="reward, length or success (with --source eval)."),
+    y_axis: YAxis = typer.Option(YAxis.reward, "-y", "--y-axis",
+                                 help="reward, length or success (with --source eval)."),
     aggregate_: bool = typer.Option(False, "--aggregate",
                                     help="IQM/median/mean with stratified-bootstrap CIs and performance profiles "
                                          "of the final scores, across envs and seeds."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,14 +100,14 @@ def _base_kinds(name: str) -> set:
     return set(_BASE_KINDS.get(name.split(".")[-1], set()))
 
 
-def constructor_schema(cls: type) -> dict[str, ParamSpec]:
+def constructor_schema(cls: type[Any]) -> dict[str, ParamSpec]:
     """Constructor arguments of an algorithm class that a hyperparameter file may set."""
     sig = inspect.signature(cls.__init__)
     try:
         hints = typing.get_type_hints(cls.__init__)
     except Exception:
         hints = {}
-    schema = {}
+    schema: dict[str, ParamSpec] = {}
     for name, p in sig.parameters.items():
         if name in _IGNORED_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
@@ -125,7 +126,7 @@ def constructor_schema(cls: type) -> dict[str, ParamSpec]:
     return schema
 
 
-def allowed_keys(cls: type) -> list[str]:
+def allowed_keys(cls: type[Any]) -> list[str]:
     """Every key an entry for ``cls`` may contain, sorted."""
     return sorted(set(constructor_schema(cls)) | set(ZOO_KEYS))
 
@@ -139,7 +140,8 @@ def _parse_schedule(value: str, where: str, key: str) -> float:
     try:
         initial = float(value[4:])
     except ValueError:
-        raise ZooError(f"{where}: '{key}' has a malformed schedule {value!r} (expected lin_<number>, e.g. lin_3e-4)") from None
+        raise ZooError(f"{where}: '{key}' has a malformed schedule {value!r} "
+                       "(expected lin_<number>, e.g. lin_3e-4)") from None
     if not math.isfinite(initial):
         raise ZooError(f"{where}: '{key}' schedule must start at a finite number, got {value!r}")
     return initial
@@ -206,7 +208,10 @@ def _positive_int(value: Any, where: str, key: str, allow_zero: bool = False) ->
     return number
 
 
-def _import_spec_list(value: Any, where: str, key: str) -> list:
+ImportSpec = str | dict[str, dict[str, Any]]  # "import.path" or {"import.path": {kwargs}}
+
+
+def _import_spec_list(value: Any, where: str, key: str) -> list[ImportSpec]:
     """Normalize ``env_wrapper``/``callback`` values to a list of ``path`` or ``{path: kwargs}``."""
     try:
         return _import_specs(value, where, key)
@@ -216,9 +221,9 @@ def _import_spec_list(value: Any, where: str, key: str) -> list:
         raise ZooError(f"{where}: {e}") from None
 
 
-def _import_specs(value: Any, where: str, key: str) -> list:
+def _import_specs(value: Any, where: str, key: str) -> list[ImportSpec]:
     items = value if isinstance(value, list) else [value]
-    out = []
+    out: list[ImportSpec] = []
     for item in items:
         if isinstance(item, str):
             import_object(item, key)
@@ -228,11 +233,13 @@ def _import_specs(value: Any, where: str, key: str) -> list:
             if kwargs is None:
                 kwargs = {}
             if not isinstance(path, str) or not isinstance(kwargs, dict):
-                raise ZooError(f"{where}: '{key}' entries are 'import.path' or {{import.path: {{kwargs}}}}, got {item!r}")
+                raise ZooError(f"{where}: '{key}' entries are 'import.path' or "
+                               f"{{import.path: {{kwargs}}}}, got {item!r}")
             import_object(path, key)
             out.append({path: kwargs})
         else:
-            raise ZooError(f"{where}: '{key}' entries are 'import.path' or {{import.path: {{kwargs}}}}, got {item!r}")
+            raise ZooError(f"{where}: '{key}' entries are 'import.path' or "
+                           f"{{import.path: {{kwargs}}}}, got {item!r}")
     return out
 
 
@@ -253,7 +260,8 @@ def _check_net_arch(value: Any, where: str) -> None:
 def _check_class_name(key: str, value: Any, where: str) -> None:
     table = ACTIVATIONS if key == "activation_fn" else OPTIMIZERS if key == "optimizer_class" else {}
     if not isinstance(value, str):
-        raise ZooError(f"{where}: policy_kwargs.{key} must be a name such as {next(iter(table), 'my_pkg.MyClass')!r}, got {value!r}")
+        example = next(iter(table), "my_pkg.MyClass")
+        raise ZooError(f"{where}: policy_kwargs.{key} must be a name such as {example!r}, got {value!r}")
     if _class_from_table(key, value) is not None:
         return
     if "." in value:
@@ -262,7 +270,8 @@ def _check_class_name(key: str, value: Any, where: str) -> None:
         except ZooError as e:
             raise ZooError(f"{where}: {e}") from None
         return
-    raise ZooError(f"{where}: unknown policy_kwargs.{key} {value!r}{did_you_mean(value.lower(), table)} (known: {', '.join(table)})")
+    raise ZooError(f"{where}: unknown policy_kwargs.{key} {value!r}{did_you_mean(value.lower(), table)} "
+                   f"(known: {', '.join(table)})")
 
 
 def _class_from_table(key: str, value: str) -> Any:
@@ -270,7 +279,8 @@ def _class_from_table(key: str, value: str) -> Any:
 
     if key == "activation_fn":
         lowered = {v.lower(): v for v in ACTIVATIONS.values()}
-        name = ACTIVATIONS.get(value.lower()) or lowered.get(value.lower().removeprefix("nn.").removeprefix("torch.nn."))
+        bare = value.lower().removeprefix("nn.").removeprefix("torch.nn.")
+        name = ACTIVATIONS.get(value.lower()) or lowered.get(bare)
         return getattr(torch.nn, name) if name else None
     if key == "optimizer_class":
         lowered = {v.lower(): v for v in OPTIMIZERS.values()}
@@ -297,55 +307,82 @@ def _check_policy_kwargs(value: Any, where: str) -> dict:
     return value
 
 
-def validate_entry(entry: dict, cls: type, algo: str, where: str) -> dict:
+def _check_policy_name(value: Any, where: str, key: str) -> Any:
+    if not isinstance(value, str) or not value:
+        raise ZooError(f"{where}: 'policy' must be a policy name such as 'MlpPolicy', got {value!r}")
+    return value
+
+
+def _check_frame_stack(value: Any, where: str, key: str) -> Any:
+    return False if value in (False, None) else _positive_int(value, where, key)
+
+
+def _check_import_value(value: Any, where: str, key: str) -> Any:
+    return None if value is None else _import_spec_list(value, where, key)
+
+
+def _check_env_kwargs_value(value: Any, where: str, key: str) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ZooError(f"{where}: 'env_kwargs' must be a mapping of argument names to values, got {value!r}")
+    return value
+
+
+def _check_noise_type(value: Any, where: str, key: str) -> Any:
+    if value not in NOISE_TYPES and value is not None:
+        raise ZooError(f"{where}: 'noise_type' must be one of {', '.join(NOISE_TYPES)}, got {value!r}")
+    return value
+
+
+def _check_noise_std(value: Any, where: str, key: str) -> float:
+    number = _coerce_number(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+        raise ZooError(f"{where}: 'noise_std' must be a non-negative number, got {value!r}")
+    return float(number)
+
+
+#: Checks of the keys with their own rules: ``check(value, where, key)`` -> the normalized value.
+_VALUE_CHECKS: dict[str, Callable[[Any, str, str], Any]] = {
+    "n_timesteps": _positive_int,
+    "n_envs": _positive_int,
+    "policy": _check_policy_name,
+    "normalize": lambda value, where, key: _check_normalize(value, where),
+    "frame_stack": _check_frame_stack,
+    "env_wrapper": _check_import_value,
+    "callback": _check_import_value,
+    "env_kwargs": _check_env_kwargs_value,
+    "noise_type": _check_noise_type,
+    "noise_std": _check_noise_std,
+    "policy_kwargs": lambda value, where, key: {} if value is None else _check_policy_kwargs(value, where),
+}
+
+
+def _check_key_name(key: Any, schema: dict[str, ParamSpec], algo: str, where: str) -> None:
+    """``key`` must be a string naming a constructor argument or a zoo key."""
+    if not isinstance(key, str):
+        raise ZooError(f"{where}: hyperparameter names must be strings, got {key!r}")
+    if key in CLI_ONLY:
+        raise ZooError(f"{where}: '{key}' is set on the command line with {CLI_ONLY[key]}, not in hyperparameters")
+    if key not in schema and key not in ZOO_KEYS:
+        allowed = sorted(set(schema) | set(ZOO_KEYS))
+        raise ZooError(
+            f"{where}: unknown hyperparameter '{key}' for {algo}{did_you_mean(key, allowed)} "
+            f"(allowed: {', '.join(allowed)})"
+        )
+
+
+def validate_entry(entry: dict[str, Any], cls: type[Any], algo: str, where: str) -> dict[str, Any]:
     """Check every key and value of one entry; return the normalized plain entry.
 
     Raises :class:`ZooError` naming the first problem (unknown key with the closest allowed key).
     """
     schema = constructor_schema(cls)
-    allowed = sorted(set(schema) | set(ZOO_KEYS))
     out: dict[str, Any] = {}
     for key, value in entry.items():
-        if not isinstance(key, str):
-            raise ZooError(f"{where}: hyperparameter names must be strings, got {key!r}")
-        if key in CLI_ONLY:
-            raise ZooError(f"{where}: '{key}' is set on the command line with {CLI_ONLY[key]}, not in hyperparameters")
-        if key not in schema and key not in ZOO_KEYS:
-            raise ZooError(
-                f"{where}: unknown hyperparameter '{key}' for {algo}{did_you_mean(key, allowed)} "
-                f"(allowed: {', '.join(allowed)})"
-            )
-        if key == "n_timesteps":
-            value = _positive_int(value, where, key)
-        elif key == "n_envs":
-            value = _positive_int(value, where, key)
-        elif key == "policy":
-            if not isinstance(value, str) or not value:
-                raise ZooError(f"{where}: 'policy' must be a policy name such as 'MlpPolicy', got {value!r}")
-        elif key == "normalize":
-            value = _check_normalize(value, where)
-        elif key == "frame_stack":
-            value = False if value in (False, None) else _positive_int(value, where, key)
-        elif key in ("env_wrapper", "callback"):
-            value = None if value is None else _import_spec_list(value, where, key)
-        elif key == "env_kwargs":
-            if value is None:
-                value = {}
-            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-                raise ZooError(f"{where}: 'env_kwargs' must be a mapping of argument names to values, got {value!r}")
-        elif key == "noise_type":
-            if value not in NOISE_TYPES and value is not None:
-                raise ZooError(f"{where}: 'noise_type' must be one of {', '.join(NOISE_TYPES)}, got {value!r}")
-        elif key == "noise_std":
-            number = _coerce_number(value)
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
-                raise ZooError(f"{where}: 'noise_std' must be a non-negative number, got {value!r}")
-            value = float(number)
-        elif key == "policy_kwargs":
-            value = {} if value is None else _check_policy_kwargs(value, where)
-        else:
-            value = _check_kind(value, schema[key], where)
-        out[key] = value
+        _check_key_name(key, schema, algo, where)
+        check = _VALUE_CHECKS.get(key)
+        out[key] = check(value, where, key) if check is not None else _check_kind(value, schema[key], where)
     if ("noise_type" in out or "noise_std" in out) and "action_noise" not in schema:
         raise ZooError(f"{where}: noise_type/noise_std need an algorithm with action noise; {algo} has none")
     check_ranges(out, where)
@@ -358,7 +395,8 @@ def _check_normalize(value: Any, where: str) -> Any:
     if isinstance(value, bool) or value is None:
         return bool(value)
     if isinstance(value, str):
-        raise ZooError(f"{where}: 'normalize' must be true/false or a mapping (e.g. {{norm_reward: false}}), got {value!r}")
+        raise ZooError(f"{where}: 'normalize' must be true/false or a mapping (e.g. {{norm_reward: false}}), "
+                       f"got {value!r}")
     if not isinstance(value, dict):
         raise ZooError(f"{where}: 'normalize' must be true/false or a mapping, got {value!r}")
     from rlzoo.envs import VecNormalize
@@ -366,13 +404,17 @@ def _check_normalize(value: Any, where: str) -> Any:
     params = [p for p in inspect.signature(VecNormalize.__init__).parameters if p not in ("self", "venv")]
     for key in value:
         if params and key not in params:
-            raise ZooError(f"{where}: unknown normalize option '{key}'{did_you_mean(str(key), params)} (allowed: {', '.join(params)})")
+            raise ZooError(f"{where}: unknown normalize option '{key}'{did_you_mean(str(key), params)} "
+                           f"(allowed: {', '.join(params)})")
     return value
 
 
 # ----------------------------------------------------------------------------- overrides
 def parse_key_values(items: list[str] | None, where: str) -> dict[str, Any]:
-    """``["a=1", "b=lin_0.1", "c={x: 1}"]`` -> ``{"a": 1, "b": "lin_0.1", "c": {"x": 1}}`` (values read as YAML)."""
+    """``["a=1", "b=lin_0.1", "c={x: 1}"]`` -> ``{"a": 1, "b": "lin_0.1", "c": {"x": 1}}``.
+
+    Values are read as YAML.
+    """
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -417,14 +459,15 @@ class ZooConfig:
         return self.hyperparams.get("policy", "MlpPolicy")
 
     @property
-    def normalize(self) -> dict | None:
+    def normalize(self) -> dict[str, Any] | None:
         """VecNormalize kwargs or None (``gamma`` defaults to the algorithm's gamma)."""
         value = self.hyperparams.get("normalize", False)
         if not value:
             return None
         kwargs = dict(value) if isinstance(value, dict) else {}
-        if "gamma" in self.hyperparams and "gamma" not in kwargs and isinstance(self.hyperparams["gamma"], (int, float)):
-            kwargs["gamma"] = float(self.hyperparams["gamma"])
+        gamma = self.hyperparams.get("gamma")
+        if "gamma" in self.hyperparams and "gamma" not in kwargs and isinstance(gamma, (int, float)):
+            kwargs["gamma"] = float(gamma)
         return kwargs
 
     @property
@@ -472,8 +515,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _import_list(value: Any, what: str) -> list[tuple[Callable, dict]]:
-    out = []
+def _import_list(value: Any, what: str) -> list[tuple[Callable[..., Any], dict[str, Any]]]:
+    out: list[tuple[Callable[..., Any], dict[str, Any]]] = []
     for item in value or []:
         if isinstance(item, str):
             out.append((import_object(item, what), {}))
@@ -492,9 +535,9 @@ def resolve_schedule(value: Any) -> Any:
     return value
 
 
-def resolve_policy_kwargs(policy_kwargs: dict) -> dict:
+def resolve_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Turn names in ``policy_kwargs`` into classes (activation, optimizer, features extractor)."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in policy_kwargs.items():
         if key in _CLASS_KEYS and isinstance(value, str):
             cls = _class_from_table(key, value)
@@ -504,23 +547,24 @@ def resolve_policy_kwargs(policy_kwargs: dict) -> dict:
     return out
 
 
-def model_kwargs_of(hyperparams: dict, cls: type) -> dict:
+def model_kwargs_of(hyperparams: dict[str, Any], cls: type[Any]) -> dict[str, Any]:
     """Constructor keyword arguments (resolved objects) from a validated plain entry."""
     schema = constructor_schema(cls)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key, value in hyperparams.items():
         if key in ZOO_KEYS:
             continue
         if key == "policy_kwargs":
             kwargs[key] = resolve_policy_kwargs(value)
-        elif isinstance(value, list) and key in schema and "tuple" in schema[key].kinds and list not in schema[key].kinds:
+        elif isinstance(value, list) and key in schema and "tuple" in schema[key].kinds \
+                and list not in schema[key].kinds:
             kwargs[key] = tuple(value)
         else:
             kwargs[key] = resolve_schedule(value)
     return kwargs
 
 
-def check_policy(cls: type, algo: str, policy: str, policy_kwargs: dict, where: str) -> None:
+def check_policy(cls: type[Any], algo: str, policy: str, policy_kwargs: dict, where: str) -> None:
     """The policy name must be one of the algorithm's, and ``policy_kwargs`` keys its constructor's."""
     aliases = getattr(cls, "policy_aliases", None) or {}
     if aliases and policy not in aliases:
@@ -555,10 +599,10 @@ def flat_or_keyed(data: dict, env_id: str, atari: bool, allowed: set[str], where
 
 def build_config(
     algo: str,
-    cls: type,
+    cls: type[Any],
     env_id: str,
     atari: bool = False,
-    conf_file: str | None = None,
+    conf_file: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
     n_timesteps: int | None = None,
     n_envs: int | None = None,

@@ -139,8 +139,9 @@ def enjoy(algo: str, env_id: str, log_folder: str = "logs", exp_id: int = 0, loa
             partial = float(scaled.sum())
             episode_start = np.logical_or(terminated, truncated)
             final_info = infos.get("final_info") or {}
-            ended = np.flatnonzero(final_info["_episode"]) if "episode" in final_info else []
-            for i, record in zip(ended, episode_stats(infos)):  # Monitor's records, in env order
+            ended = np.flatnonzero(final_info["_episode"]) if "episode" in final_info else np.empty(0, np.intp)
+            # Monitor's records, in env order: one per ended env
+            for i, record in zip(ended, episode_stats(infos), strict=True):
                 value = float(scaled[i]) if norm_reward else float(record["r"])
                 scaled[i] = 0.0
                 rewards.append(value)

@@ -16,7 +16,8 @@ from rlzoo.zoo.config import ZooConfig
 from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.resolve import is_atari
 
-def _make_registered(env_id: str, modules: tuple, **kwargs: Any) -> gym.Env:
+
+def _make_registered(env_id: str, modules: tuple[str, ...], **kwargs: Any) -> gym.Env:
     """``gym.make`` after importing the modules that register ``env_id`` (also in subprocess workers)."""
     import importlib
 
@@ -25,7 +26,8 @@ def _make_registered(env_id: str, modules: tuple, **kwargs: Any) -> gym.Env:
     return gym.make(env_id, **kwargs)
 
 
-def _wrap_env(env: gym.Env, atari: bool, wrappers: tuple, ignore_sigint: bool) -> gym.Env:
+def _wrap_env(env: gym.Env, atari: bool, wrappers: tuple[tuple[Any, dict[str, Any]], ...],
+              ignore_sigint: bool) -> gym.Env:
     """Wrappers applied on top of each sub-env's Monitor: Atari preprocessing, then the user's."""
     if ignore_sigint:  # subprocess workers: Ctrl-C goes to the whole process group; the parent handles it
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -40,7 +42,7 @@ def _wrap_env(env: gym.Env, atari: bool, wrappers: tuple, ignore_sigint: bool) -
 
 def make_env(config: ZooConfig, n_envs: int, seed: int | None, vec_env: str = "dummy",
              monitor_dir: Path | None = None, start_index: int = 0, render_mode: str | None = None,
-             env_kwargs: dict | None = None) -> Any:
+             env_kwargs: dict[str, Any] | None = None) -> Any:
     """The vector env of ``config`` without normalization: Monitor, Atari/user wrappers, frame stack."""
     from rlzoo.envs import VecFrameStack, get_env_spec, make_vec_env
 
@@ -108,7 +110,7 @@ def make_action_noise(noise: tuple[str, float] | None, action_space: Any) -> Any
     return NormalActionNoise(mean, sigma) if kind == "normal" else OrnsteinUhlenbeckActionNoise(mean, sigma)
 
 
-def check_env_builds(config: ZooConfig, where: str, env_kwargs: dict | None = None) -> None:
+def check_env_builds(config: ZooConfig, where: str, env_kwargs: dict[str, Any] | None = None) -> None:
     """Build the env once (one copy, no Monitor) so that arguments it rejects fail before anything is written."""
     try:
         env = make_env(config, 1, 0, "dummy", None, env_kwargs=env_kwargs)

@@ -7,31 +7,28 @@ and a failure while setting up removes it again, so bad input leaves nothing beh
 """
 from __future__ import annotations
 
-import functools
 import random
 import shlex
 import shutil
-import signal
 import sys
 import time
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo import run_lock, stop_flag
 from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
+from rlzoo.zoo.env_factory import check_env_builds, close_envs, make_action_noise, make_env, normalize_env
 from rlzoo.zoo.errors import RunFailed, ZooError
+from rlzoo.zoo.options import TrainOptions, check_run_options
 from rlzoo.zoo.resolve import env_modules, is_atari, resolve_algo, resolve_env
 from rlzoo.zoo.resume import last_checkpoint, restart_from_scratch, resume_point
 from rlzoo.zoo.run_status import free_space, is_disk_full, write_status
 from rlzoo.zoo.stop_flag import StopRequested
 
 
-
+# ----------------------------------------------------------------------------- saved-file names
 def replay_buffer_path(model_path: Path) -> Path:
     """Replay buffer saved with a model: ``model.zip`` -> ``replay_buffer.npz``,
     ``checkpoints/K.zip`` -> ``checkpoints/K_replay_buffer.npz``."""
@@ -56,34 +53,36 @@ class _Plan:
     """What a train command resolved to, before anything is written."""
 
     algo: str
-    cls: type
+    cls: Any  # the algorithm class (its constructor and ``load`` differ per algorithm)
     config: ZooConfig
     seed: int
     run_dir: Path | None  # set for --resume
     resume_model: Path | None = None
     resume_stats: Path | None = None
-    info: dict | None = None
+    info: dict[str, Any] | None = None
 
 
 def _draw_seed() -> int:
     return random.SystemRandom().randrange(0, 2**31 - 1)
 
 
-def _plan_new(algo: str, env_id: str, n_timesteps: int | None, seed: int | None, n_envs: int | None,
-              hyperparams: list[str], env_kwargs: list[str], conf_file: Path | None,
-              gym_packages: list[str]) -> _Plan:
-    algo, cls = resolve_algo(algo)
-    modules = env_modules(env_id, gym_packages)
-    env_id = resolve_env(env_id, gym_packages)
+def _plan_new(opts: TrainOptions) -> _Plan:
+    algo, cls = resolve_algo(opts.algo)
+    gym_packages = list(opts.gym_packages)
+    modules = env_modules(opts.env_id, gym_packages)
+    env_id = resolve_env(opts.env_id, gym_packages)
+    conf_file = None if opts.conf_file is None else str(opts.conf_file)
     config = build_config(algo, cls, env_id, atari=is_atari(env_id), conf_file=conf_file,
-                          overrides=parse_key_values(hyperparams, "--hyperparams"), n_timesteps=n_timesteps,
-                          n_envs=n_envs, env_kwargs=parse_key_values(env_kwargs, "--env-kwargs"))
+                          overrides=parse_key_values(list(opts.hyperparams), "--hyperparams"),
+                          n_timesteps=opts.n_timesteps, n_envs=opts.n_envs,
+                          env_kwargs=parse_key_values(list(opts.env_kwargs), "--env-kwargs"))
     config.env_modules = tuple(modules)
-    return _Plan(algo, cls, config, _draw_seed() if seed is None else int(seed), None)
+    return _Plan(algo, cls, config, _draw_seed() if opts.seed is None else int(opts.seed), None)
 
 
 def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: int | None,
                  gym_packages: list[str]) -> _Plan:
+    """What ``--resume run_dir`` continues: the run's algorithm, configuration, seed and last intact save."""
     if not run_dir.exists():
         raise ZooError(f"--resume: run folder '{run_dir}' does not exist")
     if not run_dir.is_dir():
@@ -110,7 +109,7 @@ def _plan_resume(run_dir: Path, algo: str, env_id: str, n_timesteps: int | None,
     if not (run_dir / rf.CONFIG_FILE).is_file():
         raise ZooError(f"{run_dir} has no {rf.CONFIG_FILE} to resume from")
     rf.check_config(run_dir / rf.CONFIG_FILE)
-    config = build_config(algo_name, cls, env_id, atari=is_atari(env_id), conf_file=run_dir / rf.CONFIG_FILE,
+    config = build_config(algo_name, cls, env_id, atari=is_atari(env_id), conf_file=str(run_dir / rf.CONFIG_FILE),
                           n_timesteps=n_timesteps or saved_total or None)
     config.env_modules = tuple(modules)
     model_path, steps, notes = resume_point(run_dir, config, cls)
@@ -140,14 +139,6 @@ def _remove_new_run(run_dir: Path, created: list[Path]) -> None:
             pass
 
 
-#: ``--vec-env`` choices (see :func:`rlzoo.envs.make_vec_env`)
-VEC_ENV_KINDS = ("auto", "native", "envpool", "dummy", "subproc")
-
-#: Options of ``rlzoo train`` recorded in run.json and reused by ``--resume`` unless given again.
-RUN_OPTIONS = ("vec_env", "device", "tensorboard_log", "eval_freq", "eval_episodes", "save_freq", "progress",
-               "verbose", "n_eval_envs", "eval_env_kwargs", "num_threads", "log_interval")
-
-
 def _create_run_dir(log_folder: str, algo: str, env_id: str, unique: bool = False) -> Path:
     try:
         return rf.create_run_dir(log_folder, algo, env_id, unique=unique)
@@ -159,36 +150,22 @@ def _stopped_message(where: str) -> None:
     print(f"interrupted by {stop_flag.signal_name()} {where}", file=sys.stderr, flush=True)
 
 
-def train(algo: str, env_id: str, n_timesteps: int | None = None, seed: int | None = None,
-          log_folder: str = "logs", n_envs: int | None = None, vec_env: str = "auto", device: str = "auto",
-          tensorboard_log: str | None = None, eval_freq: int = 10_000, eval_episodes: int = 5,
-          save_freq: int = 0, hyperparams: list[str] | None = None, env_kwargs: list[str] | None = None,
-          conf_file: Path | None = None, trained_agent: Path | None = None, resume: Path | None = None,
-          progress: bool = True, gym_packages: list[str] | None = None, verbose: int = 0,
-          argv: list[str] | None = None, given: Collection[str] | None = None, n_eval_envs: int = 1,
-          eval_env_kwargs: list[str] | None = None, num_threads: int | None = None,
-          log_interval: int | None = None, uuid: bool = False, track: Any = None) -> Path:
+def train(opts: TrainOptions) -> Path:
     """Train one agent into a run folder; returns the folder. See ``rlzoo train --help``.
 
-    With ``resume``, every run option (``RUN_OPTIONS``) not named in ``given`` (the options given on
-    the command line) is taken from the run's ``run.json``.
-    ``track``: a :class:`rlzoo.zoo.tracking.TrackingOptions` to log the run to Weights & Biases;
-    ``uuid``: append a random UUID to the run folder name (``<EnvId>_<N>_<uuid>``).
+    With ``opts.resume``, every run option (``RUN_OPTIONS``) not named in ``opts.given`` (the options
+    given on the command line) is taken from the run's ``run.json``.
+    ``opts.track``: a :class:`rlzoo.zoo.tracking.TrackingOptions` to log the run to Weights & Biases;
+    ``opts.uuid``: append a random UUID to the run folder name (``<EnvId>_<N>_<uuid>``).
     """
     installed_here = stop_flag.install()
     locked: list[Path] = []
     try:
-        if track is not None:
+        if opts.track is not None:
             from rlzoo.zoo.tracking import require_wandb
 
             require_wandb()  # before anything is written
-        options = dict(vec_env=vec_env, device=device, tensorboard_log=tensorboard_log, eval_freq=eval_freq,
-                       eval_episodes=eval_episodes, save_freq=save_freq, progress=progress, verbose=verbose,
-                       n_eval_envs=n_eval_envs, eval_env_kwargs=list(eval_env_kwargs or []),
-                       num_threads=num_threads, log_interval=log_interval, uuid=uuid, track=track)
-        return _train(algo, env_id, n_timesteps, seed, log_folder, n_envs, options, hyperparams or [],
-                      env_kwargs or [], conf_file, trained_agent, resume, gym_packages or [], list(argv or []),
-                      set(given or ()), locked)
+        return _train(opts, locked)
     except StopRequested as e:
         raise SystemExit(128 + e.signum) from None
     except OSError as e:  # a full disk while setting up (the learn phase records it in run.json itself)
@@ -202,64 +179,81 @@ def train(algo: str, env_id: str, n_timesteps: int | None = None, seed: int | No
             stop_flag.restore()
 
 
-def _train(algo: str, env_id: str, n_timesteps: int | None, seed: int | None, log_folder: str,
-           n_envs: int | None, options: dict[str, Any], hyperparams: list[str], env_kwargs: list[str],
-           conf_file: Path | None, trained_agent: Path | None, resume: Path | None,
-           gym_packages: list[str], argv: list[str], given: set[str], locked: list[Path]) -> Path:
-    if n_timesteps is not None and n_timesteps <= 0:
-        raise ZooError(f"the number of timesteps must be positive, got {n_timesteps}")
+def _train(opts: TrainOptions, locked: list[Path]) -> Path:
+    """Plan, check, create (or reopen) the run folder, set up and learn; ``locked``: the run folders locked."""
+    if opts.n_timesteps is not None and opts.n_timesteps <= 0:
+        raise ZooError(f"the number of timesteps must be positive, got {opts.n_timesteps}")
     if stop_flag.received() is not None:
         _stopped_message("before the run started; nothing was written")
         stop_flag.check()
-    if resume is not None:
-        resume = Path(resume)
-        if resume.is_dir() and (resume / rf.RUN_FILE).is_file():
-            run_lock.acquire(resume)  # before reading anything: the state read must be the one we continue
-            locked.append(resume)
-        plan = _plan_resume(resume, algo, env_id, n_timesteps, gym_packages)
-        stored = (plan.info or {}).get("options")
-        if isinstance(stored, dict):
-            for name in RUN_OPTIONS:
-                if name not in given and name in stored:
-                    options[name] = stored[name]
-    else:
-        plan = _plan_new(algo, env_id, n_timesteps, seed, n_envs, hyperparams, env_kwargs, conf_file, gym_packages)
-        if trained_agent is not None:
-            _check_trained_agent(Path(trained_agent), plan.cls)
-        check_env_builds(plan.config, "--env-kwargs" if env_kwargs else plan.config.source)
-    _check_options(options)
-    if options["eval_env_kwargs_parsed"] and options["eval_freq"] > 0:
-        check_env_builds(plan.config, "--eval-env-kwargs", options["eval_env_kwargs_parsed"])
-    if options["num_threads"] is not None:
+    plan, opts = _plan(opts, locked)
+    eval_env_kwargs = check_run_options(opts)
+    if eval_env_kwargs and opts.eval_freq > 0:
+        check_env_builds(plan.config, "--eval-env-kwargs", eval_env_kwargs)
+    if opts.num_threads is not None:
         import torch
 
-        torch.set_num_threads(int(options["num_threads"]))
-    config = plan.config
+        torch.set_num_threads(int(opts.num_threads))
     if stop_flag.received() is not None:
         _stopped_message("before the run folder was created; nothing was written")
         stop_flag.check()
+    run_dir, new_run, created = _open_run_dir(plan, opts, locked)
+    model, envs, callbacks, guard = _setup_or_undo(plan, run_dir, new_run, created, opts, eval_env_kwargs)
+    tracker = None
+    if opts.track is not None:
+        from rlzoo.zoo.tracking import start_training_run
 
-    # ---- the run folder (created last, removed again if the setup fails)
-    created: list[Path] = []
-    if plan.run_dir is None:
-        for folder in (Path(log_folder), Path(log_folder) / plan.algo):
-            if not folder.exists():
-                created.append(folder)
-        run_dir = _create_run_dir(log_folder, plan.algo, config.env_id, unique=bool(options["uuid"]))
-        run_lock.acquire(run_dir)
-        locked.append(run_dir)
-        new_run = True
-    else:
-        run_dir = plan.run_dir
-        new_run = False
+        try:
+            tracker = start_training_run(opts.track, plan.algo, plan.config.env_id, plan.seed, run_dir,
+                                         plan.config.hyperparams)
+        except BaseException:
+            close_envs(envs)
+            raise
+        callbacks.append(tracker.callback())
+    return _learn(plan, run_dir, new_run, model, envs, callbacks, guard, opts, tracker)
+
+
+def _plan(opts: TrainOptions, locked: list[Path]) -> tuple[_Plan, TrainOptions]:
+    """The plan of a new run or of ``--resume`` (then with the run options stored in its run.json)."""
+    if opts.resume is not None:
+        resume = Path(opts.resume)
+        if resume.is_dir() and (resume / rf.RUN_FILE).is_file():
+            run_lock.acquire(resume)  # before reading anything: the state read must be the one we continue
+            locked.append(resume)
+        plan = _plan_resume(resume, opts.algo, opts.env_id, opts.n_timesteps, list(opts.gym_packages))
+        stored = (plan.info or {}).get("options")
+        return plan, (opts.with_stored(stored) if isinstance(stored, dict) else opts)
+    plan = _plan_new(opts)
+    if opts.trained_agent is not None:
+        _check_trained_agent(Path(opts.trained_agent), plan.cls)
+    check_env_builds(plan.config, "--env-kwargs" if opts.env_kwargs else plan.config.source)
+    return plan, opts
+
+
+def _open_run_dir(plan: _Plan, opts: TrainOptions, locked: list[Path]) -> tuple[Path, bool, list[Path]]:
+    """``(run folder, new run?, parent folders created)``: a new, locked run folder, or the resumed one."""
+    if plan.run_dir is not None:
+        return plan.run_dir, False, []
+    created = [folder for folder in (Path(opts.log_folder), Path(opts.log_folder) / plan.algo)
+               if not folder.exists()]
+    run_dir = _create_run_dir(opts.log_folder, plan.algo, plan.config.env_id, unique=bool(opts.uuid))
+    run_lock.acquire(run_dir)
+    locked.append(run_dir)
+    return run_dir, True, created
+
+
+def _setup_or_undo(plan: _Plan, run_dir: Path, new_run: bool, created: list[Path], opts: TrainOptions,
+                   eval_env_kwargs: dict[str, Any]) -> tuple[Any, list[Any], list[Any], Any]:
+    """:func:`_setup`; when it fails, a new run folder is removed again and a stop is recorded."""
     try:
-        model, envs, callbacks, guard = _setup(plan, run_dir, new_run, options, trained_agent, argv)
+        return _setup(plan, run_dir, new_run, opts, eval_env_kwargs)
     except StopRequested:
         if (run_dir / rf.RUN_FILE).is_file():
             steps = int((plan.info or {}).get("num_timesteps", 0)) if not new_run else 0
             write_status(run_dir, "interrupted", num_timesteps=steps)
             _stopped_message(f"while setting up; {run_dir} marked interrupted at {steps} timesteps\n"
-                             f"resume with: rlzoo train --algo {plan.algo} --env {config.env_id} --resume {run_dir}")
+                             f"resume with: rlzoo train --algo {plan.algo} --env {plan.config.env_id} "
+                             f"--resume {run_dir}")
         else:
             _remove_new_run(run_dir, created)
             _stopped_message("before the run folder was written; nothing was kept")
@@ -268,22 +262,10 @@ def _train(algo: str, env_id: str, n_timesteps: int | None, seed: int | None, lo
         if new_run:
             _remove_new_run(run_dir, created)
         raise
-    tracker = None
-    if options["track"] is not None:
-        from rlzoo.zoo.tracking import start_training_run
-
-        try:
-            tracker = start_training_run(options["track"], plan.algo, config.env_id, plan.seed, run_dir,
-                                         config.hyperparams)
-        except BaseException:
-            _close(envs)
-            raise
-        callbacks.append(tracker.callback())
-    return _learn(plan, run_dir, new_run, model, envs, callbacks, guard, options, tracker)
 
 
-def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, callbacks: list, guard: Any,
-           options: dict[str, Any], tracker: Any = None) -> Path:
+def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list[Any], callbacks: list[Any],
+           guard: Any, opts: TrainOptions, tracker: Any = None) -> Path:
     """Run ``model.learn`` and record how it ended (finished, interrupted, diverged, failed)."""
     from rlzoo.zoo.divergence import TrainingDiverged, non_finite_part
 
@@ -292,14 +274,14 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
     remaining = total - model.num_timesteps
     print(f"{'resuming' if not new_run else 'training'} {plan.algo} on {config.env_id}: {run_dir} "
           f"(seed {plan.seed}, {model.num_timesteps}/{total} timesteps, {config.n_envs} envs)", flush=True)
-    tb_name = "run" if options["tensorboard_log"] is None else f"{plan.algo}_{run_dir.name}"
-    learn_kwargs = {} if options["log_interval"] is None else {"log_interval": int(options["log_interval"])}
+    tb_name = "run" if opts.tensorboard_log is None else f"{plan.algo}_{run_dir.name}"
+    learn_kwargs = {} if opts.log_interval is None else {"log_interval": int(opts.log_interval)}
     t0 = time.time()
     try:
         with guard:
             try:
                 model.learn(remaining, callback=callbacks, reset_num_timesteps=new_run, tb_log_name=tb_name,
-                            progress_bar=bool(options["progress"]), **learn_kwargs)
+                            progress_bar=bool(opts.progress), **learn_kwargs)
             except StopRequested:
                 guard.stopped = True
             if stop_flag.received() is not None and model.num_timesteps < total:
@@ -314,7 +296,7 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
                 model.num_timesteps = guard.rollout_start_timesteps
             _save_final(model, env, run_dir)
     except TrainingDiverged as e:
-        _close(envs)
+        close_envs(envs)
         if tracker is not None:
             tracker.finish(summary={"status": "diverged"}, exit_code=1)
         checkpoint = last_checkpoint(run_dir)
@@ -329,7 +311,7 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
             tracker.finish(summary={"status": "interrupted" if isinstance(e, (KeyboardInterrupt, SystemExit,
                                                                               StopRequested)) else "failed"},
                            exit_code=1)
-        _close(envs)
+        close_envs(envs)
         stopped = isinstance(e, (KeyboardInterrupt, SystemExit, StopRequested))
         reason = f"{type(e).__name__}: {' '.join(str(e).split())}"[:500]
         if is_disk_full(e):
@@ -340,7 +322,7 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
         if is_disk_full(e):
             raise RunFailed(f"{run_dir}: {reason}; run marked failed") from None
         raise
-    _close(envs)
+    close_envs(envs)
     if tracker is not None:
         tracker.finish(run_dir, f"{plan.algo}-{run_dir.name}",
                        summary={"status": status, "num_timesteps": int(model.num_timesteps)})
@@ -357,33 +339,8 @@ def _learn(plan: _Plan, run_dir: Path, new_run: bool, model: Any, envs: list, ca
     return run_dir
 
 
-def _stored_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The options recorded in run.json: those ``--resume`` reuses."""
-    return {name: options[name] for name in RUN_OPTIONS}
-
-
-def _check_options(options: dict[str, Any]) -> None:
-    """Run options read back from run.json are as strict as the command line's."""
-    for name in ("eval_freq", "save_freq", "eval_episodes", "verbose"):
-        value = options[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "eval_episodes" else 0):
-            raise ZooError(f"run option {name} must be a {'positive' if name == 'eval_episodes' else 'non-negative'}"
-                           f" integer, got {value!r}")
-    if options["vec_env"] not in VEC_ENV_KINDS:
-        raise ZooError(f"run option vec_env must be one of {', '.join(VEC_ENV_KINDS)}, got {options['vec_env']!r}")
-    for name in ("n_eval_envs", "num_threads", "log_interval"):
-        value = options[name]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ZooError(f"run option {name} must be a positive integer, got {value!r}")
-    if options["n_eval_envs"] is None:
-        raise ZooError("run option n_eval_envs must be a positive integer, got None")
-    kwargs = options["eval_env_kwargs"]
-    if not isinstance(kwargs, list) or not all(isinstance(k, str) for k in kwargs):
-        raise ZooError(f"run option eval_env_kwargs must be a list of key=value strings, got {kwargs!r}")
-    options["eval_env_kwargs_parsed"] = parse_key_values(kwargs, "--eval-env-kwargs")
-
-
 def _check_trained_agent(path: Path, cls: type) -> None:
+    """``-i``: the file exists and holds a model of ``cls``."""
     from rlzoo.common.save_format import read_model_zip
 
     if not path.is_file():
@@ -393,98 +350,115 @@ def _check_trained_agent(path: Path, cls: type) -> None:
         raise ZooError(f"{path} holds a {metadata.get('algo')} model, not {cls.__name__}")
 
 
-def _setup(plan: _Plan, run_dir: Path, new_run: bool, options: dict[str, Any], trained_agent: Path | None,
-           argv: list[str]) -> tuple:
-    """Write config.yml/run.json, build the envs (training env first), the model and the callbacks.
-
-    The stop flag is read between the steps (:class:`StopRequested` once a signal arrived)."""
-    from rlzoo.callbacks import CheckpointCallback, EvalCallback
-    from rlzoo.zoo.divergence import DivergenceGuard
-
-    config, cls = plan.config, plan.cls
-    device, tensorboard_log, verbose = options["device"], options["tensorboard_log"], options["verbose"]
-    vec_env, eval_freq, save_freq = options["vec_env"], options["eval_freq"], options["save_freq"]
+def _write_run_info(plan: _Plan, run_dir: Path, new_run: bool, opts: TrainOptions) -> tuple[int, list[Any]]:
+    """Write config.yml/run.json of a new run (or start a resumed run over when it has no save);
+    returns the first monitor index and the run's earlier segments."""
+    config = plan.config
     if new_run:
         rf.atomic_write_text(run_dir / rf.CONFIG_FILE, config.to_yaml())
-        info = rf.new_run_info(plan.algo, config.env_id, run_dir, plan.seed, config.n_timesteps, argv)
-        info["options"] = _stored_options(options)
-        if trained_agent is not None:
-            info["trained_agent"] = str(trained_agent)
+        info = rf.new_run_info(plan.algo, config.env_id, run_dir, plan.seed, config.n_timesteps, list(opts.argv))
+        info["options"] = opts.stored()
+        if opts.trained_agent is not None:
+            info["trained_agent"] = str(opts.trained_agent)
         if config.env_modules:
             info["gym_packages"] = list(config.env_modules)
         rf.atomic_write_json(run_dir / rf.RUN_FILE, info)
-        start_index, env_seed = 0, plan.seed
-    else:
-        info = plan.info or {}
-        segments = list(info.get("segments", []))
-        if plan.resume_model is None:
-            restart_from_scratch(run_dir)
-            segments = []
-        start_index = len(segments) * config.n_envs  # new monitor files, fresh env seeds
-        env_seed = plan.seed + start_index
-    stop_flag.check()
-    tb = str(run_dir / rf.TB_DIR) if tensorboard_log is None else tensorboard_log
+        return 0, []
+    segments = list((plan.info or {}).get("segments", []))
+    if plan.resume_model is None:
+        restart_from_scratch(run_dir)
+        segments = []
+    return len(segments) * config.n_envs, segments  # new monitor files, fresh env seeds
 
-    env = make_env(config, config.n_envs, env_seed, vec_env, run_dir / rf.MONITOR_DIR, start_index)
+
+def _make_model(plan: _Plan, env: Any, opts: TrainOptions, tb: str) -> Any:
+    """The model: loaded from the resumed save or from ``-i``, or a new one."""
+    config, cls = plan.config, plan.cls
+    device, verbose = opts.device, opts.verbose
+    kwargs = dict(config.model_kwargs)
+    if config.noise is not None:
+        kwargs["action_noise"] = make_action_noise(config.noise, env.single_action_space)
+    if plan.resume_model is not None:
+        model = cls.load(str(plan.resume_model), env=env, device=device, tensorboard_log=tb, verbose=verbose)
+        buffer = replay_buffer_path(plan.resume_model)
+        if hasattr(model, "load_replay_buffer") and buffer.is_file():
+            model.load_replay_buffer(buffer)
+    elif opts.trained_agent is not None:
+        kwargs.pop("policy_kwargs", None)  # the saved network decides its architecture
+        model = cls.load(str(opts.trained_agent), env=env, device=device, tensorboard_log=tb, verbose=verbose,
+                         seed=plan.seed, **kwargs)
+        model.num_timesteps = 0
+    else:
+        model = cls(config.policy, env, seed=plan.seed, device=device, tensorboard_log=tb, verbose=verbose,
+                    **kwargs)
+    return model
+
+
+def _setup(plan: _Plan, run_dir: Path, new_run: bool, opts: TrainOptions,
+           eval_env_kwargs: dict[str, Any]) -> tuple[Any, list[Any], list[Any], Any]:
+    """Write config.yml/run.json, build the envs (training env first), the model and the callbacks.
+
+    The stop flag is read between the steps (:class:`StopRequested` once a signal arrived)."""
+    config = plan.config
+    start_index, segments = _write_run_info(plan, run_dir, new_run, opts)
+    env_seed = plan.seed + start_index
+    stop_flag.check()
+    tb = str(run_dir / rf.TB_DIR) if opts.tensorboard_log is None else opts.tensorboard_log
+
+    env = make_env(config, config.n_envs, env_seed, opts.vec_env, run_dir / rf.MONITOR_DIR, start_index)
     try:
         stop_flag.check()
-        env = normalize_env(env, config, plan.resume_stats if not new_run else _trained_stats(trained_agent))
-        kwargs = dict(config.model_kwargs)
-        if config.noise is not None:
-            kwargs["action_noise"] = make_action_noise(config.noise, env.single_action_space)
-        if plan.resume_model is not None:
-            model = cls.load(str(plan.resume_model), env=env, device=device, tensorboard_log=tb, verbose=verbose)
-            buffer = replay_buffer_path(plan.resume_model)
-            if hasattr(model, "load_replay_buffer") and buffer.is_file():
-                model.load_replay_buffer(buffer)
-        elif trained_agent is not None:
-            kwargs.pop("policy_kwargs", None)  # the saved network decides its architecture
-            model = cls.load(str(trained_agent), env=env, device=device, tensorboard_log=tb, verbose=verbose,
-                             seed=plan.seed, **kwargs)
-            model.num_timesteps = 0
-        else:
-            model = cls(config.policy, env, seed=plan.seed, device=device, tensorboard_log=tb, verbose=verbose,
-                        **kwargs)
+        env = normalize_env(env, config, plan.resume_stats if not new_run else _trained_stats(opts.trained_agent))
+        model = _make_model(plan, env, opts, tb)
         stop_flag.check()
     except BaseException:
-        _close([env])
+        close_envs([env])
         raise
     envs = [env]
     start_steps = int(model.num_timesteps)
     if not new_run:
         segments.append({"started_at": rf.now(), "from_timesteps": start_steps,
-                         "command": shlex.join(["rlzoo", *argv])})
+                         "command": shlex.join(["rlzoo", *opts.argv])})
         if int((plan.info or {}).get("n_timesteps", 0)) != config.n_timesteps:  # -n gave a new total
             rf.atomic_write_text(run_dir / rf.CONFIG_FILE, config.to_yaml())
         rf.update_run_info(run_dir, status="running", segments=segments, num_timesteps=start_steps,
-                           n_timesteps=config.n_timesteps, options=_stored_options(options), error=None, ended_at=None)
-
-    from rlzoo.zoo.signals import SignalGuard
-
-    guard = SignalGuard()
-    n = config.n_envs
-    save_every = max(save_freq // n, 1) if save_freq > 0 else 0
-    callbacks: list = [guard, DivergenceGuard(save_every=save_every)]
+                           n_timesteps=config.n_timesteps, options=opts.stored(), error=None, ended_at=None)
     try:
-        if eval_freq > 0:
-            eval_env = make_env(config, int(options["n_eval_envs"]), plan.seed + 10_000 + start_index, "dummy", None,
-                                env_kwargs=options["eval_env_kwargs_parsed"])
-            eval_env = normalize_env(eval_env, config, training=False)
-            envs.append(eval_env)
-            callbacks.append(EvalCallback(eval_env, n_eval_episodes=options["eval_episodes"],
-                                          eval_freq=max(eval_freq // n, 1), log_path=str(run_dir),
-                                          best_model_save_path=str(run_dir), deterministic=not is_atari(config.env_id),
-                                          verbose=1, warn=False, stop_check=guard.should_stop))
-        if save_every:
-            callbacks.append(CheckpointCallback(save_every, str(run_dir / rf.CHECKPOINT_DIR), name_prefix="",
-                                                save_vecnormalize=True,
-                                                save_replay_buffer=hasattr(model, "save_replay_buffer")))
-        for callback_cls, callback_kwargs in config.callbacks():
-            callbacks.append(callback_cls(**callback_kwargs))
+        guard, callbacks = _callbacks(plan, run_dir, model, envs, start_index, opts, eval_env_kwargs)
     except BaseException:
-        _close(envs)
+        close_envs(envs)
         raise
     return model, envs, callbacks, guard
+
+
+def _callbacks(plan: _Plan, run_dir: Path, model: Any, envs: list[Any], start_index: int, opts: TrainOptions,
+               eval_env_kwargs: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """The signal guard and the callbacks of a run (the evaluation env is appended to ``envs``)."""
+    from rlzoo.callbacks import CheckpointCallback, EvalCallback
+    from rlzoo.zoo.divergence import DivergenceGuard
+    from rlzoo.zoo.signals import SignalGuard
+
+    config = plan.config
+    guard = SignalGuard()
+    n = config.n_envs
+    save_every = max(opts.save_freq // n, 1) if opts.save_freq > 0 else 0
+    callbacks: list[Any] = [guard, DivergenceGuard(save_every=save_every)]
+    if opts.eval_freq > 0:
+        eval_env = make_env(config, int(opts.n_eval_envs), plan.seed + 10_000 + start_index, "dummy", None,
+                            env_kwargs=eval_env_kwargs)
+        eval_env = normalize_env(eval_env, config, training=False)
+        envs.append(eval_env)
+        callbacks.append(EvalCallback(eval_env, n_eval_episodes=opts.eval_episodes,
+                                      eval_freq=max(opts.eval_freq // n, 1), log_path=str(run_dir),
+                                      best_model_save_path=str(run_dir), deterministic=not is_atari(config.env_id),
+                                      verbose=1, warn=False, stop_check=guard.should_stop))
+    if save_every:
+        callbacks.append(CheckpointCallback(save_every, str(run_dir / rf.CHECKPOINT_DIR), name_prefix="",
+                                            save_vecnormalize=True,
+                                            save_replay_buffer=hasattr(model, "save_replay_buffer")))
+    for callback_cls, callback_kwargs in config.callbacks():
+        callbacks.append(callback_cls(**callback_kwargs))
+    return guard, callbacks
 
 
 def _trained_stats(trained_agent: Path | None) -> Path | None:
@@ -520,4 +494,4 @@ def load_run_config(run_dir: Path, algo: str, cls: type, env_id: str) -> ZooConf
     if not path.is_file():
         raise ZooError(f"{run_dir} has no {rf.CONFIG_FILE}")
     rf.check_config(path)
-    return build_config(algo, cls, env_id, atari=is_atari(env_id), conf_file=path)
+    return build_config(algo, cls, env_id, atari=is_atari(env_id), conf_file=str(path))

@@ -93,7 +93,8 @@ def eval_curve(run: Path, y_axis: str = "reward") -> tuple[np.ndarray, np.ndarra
     return x, y
 
 
-def aggregate(curves: list[tuple[np.ndarray, np.ndarray]], n_points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aggregate(curves: list[tuple[np.ndarray, np.ndarray]],
+              n_points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std of several curves on a common grid spanning the range all of them cover."""
     start = max(c[0][0] for c in curves)
     stop = min(c[0][-1] for c in curves)
@@ -126,7 +127,7 @@ def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output:
     if source == "eval" and x_axis != "timesteps":
         raise ZooError("evaluation curves are drawn over timesteps (drop -x or use --source train)")
     groups = find_runs(log_folders, algos, envs, source)
-    curves: dict[tuple[str, str], list] = {}
+    curves: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     for key, runs in groups.items():
         if source == "eval":
             got = [c for c in (eval_curve(run, y_axis) for run in runs) if c is not None]
@@ -145,18 +146,18 @@ def plot_runs(log_folders: list[str], algos: list[str], envs: list[str], output:
     ncols = min(len(env_names), 3)
     nrows = math.ceil(len(env_names) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 4 * nrows), squeeze=False)
-    for ax, env in zip(axes.flat, env_names):
+    for ax, env in zip(axes.flat, env_names, strict=False):  # the grid may have more axes than envs
         for algo in algo_names:
-            runs = curves.get((algo, env))
-            if not runs:
+            env_curves = curves.get((algo, env))
+            if not env_curves:
                 continue
             color = colors[algo]
-            if len(runs) == 1:
-                x, y = runs[0]
+            if len(env_curves) == 1:
+                x, y = env_curves[0]
                 ax.plot(x, y, color=color, label=f"{algo}")
             else:
-                grid, mean, std = aggregate(runs)
-                ax.plot(grid, mean, color=color, label=f"{algo} ({len(runs)} runs)")
+                grid, mean, std = aggregate(env_curves)
+                ax.plot(grid, mean, color=color, label=f"{algo} ({len(env_curves)} runs)")
                 ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
         ax.set_title(env)
         ax.set_xlabel(_X_LABELS[x_axis])

@@ -12,12 +12,12 @@ _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _OBJECT_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*([.:][A-Za-z_]\w*)$")
 
 
-def algorithms() -> dict[str, type]:
+def algorithms() -> dict[str, type[Any]]:
     """``rlzoo.ALGOS``: every algorithm (rlzoo's and installed plugins'), by lower-case name."""
     return registry.algorithms()
 
 
-def resolve_algo(name: str) -> tuple[str, type]:
+def resolve_algo(name: str) -> tuple[str, type[Any]]:
     """``(name, class)`` of an algorithm; an unknown name is an error with a suggestion."""
     algos = registry.algorithms()
     key = name.strip().lower()
@@ -48,8 +48,8 @@ def import_object(path: str, what: str = "object") -> Any:
     if not isinstance(path, str) or not _OBJECT_RE.match(path):
         raise ZooError(f"invalid {what} path {path!r} (expected an import path like 'my_pkg.wrappers.MyWrapper')")
     if ":" in path:
-        module_name, attrs = path.split(":", 1)
-        candidates = [(module_name, attrs.split("."))]
+        module_part, attr_part = path.split(":", 1)
+        candidates = [(module_part, attr_part.split("."))]
     else:
         parts = path.split(".")
         # try the longest importable module prefix first: a.b.C, then a.B.C (nested attribute)
@@ -69,7 +69,8 @@ def import_object(path: str, what: str = "object") -> Any:
             for attr in attrs:
                 obj = getattr(obj, attr)
         except AttributeError:
-            raise ZooError(f"cannot import {what} '{path}': '{module_name}' has no attribute '{'.'.join(attrs)}'") from None
+            raise ZooError(f"cannot import {what} '{path}': '{module_name}' has no attribute "
+                           f"'{'.'.join(attrs)}'") from None
         return obj
     raise ZooError(f"cannot import {what} '{path}': {last_error}")
 

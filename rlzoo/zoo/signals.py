@@ -57,6 +57,13 @@ class SignalGuard(BaseCallback):
             return True
         return False
 
+    @staticmethod
+    def _stop_requested() -> StopRequested:
+        """The exception for the signal that :meth:`should_stop` just saw."""
+        signum = stop_flag.received()
+        assert signum is not None  # only called after should_stop() returned True
+        return StopRequested(int(signum))
+
     # ------------------------------------------------------------------ callback hooks
     def _on_training_start(self) -> None:
         self.rollout_start_timesteps = self.model.num_timesteps
@@ -64,11 +71,11 @@ class SignalGuard(BaseCallback):
     def _on_rollout_start(self) -> None:
         self.rollout_start_timesteps = self.model.num_timesteps
         if self.should_stop():  # e.g. a loop whose rollouts make no steps: never reaches _on_step
-            raise StopRequested(int(stop_flag.received()))
+            raise self._stop_requested()
 
     def _on_rollout_end(self) -> None:
         if self.should_stop():
-            raise StopRequested(int(stop_flag.received()))
+            raise self._stop_requested()
 
     def _on_step(self) -> bool:
         return not self.should_stop()

@@ -8,8 +8,8 @@ import functools
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
@@ -37,11 +37,11 @@ def default_study_name(algo: str, env_id: str) -> str:
     return f"{algo}_{rf.env_folder_name(env_id)}"
 
 
-def count_used_trials(trials: list) -> int:
+def count_used_trials(trials: list[Any]) -> int:
     """Trials that count towards the cap: all of them except failed trials that were re-queued."""
     from optuna.trial import TrialState
 
-    retried = set()
+    retried: set[int] = set()
     for t in trials:
         retried.update(t.system_attrs.get("retry_history", ()))
     return sum(1 for t in trials if not (t.state == TrialState.FAIL and t.number in retried))
@@ -60,8 +60,65 @@ def _file_lock(path: str) -> Iterator[None]:
         lock.release()
 
 
+class _CapStorage(Protocol):
+    """What :class:`_CapMixin` needs from the Optuna storage it is mixed into."""
+
+    cap: int | None
+
+    def _cap_lock(self) -> Any: ...
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = ..., states: Any = ...) -> list[Any]: ...
+
+
+class _CapMixin:
+    """``create_new_trial`` refuses to go past ``cap`` trials (checked under ``_cap_lock``).
+
+    Re-queued trials (``template_trial``, from the retry callback or ``enqueue_trial``) are not
+    capped: they replace a failed trial that already counted.
+    """
+
+    cap: int | None = None
+
+    def _cap_lock(self) -> Any:
+        return contextlib.nullcontext()
+
+    def _capped(self: _CapStorage, create: Any, study_id: int, template_trial: Any) -> Any:
+        if self.cap is None or template_trial is not None:
+            return create(study_id, template_trial)
+        with self._cap_lock():
+            used = count_used_trials(self.get_all_trials(study_id, deepcopy=False))
+            if used >= self.cap:
+                raise MaxTrialsReached(f"the study has its {self.cap} trials (--max-total-trials)")
+            return create(study_id, None)
+
+
+@contextlib.contextmanager
+def _rdb_cap_lock(engine: Any) -> Iterator[None]:
+    """Cross-process lock of the trial cap of an RDB storage, by database kind."""
+    backend = engine.url.get_backend_name()
+    database = engine.url.database
+    if backend == "sqlite" and database and database != ":memory:":
+        with _file_lock(str(Path(database).resolve()) + ".cap"):
+            yield
+    elif backend in ("postgresql", "mysql", "mariadb"):
+        import sqlalchemy
+
+        key = 0x726C7A6F  # "rlzo"
+        lock, unlock = (("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)")
+                        if backend == "postgresql" else
+                        ("SELECT GET_LOCK(CAST(:k AS CHAR), 60)", "SELECT RELEASE_LOCK(CAST(:k AS CHAR))"))
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(lock), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text(unlock), {"k": key})
+    else:
+        yield  # no cross-process lock known for this database: the cap is best effort
+
+
 @functools.cache
-def _storage_classes() -> tuple[type, type]:
+def _storage_classes() -> tuple[type[Any], type[Any]]:
     """Optuna storages with the study-wide trial cap (and, for journal files, a heartbeat).
 
     Built on first use so that importing this module (the CLI does) does not import Optuna.
@@ -70,27 +127,6 @@ def _storage_classes() -> tuple[type, type]:
     from optuna.storages._heartbeat import BaseHeartbeat
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
-
-    class _CapMixin:
-        """``create_new_trial`` refuses to go past ``cap`` trials (checked under ``_cap_lock``).
-
-        Re-queued trials (``template_trial``, from the retry callback or ``enqueue_trial``) are not
-        capped: they replace a failed trial that already counted.
-        """
-
-        cap: int | None = None
-
-        def _cap_lock(self) -> Any:
-            return contextlib.nullcontext()
-
-        def _capped(self, create: Any, study_id: int, template_trial: Any) -> Any:
-            if self.cap is None or template_trial is not None:
-                return create(study_id, template_trial)
-            with self._cap_lock():
-                used = count_used_trials(self.get_all_trials(study_id, deepcopy=False))
-                if used >= self.cap:
-                    raise MaxTrialsReached(f"the study has its {self.cap} trials (--max-total-trials)")
-                return create(study_id, None)
 
     class ZooJournalStorage(_CapMixin, JournalStorage, BaseHeartbeat):
         """Journal-file storage with a cap and a heartbeat kept as a trial system attribute."""
@@ -146,28 +182,8 @@ def _storage_classes() -> tuple[type, type]:
             # both create_new_trial and Optuna's cache (_CachedStorage) create trials through here
             return self._capped(super()._create_new_trial, study_id, template_trial)
 
-        @contextlib.contextmanager
-        def _cap_lock(self) -> Iterator[None]:
-            backend = self.engine.url.get_backend_name()
-            database = self.engine.url.database
-            if backend == "sqlite" and database and database != ":memory:":
-                with _file_lock(str(Path(database).resolve()) + ".cap"):
-                    yield
-            elif backend in ("postgresql", "mysql", "mariadb"):
-                import sqlalchemy
-
-                key = 0x726C7A6F  # "rlzo"
-                lock, unlock = (("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)")
-                                if backend == "postgresql" else
-                                ("SELECT GET_LOCK(CAST(:k AS CHAR), 60)", "SELECT RELEASE_LOCK(CAST(:k AS CHAR))"))
-                with self.engine.connect() as conn:
-                    conn.execute(sqlalchemy.text(lock), {"k": key})
-                    try:
-                        yield
-                    finally:
-                        conn.execute(sqlalchemy.text(unlock), {"k": key})
-            else:
-                yield  # no cross-process lock known for this database: the cap is best effort
+        def _cap_lock(self) -> Any:
+            return _rdb_cap_lock(self.engine)
 
     return ZooJournalStorage, ZooRDBStorage
 
@@ -206,7 +222,8 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
         if must_exist and not path.is_file():
             raise ZooError(f"journal file '{storage}' does not exist (run rlzoo optimize first, or pass --storage)")
         if path.is_dir():
-            raise ZooError(f"--storage '{storage}' is a folder; give a journal file path (e.g. {path / DEFAULT_STORAGE_FILE})")
+            raise ZooError(f"--storage '{storage}' is a folder; give a journal file path "
+                           f"(e.g. {path / DEFAULT_STORAGE_FILE})")
         path.parent.mkdir(parents=True, exist_ok=True)
         return journal_cls(str(path), interval, grace_period, callback, max_total_trials)
     engine_kwargs: dict = {}

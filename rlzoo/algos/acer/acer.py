@@ -33,7 +33,7 @@ from rlzoo.algos.acer.maths import (
     trust_region_loss,
 )
 from rlzoo.algos.acer.policies import ACERCnnPolicy, ACERMultiInputPolicy, ACERPolicy
-from rlzoo.algos.acer.replay import SegmentReplayMemory
+from rlzoo.algos.acer.replay import SegmentReplayMemory, array_shape_dtype
 from rlzoo.common.base import BaseAlgorithm
 from rlzoo.common.optim import RMSpropTF
 from rlzoo.common.policies import BasePolicy
@@ -147,13 +147,15 @@ class ACER(BaseAlgorithm):
     def collect_segment(self, callback: Any) -> dict[str, Any] | None:
         """Run ``n_steps`` vector steps with the current policy; ``None`` if a callback stopped training."""
         env, policy, n, t_max = self.env, self.policy, self.n_envs, self.n_steps
+        assert env is not None, "collect_segment() needs an environment"
         obs_buf = _alloc_obs(self.observation_space, t_max + 1, n)
         # With VecNormalize outermost, the memory keeps raw observations and rewards, normalized again
         # with the current statistics when replayed (as for off-policy replay buffers).
         vec_norm = self._replay_normalizer()
         raw_obs = _alloc_obs(self.observation_space, t_max + 1, n) if vec_norm is not None else None
         raw_rewards = np.zeros((t_max, n), np.float32)
-        act_shape = self.action_space.shape if self.continuous else ()
+        box = self.action_space if isinstance(self.action_space, spaces.Box) else None  # None: Discrete
+        act_shape: tuple[int, ...] = box.shape if box is not None else ()
         seg = dict(obs=obs_buf, actions=np.zeros((t_max, n, *act_shape), np.float32 if self.continuous else np.int64),
                    rewards=np.zeros((t_max, n), np.float32), terminated=np.zeros((t_max, n), bool),
                    truncated=np.zeros((t_max, n), bool), final_values=np.zeros((t_max, n), np.float32),
@@ -168,10 +170,10 @@ class ACER(BaseAlgorithm):
                 actions, mu = policy(obs_to_tensor(self._last_obs, self.device))
             actions_np = actions.cpu().numpy()
             env_actions = actions_np
-            if self.continuous:
+            if box is not None:
                 actions_np = actions_np.reshape((n, *act_shape))
                 env_actions = policy.env_action(actions).cpu().numpy().reshape((n, *act_shape))
-                env_actions = np.clip(env_actions, self.action_space.low, self.action_space.high)
+                env_actions = np.clip(env_actions, box.low, box.high)
             new_obs, rewards, terminated, truncated, infos = env.step(env_actions)
             self.num_timesteps += n
             callback.update_locals(locals())
@@ -200,13 +202,16 @@ class ACER(BaseAlgorithm):
 
     def _replay_normalizer(self) -> VecNormalize | None:
         """The env's VecNormalize when it is the outermost observation transform (else None)."""
-        vec_norm = unwrap_vec_normalize(self.env) if self.replay_memory is not None else None
+        if self.replay_memory is None or self.env is None:
+            return None
+        vec_norm = unwrap_vec_normalize(self.env)
         if vec_norm is None or vec_norm.single_observation_space.shape != self.observation_space.shape:
             return None
         return vec_norm
 
     def _sample_replay(self) -> dict[str, Any]:
         """A stored segment, normalized with the current VecNormalize statistics if the env has them."""
+        assert self.replay_memory is not None, "replay needs the memory (replay_ratio > 0)"
         segment = self.replay_memory.sample(self._rng)
         vec_norm = self._replay_normalizer()
         if vec_norm is not None:
@@ -217,7 +222,11 @@ class ACER(BaseAlgorithm):
     @property
     def replay_stat_dim(self) -> int:
         """Size of the behaviour statistics stored per step."""
-        return 2 * int(np.prod(self.action_space.shape)) if self.continuous else int(self.action_space.n)
+        space = self.action_space
+        if isinstance(space, spaces.Box):
+            return 2 * int(np.prod(space.shape))
+        assert isinstance(space, spaces.Discrete), "ACER supports Box and Discrete actions"
+        return int(space.n)
 
     def _learn_loop(self, total_timesteps: int, callback: Any, log_interval: int) -> None:
         iteration = 0
@@ -243,7 +252,7 @@ class ACER(BaseAlgorithm):
                 self.logger.dump(self.num_timesteps)
 
     # ------------------------------------------------------------------ the update
-    def train(self, segment: dict[str, Any]) -> None:  # type: ignore[override]
+    def train(self, segment: dict[str, Any]) -> None:
         """One ACER update on a segment (on-policy, or replayed from the memory)."""
         batch = {k: obs_to_tensor(v, self.device) for k, v in segment.items() if k != "obs"}
         obs = _flatten_obs(obs_to_tensor(segment["obs"], self.device))
@@ -368,7 +377,9 @@ class ACER(BaseAlgorithm):
 
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 100, tb_log_name: str = "ACER",
               reset_num_timesteps: bool = True, progress_bar: bool = False) -> ACER:
-        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+        """Train for ``total_timesteps`` env steps (ACER's default ``log_interval`` is 100 iterations)."""
+        super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+        return self
 
 
 def _explained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -378,8 +389,13 @@ def _explained(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _alloc_obs(space: spaces.Space, n_rows: int, n_envs: int) -> Any:
     if isinstance(space, spaces.Dict):
-        return {k: np.zeros((n_rows, n_envs, *s.shape), s.dtype) for k, s in space.spaces.items()}
-    return np.zeros((n_rows, n_envs, *space.shape), space.dtype)
+        return {k: _zeros_obs(s, n_rows, n_envs) for k, s in space.spaces.items()}
+    return _zeros_obs(space, n_rows, n_envs)
+
+
+def _zeros_obs(space: spaces.Space, n_rows: int, n_envs: int) -> np.ndarray:
+    shape, dtype = array_shape_dtype(space)
+    return np.zeros((n_rows, n_envs, *shape), dtype)
 
 
 def _put_obs(buf: Any, step: int, obs: Any) -> None:

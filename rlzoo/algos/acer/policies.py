@@ -9,7 +9,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from rlzoo.common.distributions import Distribution, DistributionHead
+from rlzoo.common.distributions import Categorical, DiagGaussian, Distribution, DistributionHead
 from rlzoo.common.policies import (
     BaseFeaturesExtractor,
     BasePolicy,
@@ -38,6 +38,9 @@ class ACERPolicy(BasePolicy):
     """
 
     default_net_arch: Any | None = None
+    # buffers registered in __init__ when squashing Box actions
+    action_center: torch.Tensor
+    action_half_range: torch.Tensor
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  net_arch: list[int] | dict[str, list[int]] | None = None,
@@ -66,11 +69,11 @@ class ACERPolicy(BasePolicy):
                                        features_extractor_kwargs=self.features_extractor_kwargs,
                                        normalize_images=normalize_images)
         self.continuous = isinstance(action_space, spaces.Box)
-        self.squash = bool(squash_output and self.continuous and np.all(np.isfinite(action_space.low))
-                           and np.all(np.isfinite(action_space.high)))
-        if self.squash:
-            low, high = (torch.as_tensor(b, dtype=torch.float32).flatten()
-                         for b in (action_space.low, action_space.high))
+        bounds = (action_space.low, action_space.high) if isinstance(action_space, spaces.Box) else None
+        self.squash = bool(squash_output and bounds is not None and np.all(np.isfinite(bounds[0]))
+                           and np.all(np.isfinite(bounds[1])))
+        if self.squash and bounds is not None:
+            low, high = (torch.as_tensor(b, dtype=torch.float32).flatten() for b in bounds)
             self.register_buffer("action_center", (high + low) / 2, persistent=False)
             self.register_buffer("action_half_range", (high - low) / 2, persistent=False)
         self.features_extractor = self.make_features_extractor()
@@ -80,20 +83,24 @@ class ACERPolicy(BasePolicy):
         latent_pi = pi_arch[-1] if pi_arch else dim
         latent_q = qf_arch[-1] if qf_arch else dim
         self.action_head = DistributionHead(action_space, latent_pi, log_std_init)
-        if self.continuous:
+        if isinstance(action_space, spaces.Box):
             self.action_dim = int(np.prod(action_space.shape))
             self.value_head = nn.Linear(latent_q, 1)  # V(x)
             # A(x, a) of the stochastic dueling network, on the features and the action
             self.adv_net = create_mlp(dim + self.action_dim, qf_arch, activation_fn, output_dim=1)
-            critic_out: list[nn.Module] = [self.value_head, self.adv_net[-1]]
+            adv_out = self.adv_net[-1]
+            assert isinstance(adv_out, nn.Linear)  # create_mlp ends on the output layer
+            critic_out: list[nn.Linear] = [self.value_head, adv_out]
         else:
+            assert isinstance(action_space, spaces.Discrete), "ACER supports Box and Discrete actions"
             self.q_head = nn.Linear(latent_q, int(action_space.n))  # Q(x, .)
             critic_out = [self.q_head]
         if ortho_init:
             for module in self.modules():
                 if isinstance(module, (nn.Linear, nn.Conv2d)):
                     nn.init.orthogonal_(module.weight, gain=np.sqrt(2))
-                    nn.init.zeros_(module.bias)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
             nn.init.orthogonal_(self.action_head.linear.weight, gain=0.01)
             for layer in critic_out:
                 nn.init.orthogonal_(layer.weight, gain=1.0)
@@ -134,10 +141,13 @@ class ACERPolicy(BasePolicy):
         dist = self.get_distribution(obs)
         actions = dist.sample()
         if self.continuous:
+            assert isinstance(dist, DiagGaussian)
             return actions, torch.cat([dist.mean, dist.std], dim=-1)
+        assert isinstance(dist, Categorical)
         return actions, dist.probs
 
     def get_distribution(self, obs: Any) -> Distribution:
+        """Policy distribution for raw observations."""
         return self.distribution(self.extract_features(obs))
 
     def predict_values(self, obs: Any) -> torch.Tensor:
@@ -145,7 +155,9 @@ class ACERPolicy(BasePolicy):
         features = self.extract_features(obs)
         if self.continuous:
             return self.value(features)
-        return (self.distribution(features).probs * self.q_values(features)).sum(-1)
+        dist = self.distribution(features)
+        assert isinstance(dist, Categorical)
+        return (dist.probs * self.q_values(features)).sum(-1)
 
     def _predict(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
         return self.env_action(self.get_distribution(obs).get_actions(deterministic))

@@ -30,7 +30,7 @@ __all__ = ["SegmentReplayMemory"]
 class _FullObs:
     """Observations of every step stored as they are: ``[segments, n_steps + 1, n_envs, *shape]``."""
 
-    def __init__(self, n_segments: int, n_steps: int, n_envs: int, shape: tuple, dtype: np.dtype) -> None:
+    def __init__(self, n_segments: int, n_steps: int, n_envs: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.data = np.zeros((n_segments, n_steps + 1, n_envs, *shape), dtype=dtype)
 
     def write(self, slot: int, obs: np.ndarray) -> None:
@@ -43,7 +43,7 @@ class _FullObs:
 class _StackedFrames:
     """Frame-stacked observations with each frame stored once (see the module docstring)."""
 
-    def __init__(self, n_segments: int, n_steps: int, n_envs: int, shape: tuple, dtype: np.dtype,
+    def __init__(self, n_segments: int, n_steps: int, n_envs: int, shape: tuple[int, ...], dtype: np.dtype,
                  n_stack: int, stack_axis: int) -> None:
         self.axis = stack_axis % len(shape)
         if shape[self.axis] % n_stack != 0:
@@ -84,6 +84,16 @@ class _StackedFrames:
         return stacked.reshape(n_obs, n_envs, *self.shape)
 
 
+_ObsStore = _FullObs | _StackedFrames
+
+
+def array_shape_dtype(space: spaces.Space) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an observation space that stores arrays (not Dict/Tuple)."""
+    if space.shape is None or space.dtype is None:
+        raise ValueError(f"ACER cannot store observations of {space}: no array shape/dtype")
+    return space.shape, space.dtype
+
+
 class SegmentReplayMemory:
     """A ring of ACER segments, each ``n_steps`` steps from ``n_envs`` environments.
 
@@ -110,7 +120,7 @@ class SegmentReplayMemory:
         self.obs = self._make_obs_stores(n_stack)
         s, t, n = self.n_segments, n_steps, n_envs
         act_dtype = np.int64 if isinstance(action_space, spaces.Discrete) else action_space.dtype
-        act_shape = () if isinstance(action_space, spaces.Discrete) else action_space.shape
+        act_shape: tuple[int, ...] = () if isinstance(action_space, spaces.Discrete) else (action_space.shape or ())
         self.actions = np.zeros((s, t, n, *act_shape), dtype=act_dtype)
         self.rewards = np.zeros((s, t, n), dtype=np.float32)
         self.terminated = np.zeros((s, t, n), dtype=bool)
@@ -118,14 +128,14 @@ class SegmentReplayMemory:
         self.final_values = np.zeros((s, t, n), dtype=np.float32)
         self.mu = np.zeros((s, t, n, stat_dim), dtype=np.float32)
 
-    def _make_obs_stores(self, n_stack: int) -> dict[str | None, Any]:
+    def _make_obs_stores(self, n_stack: int) -> dict[str | None, _ObsStore]:
         args = (self.n_segments, self.n_steps, self.n_envs)
         if isinstance(self.observation_space, spaces.Dict):
-            return {k: _FullObs(*args, sp.shape, sp.dtype) for k, sp in self.observation_space.spaces.items()}
-        sp = self.observation_space
+            return {k: _FullObs(*args, *array_shape_dtype(sp)) for k, sp in self.observation_space.spaces.items()}
+        shape, dtype = array_shape_dtype(self.observation_space)
         if n_stack > 1:
-            return {None: _StackedFrames(*args, sp.shape, sp.dtype, n_stack, self.stack_axis)}
-        return {None: _FullObs(*args, sp.shape, sp.dtype)}
+            return {None: _StackedFrames(*args, shape, dtype, n_stack, self.stack_axis)}
+        return {None: _FullObs(*args, shape, dtype)}
 
     @property
     def nbytes(self) -> int:
@@ -154,7 +164,8 @@ class SegmentReplayMemory:
         """
         slot = self.pos
         dones = np.logical_or(terminated, truncated)
-        obs_dict = obs if isinstance(obs, dict) else {None: obs}
+        obs_dict: dict[str | None, np.ndarray] = (
+            {k: v for k, v in obs.items()} if isinstance(obs, dict) else {None: obs})
         for key, store in self.obs.items():
             store.write(slot, obs_dict[key])
         self.actions[slot] = actions.reshape(self.actions.shape[1:])
@@ -233,7 +244,8 @@ class SegmentReplayMemory:
         path = os.fspath(path)
         path = path if path.endswith(".npz") else path + ".npz"
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, **self.state_dict())
+            # numpy's stub: a ``**`` dict could also fill savez's bool ``allow_pickle`` parameter
+            np.savez(tmp, **self.state_dict())  # type: ignore[arg-type]
         return path
 
     def load(self, path: str | os.PathLike) -> None:

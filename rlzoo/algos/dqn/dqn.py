@@ -13,7 +13,7 @@ from gymnasium import spaces
 from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
 from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, target_pairs
 from rlzoo.common.policies import BasePolicy
-from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
+from rlzoo.common.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples, ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor
 
 
@@ -123,6 +123,13 @@ class DQN(OffPolicyAlgorithm):
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
             self._update_targets()
 
+    @property
+    def n_actions(self) -> int:
+        """Number of discrete actions."""
+        space = self.action_space
+        assert isinstance(space, spaces.Discrete), "DQN supports Discrete actions"
+        return int(space.n)
+
     def collect_rollouts(self, callback: Any) -> tuple[int, bool]:
         # acting in numpy on views of the Q-network's weights when it is a plain MLP on CPU: with
         # a few envs, torch's per-operation overhead would cost more than the arithmetic
@@ -135,14 +142,14 @@ class DQN(OffPolicyAlgorithm):
         eps = 1.0 if self.num_timesteps < self.learning_starts else self.exploration_rate
         explore = np.random.random(n) < eps
         if explore.all():
-            actions = np.random.randint(self.action_space.n, size=n)
+            actions = np.random.randint(self.n_actions, size=n)
         elif self._greedy_numpy is not None:
             actions = self._greedy_numpy(self._last_obs)
         else:
             with torch.inference_mode():
                 actions = self.q_net(obs_to_tensor(self._last_obs, self.device)).argmax(dim=1).cpu().numpy()
             if explore.any():
-                actions = np.where(explore, np.random.randint(self.action_space.n, size=n), actions)
+                actions = np.where(explore, np.random.randint(self.n_actions, size=n), actions)
         return actions, actions
 
     def predict(self, observation: Any, state: Any | None = None, episode_start: np.ndarray | None = None,
@@ -153,7 +160,7 @@ class DQN(OffPolicyAlgorithm):
             batch = np.asarray(actions)
             explore = np.random.random(batch.shape) < self.exploration_rate
             if explore.any():
-                actions = np.where(explore, np.random.randint(self.action_space.n, size=batch.shape), batch)
+                actions = np.where(explore, np.random.randint(self.n_actions, size=batch.shape), batch)
                 actions = actions.astype(batch.dtype) if batch.ndim else batch.dtype.type(actions)
         return actions, state
 
@@ -167,13 +174,14 @@ class DQN(OffPolicyAlgorithm):
         """
         self._update_learning_rate(self.optimizer)
         buffer, env = self.replay_buffer, self._vec_normalize
-        prioritized = isinstance(buffer, PrioritizedReplayBuffer)
-        if prioritized:  # anneal the importance-sampling exponent to 1 (Schaul et al. 2016, §3.4)
+        assert buffer is not None, "train() needs the replay buffer built by _setup_model()"
+        per = buffer if isinstance(buffer, PrioritizedReplayBuffer) else None
+        if per is not None:  # anneal the importance-sampling exponent to 1 (Schaul et al. 2016, §3.4)
             beta0 = self.prioritized_replay_beta0
-            buffer.beta = beta0 + (1.0 - beta0) * (1.0 - self._current_progress_remaining)
+            per.beta = beta0 + (1.0 - beta0) * (1.0 - self._current_progress_remaining)
         loss_sum = torch.zeros((), device=self.device)
         q_sum = torch.zeros((), device=self.device)
-        chunks = [1] * gradient_steps if prioritized else [gradient_steps]
+        chunks = [1] * gradient_steps if per is not None else [gradient_steps]
         for n in chunks:
             batch = buffer.sample(batch_size * n, env=env)
             with torch.no_grad():
@@ -192,9 +200,10 @@ class DQN(OffPolicyAlgorithm):
                 else:
                     target = target_all[sl]
                 q = self.q_net(_rows(batch.observations, sl)).gather(1, batch.actions[sl].long().view(-1, 1)).squeeze(1)
-                if prioritized:
+                if per is not None:
+                    assert isinstance(batch, PrioritizedReplayBufferSamples)  # what per.sample() returns
                     loss = (batch.weights * F.smooth_l1_loss(q, target, reduction="none")).mean()
-                    buffer.update_priorities(batch.indices, (q - target).detach().abs())
+                    per.update_priorities(batch.indices, (q - target).detach().abs())
                 else:
                     loss = F.smooth_l1_loss(q, target)
                 self.optimizer.zero_grad(set_to_none=True)

@@ -87,7 +87,10 @@ class DQNPolicy(BasePolicy):
         self.q_net_target = target_copy(self.q_net, self.make_q_net())
 
     def make_q_net(self) -> QNetwork:
-        return QNetwork(self.observation_space, int(self.action_space.n), self.make_features_extractor(),
+        """A fresh Q-network (online or target) with its own features extractor."""
+        space = self.action_space
+        assert isinstance(space, spaces.Discrete), "DQN supports Discrete actions"
+        return QNetwork(self.observation_space, int(space.n), self.make_features_extractor(),
                         self.net_arch, self.activation_fn, self.dueling, self.normalize_images)
 
     def forward(self, obs: Any) -> torch.Tensor:
