@@ -9,10 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Union
 from collections.abc import Iterator
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = str | os.PathLike[str]
 
 
 def _file_mode() -> int:

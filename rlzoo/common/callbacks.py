@@ -13,8 +13,8 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Union
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -197,7 +197,7 @@ class ConvertCallback(BaseCallback):
         return self.callback(self.locals, self.globals) is not False
 
 
-CallbackLike = Union[None, BaseCallback, Callable, Sequence[Any]]
+CallbackLike = BaseCallback | Callable | Sequence[Any] | None
 
 
 def make_callback(callback: CallbackLike = None, progress_bar: bool = False) -> BaseCallback:
@@ -325,7 +325,7 @@ class EvalCallback(EventCallback):
         self.evaluations_timesteps: list[int] = []
         self.evaluations_results: list[list[float]] = []
         self.evaluations_length: list[list[int]] = []
-        self._rows: list[dict[str, str]] = []
+        self._rows: list[dict[str, Any]] = []
         self._is_success_buffer: list[bool] = []
 
     @property
@@ -338,7 +338,8 @@ class EvalCallback(EventCallback):
         if self.warn and train_env is not None:
             if (unwrap_vec_normalize(train_env) is None) != (unwrap_vec_normalize(self.eval_env) is None):
                 warnings.warn("EvalCallback: only one of the training and evaluation envs is wrapped in "
-                              "VecNormalize; the evaluation will see differently scaled observations", UserWarning)
+                              "VecNormalize; the evaluation will see differently scaled observations", UserWarning,
+                              stacklevel=2)
         for folder in (self.best_model_save_path, self.log_path):
             if folder is not None:
                 os.makedirs(folder, exist_ok=True)
@@ -349,13 +350,16 @@ class EvalCallback(EventCallback):
 
     def _load_history(self) -> None:
         """Keep the rows of an earlier (interrupted) run up to the model's current timestep."""
+        path = self.csv_path
+        assert path is not None  # only called with a log_path
         try:
-            with open(self.csv_path, newline="", encoding="utf-8") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 rows = [row for row in csv.DictReader(f)
                         if (row.get("timesteps") or "").isdigit() and int(row["timesteps"]) <= self.model.num_timesteps]
             best = max((float(row["mean_reward"]) for row in rows), default=-np.inf)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            warnings.warn(f"EvalCallback: ignoring unreadable {self.csv_path} ({exc}); starting it over", UserWarning)
+            warnings.warn(f"EvalCallback: ignoring unreadable {path} ({exc}); starting it over", UserWarning,
+                          stacklevel=2)
             rows, best = [], -np.inf
         self._rows = rows
         self.best_mean_reward = best
@@ -382,7 +386,9 @@ class EvalCallback(EventCallback):
         if any("success_rate" in row for row in self._rows):  # envs reporting info["is_success"]
             header.append("success_rate")
         header += [f"reward_{i}" for i in range(n_rewards)]
-        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        path = self.csv_path
+        assert path is not None  # only called with a log_path
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=header, restval="", extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self._rows)

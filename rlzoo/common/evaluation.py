@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any
 from collections.abc import Callable
+from typing import Any, Literal, overload
 
 import gymnasium as gym
 import numpy as np
@@ -105,13 +105,35 @@ def _step_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
     return {**info, **final} if isinstance(final, dict) else info
 
 
+EvalCallbackFn = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+@overload
+def evaluate_policy(model: Any, env: Any, n_eval_episodes: int = ..., deterministic: bool = ..., render: bool = ...,
+                    callback: EvalCallbackFn | None = ..., reward_threshold: float | None = ...,
+                    return_episode_rewards: Literal[False] = ..., warn: bool = ...) -> tuple[float, float]: ...
+
+
+@overload
+def evaluate_policy(model: Any, env: Any, n_eval_episodes: int = ..., deterministic: bool = ..., render: bool = ...,
+                    callback: EvalCallbackFn | None = ..., reward_threshold: float | None = ..., *,
+                    return_episode_rewards: Literal[True], warn: bool = ...) -> tuple[list[float], list[int]]: ...
+
+
+@overload
+def evaluate_policy(model: Any, env: Any, n_eval_episodes: int = ..., deterministic: bool = ..., render: bool = ...,
+                    callback: EvalCallbackFn | None = ..., reward_threshold: float | None = ...,
+                    return_episode_rewards: bool = ...,
+                    warn: bool = ...) -> tuple[float, float] | tuple[list[float], list[int]]: ...
+
+
 def evaluate_policy(
     model: Any,
     env: Any,
     n_eval_episodes: int = 10,
     deterministic: bool = True,
     render: bool = False,
-    callback: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    callback: EvalCallbackFn | None = None,
     reward_threshold: float | None = None,
     return_episode_rewards: bool = False,
     warn: bool = True,
@@ -162,13 +184,13 @@ def evaluate_policy(
         current_rewards += rewards
         current_lengths += 1
         if callback is not None:
-            for i in range(n_envs):
-                callback({"model": model, "env": venv, "i": i, "observations": observations, "actions": actions,
-                          "rewards": rewards, "dones": dones, "infos": infos, "reward": rewards[i],
-                          "done": bool(dones[i]), "info": _step_info(infos, i), "episode_counts": counts,
+            for env_i in range(n_envs):
+                callback({"model": model, "env": venv, "i": env_i, "observations": observations, "actions": actions,
+                          "rewards": rewards, "dones": dones, "infos": infos, "reward": rewards[env_i],
+                          "done": bool(dones[env_i]), "info": _step_info(infos, env_i), "episode_counts": counts,
                           "episode_count_targets": targets, "current_rewards": current_rewards,
                           "current_lengths": current_lengths}, globals())
-        for i in np.flatnonzero(dones):
+        for i in np.flatnonzero(dones).tolist():
             episode = _step_info(infos, i).get("episode")
             if episode is None and monitored:
                 # a Monitor sits below the wrapper that ended this "episode" (e.g. an Atari life loss)

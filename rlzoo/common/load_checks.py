@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ import torch
 from rlzoo.common.registry import ModelFileError, short
 from rlzoo.common.safe_io import one_line, safetensors_header
 from rlzoo.common.save_format import check_tensors, from_json, space_from_json
+
+if TYPE_CHECKING:
+    from rlzoo.common.base import BaseAlgorithm
 
 MAX_LOAD_BUFFER_BYTES = 4 << 30  # rollout buffers / replay memories a loaded model allocates
 MAX_N_ENVS = 1 << 16
@@ -51,7 +54,7 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     return isinstance(value, _TYPES[text])
 
 
-def check_hyperparameters(cls: type, hparams: Any, path: str) -> dict[str, Any]:
+def check_hyperparameters(cls: type[BaseAlgorithm], hparams: Any, path: str) -> dict[str, Any]:
     """Saved hyperparameters: a mapping of ``cls.__init__`` parameters with values of the annotated type."""
     if not isinstance(hparams, dict):
         raise ModelFileError(f"{path}: hyperparameters must be a mapping, got {short(hparams)}")
@@ -196,11 +199,11 @@ def check_optimizer_state(name: str, state: Any, optimizer: torch.optim.Optimize
     own = optimizer.param_groups
     if len(groups) != len(own) or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
         raise ModelFileError(f"model file: {name} has {len(groups)} parameter groups, the model has {len(own)}")
-    params = []
-    for g, mine in zip(groups, own):
+    params: list[tuple[Any, torch.Tensor]] = []
+    for g, mine in zip(groups, own, strict=True):
         if len(g["params"]) != len(mine["params"]):
             raise ModelFileError(f"model file: {name} groups do not fit the model's parameters")
-        params.extend(zip(g["params"], mine["params"]))
+        params.extend(zip(g["params"], mine["params"], strict=True))
     shapes = {i: p.shape for i, p in params if isinstance(i, int) and not isinstance(i, bool)}
     if len(shapes) != len(params):
         raise ModelFileError(f"model file: {name} names parameters by {short([i for i, _ in params][:3])}")

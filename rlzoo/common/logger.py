@@ -20,8 +20,8 @@ import sys
 import tempfile
 import threading
 from collections import defaultdict
-from typing import Any, Optional, TextIO
 from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from rlzoo.fileio import atomic_path, atomic_write_text
 DEBUG, INFO, WARN, ERROR, DISABLED = 10, 20, 30, 40, 50
 FORMATS = ("stdout", "log", "csv", "json", "tensorboard")
 
-Exclude = Optional[str | tuple[str, ...]]
+Exclude = str | tuple[str, ...] | None
 
 
 class KVWriter:
@@ -285,7 +285,7 @@ def _to_python(values: dict[str, Any]) -> dict[str, Any]:
     for device, keys in by_device.items():
         dtype = torch.float32 if device.type == "mps" else torch.float64
         numbers = torch.stack([values[k].detach().reshape(()).to(dtype) for k in keys]).cpu().tolist()
-        for key, number in zip(keys, numbers):
+        for key, number in zip(keys, numbers, strict=True):
             dt = values[key].dtype
             if dt == torch.bool:
                 out[key] = bool(number)

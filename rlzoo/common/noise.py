@@ -131,7 +131,8 @@ class VectorizedActionNoise(ActionNoise):
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         if isinstance(noise, VectorizedActionNoise):
             noise = noise.base_noise
-        self.base_noise, self.n_envs = noise, int(n_envs)
+        self.base_noise: ActionNoise = noise
+        self.n_envs = int(n_envs)
         self.noises: list[ActionNoise] = [type(noise).from_config(noise.to_config()) for _ in range(self.n_envs)]
 
     def __call__(self) -> np.ndarray:

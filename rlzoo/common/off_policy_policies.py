@@ -80,6 +80,9 @@ class ContinuousPolicy(BasePolicy):
     """Shared plumbing: action scaling, arch parsing, constructor kwargs."""
 
     default_net_arch: list[int] = [256, 256]
+    # bounds of the Box action space (non-persistent buffers, so they follow the policy's device)
+    action_low: torch.Tensor
+    action_high: torch.Tensor
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  net_arch: NetArch | None = None, activation_fn: type[nn.Module] = nn.ReLU,

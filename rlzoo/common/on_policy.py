@@ -24,7 +24,7 @@ class OnPolicyAlgorithm(BaseAlgorithm):
     :param gae_lambda: GAE lambda (1.0: plain n-step returns)
     :param ent_coef: entropy bonus coefficient
     :param vf_coef: value-loss coefficient
-    :param max_grad_norm: gradient clipping norm
+    :param max_grad_norm: gradient clipping norm (None: no clipping, where the algorithm allows it)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -32,7 +32,7 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         "MultiInputPolicy": MultiInputActorCriticPolicy}
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any, n_steps: int,
-                 gamma: float, gae_lambda: float, ent_coef: float, vf_coef: float, max_grad_norm: float,
+                 gamma: float, gae_lambda: float, ent_coef: float, vf_coef: float, max_grad_norm: float | None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto") -> None:
         super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)

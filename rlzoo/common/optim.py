@@ -60,13 +60,15 @@ class RMSpropTF(torch.optim.Optimizer):
 
 
 @torch.no_grad()
-def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """Scale the gradients so that their global L2 norm is at most ``max_norm`` (no host sync)."""
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """Scale the gradients so that their global L2 norm is at most ``max_norm`` (no host sync); returns
+    the norm before clipping (``max_norm`` None: the norm only, no clipping)."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_(max=1.0))
+    if max_norm is not None:
+        torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_(max=1.0))
     return total
 
 

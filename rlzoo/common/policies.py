@@ -236,7 +236,7 @@ class BasePolicy(nn.Module):
             first = next(iter(space.spaces))
             vectorized = np.asarray(obs[first]).shape != space.spaces[first].shape
             tensors = {}
-            for k, s in space.spaces.items():
+            for k in space.spaces:
                 arr = np.asarray(obs[k])
                 tensors[k] = torch.as_tensor(arr if vectorized else arr[None], device=self.device)
             return tensors, vectorized

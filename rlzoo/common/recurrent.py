@@ -35,6 +35,7 @@ from rlzoo.common.policies import (
     create_mlp,
     policy_variant,
 )
+from rlzoo.common.utils import space_shape
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -116,7 +117,8 @@ class RecurrentActorCriticPolicy(BasePolicy):
             raise ValueError("lstm_kwargs: batch_first and bidirectional LSTMs are not supported (sequences are "
                              "time-major and causal)")
         self.constructor_kwargs = {
-            "net_arch": net_arch, "activation_fn": activation_fn, "ortho_init": ortho_init, "log_std_init": log_std_init,
+            "net_arch": net_arch, "activation_fn": activation_fn, "ortho_init": ortho_init,
+            "log_std_init": log_std_init,
             "features_extractor_class": self.features_extractor_class,
             "features_extractor_kwargs": self.features_extractor_kwargs, "normalize_images": normalize_images,
             "lstm_hidden_size": lstm_hidden_size, "n_lstm_layers": n_lstm_layers, "shared_lstm": shared_lstm,
@@ -275,7 +277,7 @@ class RecurrentActorCriticPolicy(BasePolicy):
             actions = np.clip(actions.reshape((-1, *self.action_space.shape)), self.action_space.low,
                               self.action_space.high)
         else:
-            actions = actions.reshape((-1, *self.action_space.shape)).astype(self.action_space.dtype)
+            actions = actions.reshape((-1, *space_shape(self.action_space))).astype(self.action_space.dtype)
         if not vectorized:
             actions = actions[0]
         return actions, (states.pi[0].cpu().numpy(), states.pi[1].cpu().numpy())

@@ -63,7 +63,7 @@ class RecurrentRolloutBuffer(RolloutBuffer):
         """Record the states the envs enter the next step (``add``) with."""
         if self.states is None or self.states.pi[0].shape[1:] != states.pi[0].shape:
             self.states = states.map(lambda s: torch.zeros((self.n_steps, *s.shape), device=self.device))
-        for stored, new in zip(self.states, states):
+        for stored, new in zip(self.states, states, strict=True):
             stored[0][self.pos] = new[0]
             stored[1][self.pos] = new[1]
 
@@ -72,6 +72,7 @@ class RecurrentRolloutBuffer(RolloutBuffer):
         """The states every env started this rollout from."""
         return None if self.states is None else self.states.map(lambda s: s[0])
 
+    # yields RecurrentBatch, which cannot subclass the RolloutBatch NamedTuple (NamedTuples take no new fields)
     def get(self, batch_size: int | None = None,  # type: ignore[override]
             generator: torch.Generator | None = None) -> Iterator[RecurrentBatch]:
         """Yield minibatches of sequences (shuffled), or the whole rollout as ``n_envs`` unshuffled

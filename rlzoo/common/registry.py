@@ -15,9 +15,10 @@ values (activations, policies, features extractors).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 # --------------------------------------------------------------------------- errors
 
@@ -160,7 +161,7 @@ def _load_builtins() -> None:
         module = "linear" if act == "Identity" else "activation"
         register_class(act, getattr(nn, act), legacy=(f"torch.nn.modules.{module}.{act}", f"torch.nn.{act}"))
     # (module named in files of earlier releases, module the classes live in now, class names)
-    classes = [
+    classes: list[tuple[str, ModuleType, tuple[str, ...]]] = [
         ("rlzoo.common.policies", pol, ("BaseFeaturesExtractor", "FlattenExtractor", "NatureCNN",
                                         "CombinedExtractor", "BasePolicy", "ActorCriticPolicy",
                                         "ActorCriticCnnPolicy", "MultiInputActorCriticPolicy")),
@@ -170,9 +171,9 @@ def _load_builtins() -> None:
         # replay_buffer_class values (DDPG / TD3 / SAC / DQN)
         ("rlzoo.common.replay", replay, ("ReplayBuffer", "PrioritizedReplayBuffer")),
     ]
-    for old_module, module, names in classes:
+    for old_module, new_module, names in classes:
         for name in names:
-            register_class(name, getattr(module, name), legacy=(f"{old_module}.{name}",))
+            register_class(name, getattr(new_module, name), legacy=(f"{old_module}.{name}",))
     # the policies each algorithm declares by alias (ACER's own, and any an algorithm adds later)
     legacy_modules = {"acer": "rlzoo.algos.acer"}
     for algo, cls in ALGOS.items():

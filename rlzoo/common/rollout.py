@@ -1,12 +1,14 @@
 """The on-policy rollout buffer and Generalized Advantage Estimation (shared by A2C, PPO, TRPO, ACKTR)."""
 from __future__ import annotations
 
-from typing import Any, NamedTuple
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from gymnasium import spaces
+
+from rlzoo.common.utils import space_shape
 
 
 class RolloutBatch(NamedTuple):
@@ -49,7 +51,7 @@ def _obs_storage(space: spaces.Space, n_steps: int, n_envs: int, device: torch.d
         return {k: _obs_storage(s, n_steps, n_envs, device) for k, s in space.spaces.items()}
     dtype = torch.uint8 if space.dtype == np.uint8 else (
         torch.int64 if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)) else torch.float32)
-    return torch.zeros((n_steps, n_envs, *space.shape), dtype=dtype, device=device)
+    return torch.zeros((n_steps, n_envs, *space_shape(space)), dtype=dtype, device=device)
 
 
 class RolloutBuffer:
@@ -66,6 +68,7 @@ class RolloutBuffer:
         self.n_steps, self.n_envs = n_steps, n_envs
         self.observation_space, self.action_space = observation_space, action_space
         self.device, self.gamma, self.gae_lambda = device, gamma, gae_lambda
+        act_shape: tuple[int, ...]
         if isinstance(action_space, spaces.Box):
             act_shape, act_dtype = (int(np.prod(action_space.shape)),), torch.float32
         elif isinstance(action_space, spaces.Discrete):
@@ -73,7 +76,7 @@ class RolloutBuffer:
         elif isinstance(action_space, spaces.MultiDiscrete):
             act_shape, act_dtype = (len(action_space.nvec.ravel()),), torch.int64
         else:
-            act_shape, act_dtype = (int(np.prod(action_space.shape)),), torch.float32
+            act_shape, act_dtype = (int(np.prod(space_shape(action_space))),), torch.float32
         self.observations = _obs_storage(observation_space, n_steps, n_envs, device)
         self.actions = torch.zeros((n_steps, n_envs, *act_shape), dtype=act_dtype, device=device)
         self.values = torch.zeros((n_steps, n_envs), device=device)

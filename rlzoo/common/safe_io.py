@@ -191,7 +191,7 @@ def read_npz(path: str, where: str, expected: Any, only: Iterable[str] | None = 
                 raise ModelFileError(f"{where}: array {name[:-4]!r} is longer than its declared shape {shape}")
             declared[name] = (info, shape, dtype, fortran)
         out = {}
-        for name, (info, shape, dtype, fortran) in declared.items():
+        for name, (info, shape, dtype, _fortran) in declared.items():
             try:
                 with zf.open(info) as f:
                     arr = np.lib.format.read_array(f, allow_pickle=False)

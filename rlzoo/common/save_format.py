@@ -113,9 +113,9 @@ def space_from_json(data: Any, _depth: int = 0) -> spaces.Space:
             return spaces.MultiDiscrete(np.array([_int(v, "MultiDiscrete nvec", 1, MAX_DISCRETE_N)
                                                   for v in arr.reshape(-1)], dtype=np.int64).reshape(arr.shape))
         if kind == "MultiBinary":
-            n = data.get("n")
-            shape = _shape(n if isinstance(n, list) else [n], "MultiBinary n")
-            return spaces.MultiBinary(list(shape) if isinstance(n, list) else shape[0])
+            n_bin = data.get("n")
+            shape = _shape(n_bin if isinstance(n_bin, list) else [n_bin], "MultiBinary n")
+            return spaces.MultiBinary(list(shape) if isinstance(n_bin, list) else shape[0])
         if kind == "Dict":
             parts = data.get("spaces")
             if _depth > 4 or not isinstance(parts, dict) or not 0 < len(parts) <= 256:
@@ -191,6 +191,11 @@ def from_json(value: Any, custom_objects: dict[str, Any], _depth: int = 0) -> An
     tag = tags[0]
     if len(tags) > 1 or set(value) - _TAGS[tag]:
         raise ModelFileError(f"model file: malformed {tag} value {short(value)}")
+    return _from_tagged(tag, value, custom_objects, _depth)
+
+
+def _from_tagged(tag: str, value: dict[str, Any], custom_objects: dict[str, Any], _depth: int) -> Any:
+    """Decode one tagged value of :func:`from_json` (``value`` holds exactly the keys of ``tag``)."""
     if tag == "__ndarray__":
         if not isinstance(value.get("dtype"), str) or value["dtype"] not in _ARRAY_DTYPES:
             raise ModelFileError(f"model file: array dtype {short(value.get('dtype'))} is not allowed")
@@ -326,7 +331,8 @@ class ModelMembers(Mapping):
     """The members of a model zip, each read on first access with a bounded read (sizes checked at open)."""
 
     def __init__(self, path: str, infos: dict[str, zipfile.ZipInfo]) -> None:
-        self.path, self._infos, self._cache = path, infos, {}
+        self.path, self._infos = path, infos
+        self._cache: dict[str, bytes] = {}
 
     def __getitem__(self, name: str) -> bytes:
         if name not in self._cache:

@@ -54,7 +54,7 @@ def resume_point(run_dir: Path, config: ZooConfig, cls: type) -> tuple[Path | No
     if model.exists():
         checked[model] = problem, steps = _model_problem(model, config, cls)
         candidates.append((steps if problem is None else 1 << 62, True, model))  # unreadable: newest, reported first
-    for steps, _, path in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
+    for _steps, _, path in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
         problem, real_steps = checked.get(path) or _model_problem(path, config, cls)
         rel = path.relative_to(run_dir)
         if problem is None:
@@ -70,7 +70,7 @@ def latest_model(run_dir: Path) -> tuple[Path | None, int]:
     from rlzoo.common.save_format import read_model_zip
 
     candidates: list[tuple[int, Path]] = []
-    for steps, path in [*rf.list_checkpoints(run_dir), (-1, run_dir / rf.MODEL_FILE)]:
+    for _steps, path in [*rf.list_checkpoints(run_dir), (-1, run_dir / rf.MODEL_FILE)]:
         if path.is_file():
             try:
                 metadata, _ = read_model_zip(str(path))

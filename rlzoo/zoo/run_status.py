@@ -68,7 +68,7 @@ def write_status(run_dir: str | os.PathLike, status: str, **changes: Any) -> dic
     if status in FINAL_STATUSES:
         changes["ended_at"] = rf.now()
     last: OSError | None = None
-    for attempt in range(3):
+    for _attempt in range(3):
         try:
             return rf.update_run_info(run_dir, **changes)
         except OSError as e:

@@ -28,7 +28,7 @@ class BoundedSafeLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._aliases = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
         """Count alias references while composing."""
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
@@ -36,7 +36,7 @@ class BoundedSafeLoader(yaml.SafeLoader):
                 raise YAMLLimitError(f"more than {MAX_ALIASES} aliases (*name) in one document")
         return super().compose_node(parent, index)
 
-    def compose_document(self) -> yaml.Node | None:  # type: ignore[override]
+    def compose_document(self) -> yaml.Node | None:
         """Compose, then check the size of the document with its aliases expanded."""
         node = super().compose_document()
         if node is not None:

@@ -180,7 +180,8 @@ def sample_dqn(trial: Any, ctx: SpaceContext) -> dict:
         "exploration_final_eps": trial.suggest_float("exploration_final_eps", 0.0, 0.2),
         "double_q": trial.suggest_categorical("double_q", [False, True]),
         "dueling": trial.suggest_categorical("dueling", [False, True]),
-        "policy_kwargs": {"net_arch": list(NET_SIZES[trial.suggest_categorical("net_arch", ["tiny", "small", "medium"])])},
+        "policy_kwargs": {
+            "net_arch": list(NET_SIZES[trial.suggest_categorical("net_arch", ["tiny", "small", "medium"])])},
     })
     return params
 
@@ -255,11 +256,11 @@ class _SearchSpaces(Mapping[str, SampleFn]):
 SEARCH_SPACES: Mapping[str, SampleFn] = _SearchSpaces()
 
 
-def _constructor_params(cls: type) -> set:
+def _constructor_params(cls: type[Any]) -> set[str]:
     return {name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "policy", "env")}
 
 
-def sample_hyperparams(algo: str, trial: Any, cls: type, ctx: SpaceContext) -> dict:
+def sample_hyperparams(algo: str, trial: Any, cls: type[Any], ctx: SpaceContext) -> dict[str, Any]:
     """Draw one trial's hyperparameters for ``algo`` (a plain hyperparameter-file entry).
 
     Keys the class (or its ``MlpPolicy``, for ``policy_kwargs``) does not accept are dropped with a

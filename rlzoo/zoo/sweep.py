@@ -158,7 +158,7 @@ def run_local(jobs: list[SweepJob], args: list[list[str]], n_jobs: int, threads:
     """Run the jobs on a pool of ``n_jobs`` local processes."""
     cwd = os.getcwd()
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        futures = {pool.submit(run_train, a, cwd, threads): job for job, a in zip(jobs, args)}
+        futures = {pool.submit(run_train, a, cwd, threads): job for job, a in zip(jobs, args, strict=True)}
         for future in as_completed(futures):
             on_result(futures[future], future.result())
 
@@ -182,7 +182,7 @@ def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_
     try:
         remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_train)
         threads = max(int(cpus_per_task), 1)
-        pending = {remote.remote(a, os.getcwd(), threads): job for job, a in zip(jobs, args)}
+        pending = {remote.remote(a, os.getcwd(), threads): job for job, a in zip(jobs, args, strict=True)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(done[0])
@@ -221,7 +221,7 @@ def slurm_script(jobs: list[SweepJob], args: list[list[str]], log_folder: str, c
     if partition:
         lines.append(f"#SBATCH --partition={partition}")
     lines += ["set -euo pipefail", "", "RUNS=("]
-    lines += [f"  {shlex.quote(shlex.join(a))}  # {job.label}" for job, a in zip(jobs, args)]
+    lines += [f"  {shlex.quote(shlex.join(a))}  # {job.label}" for job, a in zip(jobs, args, strict=True)]
     lines += [
         ")",
         'i="${SLURM_ARRAY_TASK_ID:?submit this script with sbatch (or set SLURM_ARRAY_TASK_ID)}"',
@@ -232,6 +232,15 @@ def slurm_script(jobs: list[SweepJob], args: list[list[str]], log_folder: str, c
         "",
     ]
     return "\n".join(lines)
+
+
+def _resume_or_new_args(kind: str, run_dir: Path | None, job: SweepJob, new_args: list[str], log_folder: str,
+                        options: list[str]) -> list[str]:
+    """The ``rlzoo train`` arguments of a job: ``--resume`` ones when ``earlier_run`` said "resume"."""
+    if kind != "resume":
+        return new_args
+    assert run_dir is not None  # earlier_run names the run folder of a run to resume
+    return resume_args(run_dir, job, log_folder, options)
 
 
 def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int | None = None,
@@ -257,14 +266,14 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
     if resume:
         n_option = _option(options, "-n")
         earlier = [earlier_run(job, log_folder, int(n_option) if n_option else None) for job in plan_jobs]
-        args = [resume_args(run_dir, job, log_folder, options) if kind == "resume" else a
-                for job, a, (kind, run_dir) in zip(plan_jobs, args, earlier)]
+        args = [_resume_or_new_args(kind, run_dir, job, a, log_folder, options)
+                for job, a, (kind, run_dir) in zip(plan_jobs, args, earlier, strict=True)]
         keep = [kind != "finished" for kind, _ in earlier]
         n_done, n_resumed = keep.count(False), sum(kind == "resume" for kind, _ in earlier)
         print(f"sweep --resume: {n_done} run(s) already finished, {n_resumed} to resume, "
               f"{len(keep) - n_done - n_resumed} new", flush=True)
-        plan_jobs = [j for j, k in zip(plan_jobs, keep) if k]
-        args = [a for a, k in zip(args, keep) if k]
+        plan_jobs = [j for j, k in zip(plan_jobs, keep, strict=True) if k]
+        args = [a for a, k in zip(args, keep, strict=True) if k]
 
     if emit_slurm is not None:
         (Path(log_folder) / "slurm").mkdir(parents=True, exist_ok=True)
@@ -339,15 +348,17 @@ def register(app: Any) -> None:
         envs: str = typer.Option(..., "--envs", help="Comma-separated env ids, e.g. CartPole-v1,Pendulum-v1."),
         seeds: str = typer.Option("0-4", "--seeds", help="Seeds: ranges and lists, e.g. 0-4 or 0,3,7."),
         log_folder: str = typer.Option("logs", "-f", "--log-folder", help="Root folder of the run folders."),
-        jobs: int | None = typer.Option(None, "--jobs", "-j",
-                                           help="Local runs at once (default: CPUs / cpus-per-task); SLURM: array limit."),
-        ray_address: str | None = typer.Option(None, "--ray-address",
-                                                  help="Run on Ray: auto, HOST:PORT, or local (a private instance)."),
+        jobs: int | None = typer.Option(
+            None, "--jobs", "-j", help="Local runs at once (default: CPUs / cpus-per-task); SLURM: array limit."),
+        ray_address: str | None = typer.Option(
+            None, "--ray-address", help="Run on Ray: auto, HOST:PORT, or local (a private instance)."),
         cpus_per_task: float = typer.Option(1, "--cpus-per-task", help="CPUs per run (Ray request, SLURM, threads)."),
-        emit_slurm: Path | None = typer.Option(None, "--emit-slurm", help="Write a SLURM array script instead of running."),
+        emit_slurm: Path | None = typer.Option(
+            None, "--emit-slurm", help="Write a SLURM array script instead of running."),
         slurm_time: str | None = typer.Option(None, "--slurm-time", help="SLURM time limit per run, e.g. 04:00:00."),
         slurm_partition: str | None = typer.Option(None, "--slurm-partition", help="SLURM partition."),
-        n_timesteps: int | None = typer.Option(None, "-n", "--n-timesteps", help="Timesteps per run (default: the file's)."),
+        n_timesteps: int | None = typer.Option(
+            None, "-n", "--n-timesteps", help="Timesteps per run (default: the file's)."),
         n_envs: int | None = typer.Option(None, "--n-envs", help="Parallel envs per run (default: the file's)."),
         eval_freq: int | None = typer.Option(None, "--eval-freq", help="Evaluate every K timesteps (train's default)."),
         eval_episodes: int | None = typer.Option(None, "--eval-episodes", help="Episodes per evaluation."),

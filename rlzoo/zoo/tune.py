@@ -205,6 +205,7 @@ class Objective:
             if callback.n_evals == 0:
                 mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=self.eval_episodes,
                                           deterministic=not is_atari(config.env_id))
+                assert isinstance(mean, float)  # the (mean, std) form: return_episode_rewards is False
                 return float(mean)
             return float(callback.last_mean_reward)
         finally:
@@ -348,7 +349,8 @@ def trial_overrides(algo: str, env_id: str, storage: str | None, study_name: str
     from rlzoo.zoo.resolve import resolve_algo, resolve_env
 
     if trial_id is None:
-        raise ZooError("--storage/--study-name select a study; add --trial-id K to train with trial K's hyperparameters")
+        raise ZooError("--storage/--study-name select a study; "
+                       "add --trial-id K to train with trial K's hyperparameters")
     if trial_id < 0:
         raise ZooError(f"--trial-id must be >= 0, got {trial_id}")
     algo, _ = resolve_algo(algo)
@@ -367,7 +369,8 @@ def trial_overrides(algo: str, env_id: str, storage: str | None, study_name: str
                        else f"study '{study_name}' has no trials yet")
     hyperparams = match[0].user_attrs.get("hyperparams")
     if hyperparams is None:
-        raise ZooError(f"trial {trial_id} of study '{study_name}' has no hyperparameters yet (state {match[0].state.name})")
+        raise ZooError(f"trial {trial_id} of study '{study_name}' has no hyperparameters yet "
+                       f"(state {match[0].state.name})")
     print(f"hyperparameters of trial {trial_id} ({match[0].state.name}, value {match[0].value}) "
           f"of study '{study_name}' in {storage_text}", flush=True)
     return [f"{key}={_yaml_inline(value)}" for key, value in hyperparams.items()]
@@ -575,8 +578,8 @@ def register(app: Any) -> None:
                                         help="tpe, random or auto (GP for small all-numeric spaces, else TPE)."),
         pruner: Pruner = typer.Option(Pruner.median, "--pruner", help="median, halving or none."),
         n_startup_trials: int = typer.Option(5, "--n-startup-trials", help="Random trials before TPE and pruning."),
-        storage: str | None = typer.Option(None, "--storage",
-                                              help="Journal FILE.log (default logs/<algo>/<env>/optuna.log) or RDB URL."),
+        storage: str | None = typer.Option(
+            None, "--storage", help="Journal FILE.log (default logs/<algo>/<env>/optuna.log) or RDB URL."),
         study_name: str | None = typer.Option(None, "--study-name", help="Study name (default <algo>_<env>)."),
         seed: int | None = typer.Option(None, "--seed", help="Sampler seed (give each worker its own)."),
         timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),

@@ -245,7 +245,8 @@ def register(app: Any) -> None:
                                               help="MP4 path (default: <run>/videos/<algo>-<EnvId>.mp4)."),
         fps: int | None = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
         deterministic: bool | None = typer.Option(
-            None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
+            None, "--deterministic/--stochastic",
+            help="Action selection (default: stochastic on Atari, else deterministic)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the recorded env."),
         env_kwargs: list[str] | None = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),
         gym_packages: list[str] | None = typer.Option(None, "--gym-packages", help="Modules registering envs."),
@@ -271,7 +272,8 @@ def register(app: Any) -> None:
                                               help="MP4 path (default: <run>/videos/<algo>-<EnvId>-training.mp4)."),
         fps: int | None = typer.Option(None, "--fps", help="Frames per second (default: the env's render_fps or 30)."),
         deterministic: bool | None = typer.Option(
-            None, "--deterministic/--stochastic", help="Action selection (default: stochastic on Atari, else deterministic)."),
+            None, "--deterministic/--stochastic",
+            help="Action selection (default: stochastic on Atari, else deterministic)."),
         captions: bool = typer.Option(True, "--captions/--no-captions", help="Write the training steps on each frame."),
         seed: int = typer.Option(0, "--seed", help="Seed of the recorded env (the same for every clip)."),
         env_kwargs: list[str] | None = typer.Option(None, "--env-kwargs", help="key=value for gymnasium.make."),

@@ -124,7 +124,7 @@ class DQN(OffPolicyAlgorithm):
             self._update_targets()
 
     @property
-    def n_actions(self) -> int:
+    def _n_actions(self) -> int:
         """Number of discrete actions."""
         space = self.action_space
         assert isinstance(space, spaces.Discrete), "DQN supports Discrete actions"
@@ -142,14 +142,14 @@ class DQN(OffPolicyAlgorithm):
         eps = 1.0 if self.num_timesteps < self.learning_starts else self.exploration_rate
         explore = np.random.random(n) < eps
         if explore.all():
-            actions = np.random.randint(self.n_actions, size=n)
+            actions = np.random.randint(self._n_actions, size=n)
         elif self._greedy_numpy is not None:
             actions = self._greedy_numpy(self._last_obs)
         else:
             with torch.inference_mode():
                 actions = self.q_net(obs_to_tensor(self._last_obs, self.device)).argmax(dim=1).cpu().numpy()
             if explore.any():
-                actions = np.where(explore, np.random.randint(self.n_actions, size=n), actions)
+                actions = np.where(explore, np.random.randint(self._n_actions, size=n), actions)
         return actions, actions
 
     def predict(self, observation: Any, state: Any | None = None, episode_start: np.ndarray | None = None,
@@ -160,7 +160,7 @@ class DQN(OffPolicyAlgorithm):
             batch = np.asarray(actions)
             explore = np.random.random(batch.shape) < self.exploration_rate
             if explore.any():
-                actions = np.where(explore, np.random.randint(self.n_actions, size=batch.shape), batch)
+                actions = np.where(explore, np.random.randint(self._n_actions, size=batch.shape), batch)
                 actions = actions.astype(batch.dtype) if batch.ndim else batch.dtype.type(actions)
         return actions, state
 

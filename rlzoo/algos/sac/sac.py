@@ -2,11 +2,14 @@
 maximum-entropy actor-critic with twin critics and automatic entropy tuning."""
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gymnasium import spaces
 from torch import nn
 
 from rlzoo.algos.sac.policies import SACCnnPolicy, SACMultiInputPolicy, SACPolicy
@@ -94,6 +97,7 @@ class SAC(OffPolicyAlgorithm):
         self.actor_optimizer = make_adam(self.actor.parameters(), lr=lr)
         self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
         self._targets = [target_pairs(self.critic, self.critic_target)]
+        assert isinstance(self.action_space, spaces.Box), "SAC supports Box actions"
         dim = int(np.prod(self.action_space.shape))
         self._target_entropy = -float(dim) if self.target_entropy == "auto" else float(self.target_entropy)
         self.log_ent_coef = _LogEntCoef(self._ent_init).to(self.device)
@@ -139,7 +143,8 @@ class SAC(OffPolicyAlgorithm):
                 next_q = min_q(self.critic_target(batch.next_observations, next_actions))
                 target = batch.rewards + (1.0 - batch.dones) * self.gamma * (next_q - ent_coef * next_log_prob)
             # J_Q = 1/2 E[(Q_i(s, a) - y)^2] for each critic (eq. 5)
-            critic_loss = 0.5 * sum(F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions))
+            critic_loss: torch.Tensor = 0.5 * reduce(
+                operator.add, (F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions)))
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
             self.critic_optimizer.step()

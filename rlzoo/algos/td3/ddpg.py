@@ -60,8 +60,9 @@ class DDPG(TD3):
                          tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device,
                          _init_setup_model=_init_setup_model)
 
-    def _setup_networks(self) -> None:
-        super()._setup_networks(**({} if "n_critics" in self.policy_kwargs else {"n_critics": 1}))
+    def _setup_networks(self, **policy_extra: Any) -> None:
+        one_critic: dict[str, Any] = {} if "n_critics" in self.policy_kwargs else {"n_critics": 1}
+        super()._setup_networks(**{**one_critic, **policy_extra})
         if self.param_noise is not None:
             # exploration actor and a scratch copy used to measure the perturbation's effect
             self.actor_perturbed = copy.deepcopy(self.actor).requires_grad_(False)
@@ -78,17 +79,19 @@ class DDPG(TD3):
         """``target <- actor + N(0, stddev^2)`` on every weight except layer-norm parameters."""
         params = list(self.actor.parameters())
         torch._foreach_copy_(list(target.parameters()), params)
-        noisy = [p for p, keep in zip(target.parameters(), self._perturbable, strict=False) if keep]
+        noisy: list[torch.Tensor] = [p for p, keep in zip(target.parameters(), self._perturbable, strict=False) if keep]
         torch._foreach_add_(noisy, [torch.randn_like(p) for p in noisy], alpha=stddev)
 
     @torch.no_grad()
     def _adapt_param_noise(self, observations: Any) -> None:
         """Measure d = sqrt(E[(pi(s) - pi_perturbed(s))^2]) on replayed states and adapt the scale."""
-        self._perturb(self._actor_adaptive, self.param_noise.current_stddev)
+        noise = self.param_noise
+        assert noise is not None, "parameter noise is off"
+        self._perturb(self._actor_adaptive, noise.current_stddev)
         distance = (self.actor(observations) - self._actor_adaptive(observations)).square().mean().sqrt()
-        self.param_noise.adapt(float(distance))  # one host sync every param_noise_adaption_interval steps
+        noise.adapt(float(distance))  # one host sync every param_noise_adaption_interval steps
         self.logger.record("train/param_noise_distance", distance)
-        self.logger.record("train/param_noise_stddev", self.param_noise.current_stddev)
+        self.logger.record("train/param_noise_stddev", noise.current_stddev)
 
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
         out = super()._setup_learn(*args, **kwargs)

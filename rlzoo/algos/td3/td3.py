@@ -2,6 +2,8 @@
 Actor-Critic Methods"): clipped double Q-learning, delayed policy updates, target policy smoothing."""
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import Any, ClassVar
 
 import torch
@@ -94,7 +96,8 @@ class TD3(OffPolicyAlgorithm):
                 next_q = min_q(self.critic_target(batch.next_observations, next_actions))
                 target = batch.rewards + (1.0 - batch.dones) * self.gamma * next_q
             # L = sum_i E[(Q_i(s, a) - y)^2]
-            critic_loss = sum(F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions))
+            critic_loss: torch.Tensor = reduce(
+                operator.add, (F.mse_loss(q, target) for q in self.critic(batch.observations, batch.actions)))
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()
             self.critic_optimizer.step()
