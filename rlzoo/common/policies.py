@@ -128,6 +128,16 @@ def preprocess(obs: Any, space: spaces.Space, normalize_images: bool = True) -> 
 
 
 # --------------------------------------------------------------------------- MLPs
+def orthogonal_init(gains: dict[nn.Module, float]) -> None:
+    """Orthogonal weights with each module's gain and zero biases for its Linear/Conv2d layers."""
+    for module, gain in gains.items():
+        for m in module.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.orthogonal_(m.weight, gain=gain)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+
 def create_mlp(input_dim: int, net_arch: list[int], activation_fn: type[nn.Module] = nn.ReLU,
                output_dim: int = -1, squash_output: bool = False) -> nn.Sequential:
     """Fully connected network ``input -> net_arch hidden layers -> output`` (no output if -1)."""
@@ -332,12 +342,7 @@ class ActorCriticPolicy(BasePolicy):
                  self.action_head.linear: 0.01, self.value_net: 1.0}
         if not self.share_features_extractor:
             gains[self.vf_features_extractor] = np.sqrt(2)
-        for module, gain in gains.items():
-            for m in module.modules():
-                if isinstance(m, (nn.Linear, nn.Conv2d)):
-                    nn.init.orthogonal_(m.weight, gain=gain)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+        orthogonal_init(gains)
 
     def _latents(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)

@@ -33,6 +33,7 @@ from rlzoo.common.policies import (
     NatureCNN,
     NetArch,
     create_mlp,
+    orthogonal_init,
     policy_variant,
 )
 from rlzoo.common.utils import space_shape
@@ -147,12 +148,7 @@ class RecurrentActorCriticPolicy(BasePolicy):
     def _orthogonal_init(self) -> None:
         gains = {self.features_extractor: np.sqrt(2), self.policy_net: np.sqrt(2), self.value_mlp: np.sqrt(2),
                  self.action_head.linear: 0.01, self.value_net: 1.0}
-        for module, gain in gains.items():
-            for m in module.modules():
-                if isinstance(m, (nn.Linear, nn.Conv2d)):
-                    nn.init.orthogonal_(m.weight, gain=gain)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+        orthogonal_init(gains)
         for lstm in (self.lstm_actor, self.lstm_critic):
             if lstm is None:
                 continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -186,27 +187,23 @@ class VecNormalize(VecEnvWrapper):
 
     def normalize_obs(self, obs: Any) -> Any:
         """Normalize (a batch of) observations with the current statistics; does not update them."""
-        if not self.norm_obs:
-            return obs
-        if self._is_dict:
-            out = dict(obs)
-            key_rms = self._key_rms()
-            for k in self.norm_obs_keys:
-                out[k] = self._norm(obs[k], key_rms[k])
-            return out
-        return self._norm(obs, self._box_rms())
+        return self._map_obs(obs, self._norm)
 
     def unnormalize_obs(self, obs: Any) -> Any:
         """Inverse of :meth:`normalize_obs` (up to clipping)."""
+        return self._map_obs(obs, self._unnorm)
+
+    def _map_obs(self, obs: Any, fn: Callable[[np.ndarray, RunningMeanStd], np.ndarray]) -> Any:
+        """``fn(x, statistics)`` on the observation, or on each normalized key of a Dict observation."""
         if not self.norm_obs:
             return obs
         if self._is_dict:
             out = dict(obs)
             key_rms = self._key_rms()
             for k in self.norm_obs_keys:
-                out[k] = self._unnorm(obs[k], key_rms[k])
+                out[k] = fn(obs[k], key_rms[k])
             return out
-        return self._unnorm(obs, self._box_rms())
+        return fn(obs, self._box_rms())
 
     def normalize_reward(self, reward: np.ndarray) -> np.ndarray:
         """Scale rewards by the running std of the discounted return (then clip)."""

@@ -16,6 +16,7 @@ from rlzoo.common.policies import (
     CombinedExtractor,
     NatureCNN,
     create_mlp,
+    orthogonal_init,
     policy_variant,
 )
 
@@ -96,11 +97,7 @@ class ACERPolicy(BasePolicy):
             self.q_head = nn.Linear(latent_q, int(action_space.n))  # Q(x, .)
             critic_out = [self.q_head]
         if ortho_init:
-            for module in self.modules():
-                if isinstance(module, (nn.Linear, nn.Conv2d)):
-                    nn.init.orthogonal_(module.weight, gain=np.sqrt(2))
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
+            orthogonal_init({self: np.sqrt(2)})
             nn.init.orthogonal_(self.action_head.linear.weight, gain=0.01)
             for layer in critic_out:
                 nn.init.orthogonal_(layer.weight, gain=1.0)
