@@ -26,27 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from safe_files_kit import SENTINEL_NAME, Guard, build_files, loaders, mutate, payloads, run_case  # noqa: E402
-
-
-def _locations(doc, prefix=()):
-    yield prefix
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from _locations(v, prefix + (k,))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc[:3]):
-            yield from _locations(v, prefix + (i,))
-
-
-def _put(doc, where, value):
-    if not where:
-        return value
-    parent = doc
-    for key in where[:-1]:
-        parent = parent[key]
-    parent[where[-1]] = value
-    return doc
+from safe_files_kit import (SENTINEL_NAME, Guard, build_files, json_locations, json_put, loaders,  # noqa: E402
+                            mutate, payloads, run_case)
 
 
 def _case_path(kind: str, original: Path, root: Path, i: int) -> Path:
@@ -73,9 +54,9 @@ def _tag_attacks(files: dict, load: dict, tags: list, guard: Any, counts: collec
         for member, raw in members.items():
             if not member.endswith(".json"):
                 continue
-            for where in list(_locations(json.loads(raw))):
+            for where in list(json_locations(json.loads(raw))):
                 for value in (tags if all_tags else [tags[counts["attacks"] % len(tags)]]):
-                    doc = _put(json.loads(raw), where, value)
+                    doc = json_put(json.loads(raw), where, value)
                     bad = root / "attack.zip"
                     with zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                         for n, d in members.items():

@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import yaml
@@ -443,3 +443,25 @@ def zip_bomb(path: Path, base: Path, member: str, inflated_mib: int, declare_sma
         zf.NameToInfo[member] = info
         zf.start_dir = zf.fp.tell()
         zf._didModify = True
+
+
+def json_locations(doc: Any, prefix: tuple = ()) -> Iterator[tuple]:
+    """Every place a value sits in a JSON document (the root included), lists cut at 3 items."""
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from json_locations(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc[:3]):
+            yield from json_locations(v, prefix + (i,))
+
+
+def json_put(doc: Any, where: tuple, value: Any) -> Any:
+    """``doc`` with the value at ``where`` (a path from :func:`json_locations`) replaced by ``value``."""
+    if not where:
+        return value
+    parent = doc
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = value
+    return doc

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from safe_files_kit import (SENTINEL_NAME, Guard, build_files, expected_errors, loaders, mutate,  # noqa: E402
-                            payloads, run_case)
+from safe_files_kit import (SENTINEL_NAME, Guard, build_files, expected_errors, json_locations,  # noqa: E402
+                            json_put, loaders, mutate, payloads, run_case)
 
 from rlzoo import ALGOS  # noqa: E402
 from rlzoo.common.registry import ModelFileError, lookup, register_saveable  # noqa: E402
@@ -58,27 +58,6 @@ def _rewrite_member(src: Path, dst: Path, member: str, data: bytes) -> None:
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
             zout.writestr(info.filename, data if info.filename == member else zin.read(info))
-
-
-def _locations(doc, prefix=()):
-    """Every place a value sits in a JSON document (the root included), lists cut at 3 items."""
-    yield prefix
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from _locations(v, prefix + (k,))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc[:3]):
-            yield from _locations(v, prefix + (i,))
-
-
-def _put(doc, where, value):
-    if not where:
-        return value
-    parent = doc
-    for key in where[:-1]:
-        parent = parent[key]
-    parent[where[-1]] = value
-    return doc
 
 
 # --------------------------------------------------------------------------- regression fixtures
@@ -199,7 +178,7 @@ def _attack_cases(files):
             with zipfile.ZipFile(path) as zf:
                 for member in zf.namelist():
                     if member.endswith(".json"):
-                        for where in _locations(json.loads(zf.read(member))):
+                        for where in json_locations(json.loads(zf.read(member))):
                             yield kind, member, where
 
 
@@ -218,7 +197,7 @@ def test_tag_attacks_on_every_model_json_location_are_refused(world, tmp_path):
             doc = json.loads(zf.read(member))
         value = tags[i % len(tags)]
         bad = tmp_path / f"{i}.zip"
-        _rewrite_member(files[kind], bad, member, json.dumps(_put(doc, where, value)).encode())
+        _rewrite_member(files[kind], bad, member, json.dumps(json_put(doc, where, value)).encode())
         outcome, detail = run_case(kind, load[kind], bad, guard)
         tried += 1
         if outcome == "ok":  # a value the loader never reads (e.g. rlzoo_version) may stay as it is; an
