@@ -29,12 +29,6 @@ def assert_one_line_error(result, *fragments: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def nothing_written(folder: Path) -> bool:
     return not any(folder.iterdir())
 

@@ -22,12 +22,6 @@ def ok(args: list[str]) -> str:
     return result.output
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def test_eval_env_kwargs_and_n_eval_envs(workdir, monkeypatch):
     from rlzoo.zoo import experiment
 

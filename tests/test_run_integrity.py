@@ -19,12 +19,6 @@ TINY = ["--algo", "a2c", "--env", "CartPole-v1", "--hyperparams", "n_steps=8", "
 RESUME = ["train", "--algo", "a2c", "--env", "CartPole-v1", "--resume"]
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def invoke(args: list[str]):
     return runner.invoke(app, args)
 

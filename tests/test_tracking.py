@@ -13,19 +13,7 @@ wandb = pytest.importorskip("wandb")
 runner = CliRunner()
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    return tmp_path
-
-
-def test_track_writes_an_offline_run_with_config_and_reward_curve(offline):
+def test_track_writes_an_offline_run_with_config_and_reward_curve(wandb_offline):
     from rlzoo.zoo.tracking import read_offline_run
 
     result = runner.invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "-n", "2048", "--seed", "3",
@@ -57,7 +45,7 @@ def test_track_writes_an_offline_run_with_config_and_reward_curve(offline):
     assert models and {"model.zip", "config.yml"} <= set(models[0]["files"])
 
 
-def test_track_without_wandb_is_one_line_naming_the_extra(offline, monkeypatch):
+def test_track_without_wandb_is_one_line_naming_the_extra(wandb_offline, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
     result = runner.invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "-n", "256", "--track"])
     assert result.exit_code == 2
@@ -66,7 +54,7 @@ def test_track_without_wandb_is_one_line_naming_the_extra(offline, monkeypatch):
     assert not Path("logs/ppo").exists()
 
 
-def test_wandb_options_need_track(offline):
+def test_wandb_options_need_track(wandb_offline):
     result = runner.invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "-n", "256",
                                  "--wandb-entity", "me"])
     assert result.exit_code == 2 and "--track" in result.output

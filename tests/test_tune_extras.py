@@ -44,17 +44,10 @@ def test_auto_sampler_rule(monkeypatch):
     assert isinstance(sampler, optuna.samplers.TPESampler)
 
 
-def test_optimize_auto_plots_and_track(tmp_path, monkeypatch):
+def test_optimize_auto_plots_and_track(wandb_offline):
     wandb = pytest.importorskip("wandb")  # noqa: F841
     from rlzoo.zoo.tracking import read_offline_run
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     result = runner.invoke(app, ["optimize", "--algo", "ppo", "--env", "CartPole-v1", "--n-trials", "2", "-n", "256",
                                  "--n-evaluations", "1", "--eval-episodes", "1", "--sampler", "auto", "--seed", "0",
                                  "--n-startup-trials", "1", "--optimization-log-path", "plots", "--track",
