@@ -81,7 +81,8 @@ def _default_start_method() -> str:
 class SubprocVecEnv(AsyncVectorEnv):
     """Runs each sub-environment in its own process (``SAME_STEP`` autoreset).
 
-    :param env_fns: functions that each create one environment (pickled with cloudpickle)
+    :param env_fns: functions that each create one environment (handed to the worker processes by
+        gymnasium's AsyncVectorEnv; nothing is read from files)
     :param start_method: multiprocessing start method; default "forkserver" (or "spawn")
     :param kwargs: forwarded to :class:`gymnasium.vector.AsyncVectorEnv` (``shared_memory``, ``daemon`` ...)
     """
