@@ -31,13 +31,18 @@ def test_dqn_learns_corridor(options):
 
 
 def test_dqn_learns_cartpole_small_budget():
-    """With the RL Zoo's CartPole settings (scaled down), 12k steps already balance for a while."""
-    model = DQN("MlpPolicy", "CartPole-v1", seed=0, learning_rate=2.3e-3, batch_size=64, learning_starts=1000,
-                target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-                exploration_final_eps=0.04, double_q=False, dueling=False,
-                policy_kwargs=dict(net_arch=[64, 64])).learn(12_000)
-    mean, _ = evaluate_policy(model, make_vec_env("CartPole-v1", n_envs=1, seed=100), n_eval_episodes=5)
-    assert mean > 100, mean  # random play: ~22; seeds 0-3 reach 116-149 here
+    """With the RL Zoo's CartPole settings (scaled down), 12k steps already balance for a while.
+
+    One seed at 12k steps is a coin toss near the threshold (seeds 0-11: 9-10 of 12 above 100, the
+    rest 40-92, on either side of float rounding changes), so the claim is about the median of three."""
+    means = []
+    for seed in (0, 1, 2):
+        model = DQN("MlpPolicy", "CartPole-v1", seed=seed, learning_rate=2.3e-3, batch_size=64, learning_starts=1000,
+                    target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                    exploration_final_eps=0.04, double_q=False, dueling=False,
+                    policy_kwargs=dict(net_arch=[64, 64])).learn(12_000)
+        means.append(evaluate_policy(model, make_vec_env("CartPole-v1", n_envs=1, seed=100), n_eval_episodes=5)[0])
+    assert sorted(means)[1] > 100, means  # random play: ~22; seeds 0-2 reach 74-130 here
 
 
 def test_epsilon_schedule_and_target_update():

@@ -8,6 +8,7 @@ import torch
 from gymnasium import spaces
 
 from rlzoo.common.base import BaseAlgorithm
+from rlzoo.common.numpy_acting import NumpyActor
 from rlzoo.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
 from rlzoo.common.recurrent import is_recurrent
 from rlzoo.common.recurrent_rollout import RecurrentRolloutBuffer, collect_recurrent_rollouts
@@ -43,6 +44,7 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         self.vf_coef = vf_coef
         self.max_grad_norm = max_grad_norm
         self.rollout_buffer: RolloutBuffer | None = None
+        self._actor_cache: tuple[tuple[int, ...], NumpyActor | None] | None = None
 
     def _setup_model(self) -> None:
         """Policy, rollout buffer and the algorithm's optimizer (``_make_optimizer``)."""
@@ -81,11 +83,20 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         low, high = (space.low, space.high) if isinstance(space, spaces.Box) else (None, None)
         act_shape: tuple[int, ...] = space.shape or ()
         new_obs = self._last_obs
+        # a plain MLP on CPU acts in numpy on views of its weights (torch's per-operation overhead
+        # costs more than the arithmetic for a few envs); anything else acts in torch
+        actor = self._numpy_actor() if buffer.accepts_numpy else None
         while not buffer.full:
-            obs_t = obs_to_tensor(self._last_obs, self.device)
-            with torch.inference_mode():
-                actions, values, log_probs = policy(obs_t)
-            actions_np = actions.cpu().numpy()
+            obs_in: Any
+            if actor is not None:
+                obs_in = self._last_obs
+                actions, values, log_probs = actor.act(obs_in)
+                actions_np = actions
+            else:
+                obs_in = obs_to_tensor(self._last_obs, self.device)
+                with torch.inference_mode():
+                    actions, values, log_probs = policy(obs_in)
+                actions_np = actions.cpu().numpy()
             if box:
                 actions_np = np.clip(actions_np.reshape((-1, *act_shape)), low, high)
             elif isinstance(space, spaces.MultiBinary):
@@ -100,20 +111,35 @@ class OnPolicyAlgorithm(BaseAlgorithm):
             bootstrap = truncated & ~terminated
             if bootstrap.any():
                 idx = np.flatnonzero(bootstrap)
-                final = obs_to_tensor(final_observations(infos, idx), self.device)
-                with torch.inference_mode():
-                    rewards[idx] += self.gamma * policy.predict_values(final).cpu().numpy()
+                rewards[idx] += self.gamma * self._values_np(final_observations(infos, idx), actor)
             assert self._last_episode_starts is not None  # set by _setup_learn
-            buffer.add(obs_t, actions, rewards, self._last_episode_starts, values, log_probs)
+            buffer.add(obs_in, actions, rewards, self._last_episode_starts, values, log_probs)
             self._last_obs = new_obs
             self._last_episode_starts = terminated | truncated
-        with torch.inference_mode():
-            last_values = policy.predict_values(obs_to_tensor(new_obs, self.device))
+        last_values = torch.as_tensor(self._values_np(new_obs, actor))
         assert self._last_episode_starts is not None
         buffer.compute_returns_and_advantage(last_values, self._last_episode_starts)
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _numpy_actor(self) -> NumpyActor | None:
+        """The policy's numpy forward for this rollout (CPU, at most 64 envs, a plain MLP), or None."""
+        make = getattr(self.policy, "numpy_actor", None)
+        if make is None or self.device.type != "cpu" or self.n_envs > 64:
+            return None
+        # rebuilt when the policy or the storage of its weights changed (views must follow them)
+        key = (id(self.policy), *(p.data_ptr() for p in self.policy.parameters()))
+        if self._actor_cache is None or self._actor_cache[0] != key:
+            self._actor_cache = (key, make())
+        return self._actor_cache[1]
+
+    def _values_np(self, obs: Any, actor: NumpyActor | None) -> np.ndarray:
+        """``V(obs)`` as a numpy array (the numpy forward when acting in numpy)."""
+        if actor is not None:
+            return actor.values(obs)
+        with torch.inference_mode():
+            return self.policy.predict_values(obs_to_tensor(obs, self.device)).cpu().numpy()
 
     def _evaluate_batch(self, batch: Any) -> Any:
         """Values, log-probabilities and entropy of a rollout (mini)batch under the current policy

@@ -6,7 +6,6 @@ dict of both) trains with the same actor-critic machinery.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from gymnasium import spaces
 from torch import nn
 
 from rlzoo.common.distributions import Distribution, DistributionHead
+from rlzoo.common.numpy_acting import NumpyActor, numpy_actor
 from rlzoo.common.utils import space_shape
 from rlzoo.envs.vec_env import is_image_space, is_image_space_channels_first  # the one image-space rule
 
@@ -151,41 +151,6 @@ def create_mlp(input_dim: int, net_arch: list[int], activation_fn: type[nn.Modul
         if squash_output:
             layers.append(nn.Tanh())
     return nn.Sequential(*layers)
-
-
-_NUMPY_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
-    nn.ReLU: lambda x: np.maximum(x, 0.0, out=x), nn.Tanh: lambda x: np.tanh(x, out=x), nn.Identity: lambda x: x}
-
-
-def numpy_mlp(layers: Sequence[nn.Module]) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The forward pass of a chain of ``Linear`` and ReLU / Tanh layers in numpy, on views of the
-    layers' weights (no copy: it follows in-place updates), or None when another kind of layer
-    appears. For acting on a few observations, where torch's per-operation overhead (~10 us)
-    costs more than the arithmetic."""
-    ops: list[Callable[[np.ndarray], np.ndarray]] = []
-    for layer in layers:
-        if isinstance(layer, nn.Linear):
-            weight_t, bias = layer.weight.detach().numpy().T, layer.bias.detach().numpy()
-            ops.append(_numpy_affine(weight_t, bias))
-        elif type(layer) in _NUMPY_ACTIVATIONS:
-            ops.append(_NUMPY_ACTIVATIONS[type(layer)])
-        else:
-            return None
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        for op in ops:
-            x = op(x)
-        return x
-
-    return forward
-
-
-def _numpy_affine(weight_t: np.ndarray, bias: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``x -> x @ weight_t + bias`` (a ``Linear`` layer in numpy)."""
-    def affine(x: np.ndarray) -> np.ndarray:
-        return x @ weight_t + bias
-
-    return affine
 
 
 class MlpExtractor(nn.Module):
@@ -374,6 +339,11 @@ class ActorCriticPolicy(BasePolicy):
 
     def _predict(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
         return self.get_distribution(obs).get_actions(deterministic)
+
+    def numpy_actor(self) -> NumpyActor | None:
+        """``forward`` and ``predict_values`` in numpy on views of the weights, for rollouts of a plain
+        MLP on CPU; None where torch must act (see :mod:`rlzoo.common.numpy_acting`)."""
+        return numpy_actor(self)
 
 
 def policy_variant(base: type[BasePolicy], name: str, features_extractor_class: type, doc: str,

@@ -86,26 +86,44 @@ class RolloutBuffer:
         self.advantages = torch.zeros((n_steps, n_envs), device=device)
         self.returns = torch.zeros((n_steps, n_envs), device=device)
         self.pos = 0
+        # numpy views of the CPU storage: a rollout acted in numpy is written without torch calls
+        self._np_views = (None if device.type != "cpu" or isinstance(self.observations, dict) else
+                          (self.observations.numpy(), self.actions.numpy(), self.values.numpy(),
+                           self.log_probs.numpy()))
 
     def reset(self) -> None:
         self.pos = 0
 
     @property
+    def accepts_numpy(self) -> bool:
+        """Whether ``add`` takes numpy arrays (CPU storage, not a Dict observation space)."""
+        return self._np_views is not None
+
+    @property
     def full(self) -> bool:
         return self.pos == self.n_steps
 
-    def add(self, obs: Any, actions: torch.Tensor, rewards: np.ndarray, episode_starts: np.ndarray,
-            values: torch.Tensor, log_probs: torch.Tensor) -> None:
-        """Store one vector step (``obs`` as tensors already on the device)."""
+    def add(self, obs: Any, actions: torch.Tensor | np.ndarray, rewards: np.ndarray, episode_starts: np.ndarray,
+            values: torch.Tensor | np.ndarray, log_probs: torch.Tensor | np.ndarray) -> None:
+        """Store one vector step: ``obs``, ``actions``, ``values``, ``log_probs`` as tensors on the device,
+        or all as numpy arrays (CPU storage of a flat observation space, see ``accepts_numpy``)."""
         p = self.pos
-        if isinstance(self.observations, dict):
+        if isinstance(values, np.ndarray):
+            assert self._np_views is not None, "numpy steps need CPU storage of a flat observation space"
+            obs_v, act_v, val_v, logp_v = self._np_views
+            obs_v[p] = np.reshape(obs, obs_v.shape[1:])
+            act_v[p] = np.reshape(actions, act_v.shape[1:])
+            val_v[p], logp_v[p] = values, log_probs
+        elif isinstance(self.observations, dict):
             for k, buf in self.observations.items():
                 buf[p] = obs[k].reshape(buf.shape[1:])
         else:
             self.observations[p] = obs.reshape(self.observations.shape[1:])
-        self.actions[p] = actions.reshape(self.actions.shape[1:])
-        self.values[p] = values
-        self.log_probs[p] = log_probs
+        if not isinstance(values, np.ndarray):
+            assert isinstance(actions, torch.Tensor)
+            self.actions[p] = actions.reshape(self.actions.shape[1:])
+            self.values[p] = values
+            self.log_probs[p] = log_probs
         self.rewards[p] = rewards
         self.episode_starts[p] = episode_starts
         self.pos += 1

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from torch import nn
 
 from rlzoo.common.distributions import Categorical, Distribution
+from rlzoo.common.numpy_acting import numpy_mlp
 from rlzoo.common.off_policy_policies import ObsModule, target_copy
 from rlzoo.common.policies import (
     BaseFeaturesExtractor,
@@ -20,7 +21,6 @@ from rlzoo.common.policies import (
     NatureCNN,
     create_mlp,
     is_image_space,
-    numpy_mlp,
     policy_variant,
 )
 
