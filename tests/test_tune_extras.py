@@ -50,7 +50,8 @@ def test_optimize_auto_plots_and_track(wandb_offline):
 
     result = runner.invoke(app, ["optimize", "--algo", "ppo", "--env", "CartPole-v1", "--n-trials", "2", "-n", "256",
                                  "--n-evaluations", "1", "--eval-episodes", "1", "--sampler", "auto", "--seed", "0",
-                                 "--n-startup-trials", "1", "--optimization-log-path", "plots", "--track",
+                                 "--n-startup-trials", "1", "--pruner", "none",  # importance needs 2 complete
+                                 "--optimization-log-path", "plots", "--track",
                                  "--wandb-tags", "tune", "--no-progress",
                                  "--hyperparams", "n_envs=1", "n_steps=128", "batch_size=32", "n_epochs=1"])
     assert result.exit_code == 0, result.output

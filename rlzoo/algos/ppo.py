@@ -69,8 +69,8 @@ class PPO(OnPolicyAlgorithm):
         eps_vf = None if self.clip_range_vf_schedule is None else self.clip_range_vf_schedule(progress)
         params = list(self.policy.parameters())
         assert self.rollout_buffer is not None, "train() needs the rollout buffer built by _setup_model()"
-        stats = torch.zeros(5, device=self.device)  # policy, value, entropy loss, clip fraction, approx kl
-        n_batches = 0
+        losses: list[torch.Tensor] = []  # (policy, value, entropy) loss of each minibatch
+        log_ratios: list[torch.Tensor] = []
         stop = False
         for _epoch in range(self.n_epochs):
             for batch in self.rollout_buffer.get(self.batch_size):
@@ -89,13 +89,9 @@ class PPO(OnPolicyAlgorithm):
                 # entropy bonus S (Eq. 9)
                 entropy_loss = -entropy.mean()
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                with torch.no_grad():
-                    # KL(pi_old || pi) estimated as E[(r - 1) - log r] (unbiased, always >= 0)
-                    approx_kl = ((ratio - 1) - log_ratio).mean()
-                    clip_frac = ((ratio - 1).abs() > eps).float().mean()
-                    stats += torch.stack([policy_loss, value_loss, entropy_loss, clip_frac, approx_kl])
-                n_batches += 1
-                if self.target_kl is not None and approx_kl.item() > 1.5 * self.target_kl:
+                losses.append(torch.stack([policy_loss, value_loss, entropy_loss]).detach())
+                log_ratios.append(log_ratio.detach())
+                if self.target_kl is not None and _approx_kl(log_ratio.detach()).item() > 1.5 * self.target_kl:
                     stop = True
                     break
                 self.optimizer.zero_grad(set_to_none=True)
@@ -105,7 +101,11 @@ class PPO(OnPolicyAlgorithm):
             self._n_updates += 1
             if stop:
                 break
-        pl, vl, el, cf, kl = (stats / max(n_batches, 1)).tolist()
+        with torch.no_grad():  # statistics over every minibatch seen, computed once
+            pl, vl, el = torch.stack(losses).mean(0).tolist()
+            all_log_ratios = torch.cat(log_ratios)
+            kl = _approx_kl(all_log_ratios).item()
+            cf = ((all_log_ratios.exp() - 1).abs() > eps).float().mean().item()
         log = self.logger.record
         log("train/policy_gradient_loss", pl)
         log("train/value_loss", vl)
@@ -122,3 +122,8 @@ class PPO(OnPolicyAlgorithm):
     def action_head_log_std(self) -> torch.Tensor | None:
         """The Gaussian action head's log-std parameter, or None for non-Gaussian heads."""
         return self.policy.action_head.log_std
+
+
+def _approx_kl(log_ratio: torch.Tensor) -> torch.Tensor:
+    """KL(pi_old || pi) estimated as E[(r - 1) - log r] (unbiased and >= 0; Schulman's k3 estimator)."""
+    return (log_ratio.exp() - 1 - log_ratio).mean()

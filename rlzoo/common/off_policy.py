@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from torch import nn
 
 from rlzoo.common.base import BaseAlgorithm
 from rlzoo.common.noise import ActionNoise, VectorizedActionNoise
-from rlzoo.common.optim import LeanAdam, clip_grad_norm, make_adam  # noqa: F401 (re-exported)
+from rlzoo.common.optim import FlatParameters, LeanAdam, clip_grad_norm, make_adam, polyak_update  # noqa: F401
 from rlzoo.common.policies import BasePolicy, is_image_space
 from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor
@@ -37,25 +37,29 @@ if TYPE_CHECKING:
 _MODE_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.AlphaDropout)
 
 
-@torch.no_grad()
-def polyak_update(params: list[torch.Tensor], target_params: list[torch.Tensor], tau: float) -> None:
-    """``target <- tau * online + (1 - tau) * target`` for all tensors in one fused call."""
-    if tau >= 1.0:
-        torch._foreach_copy_(target_params, params)
-    else:
-        torch._foreach_lerp_(target_params, params, tau)
-
-
 def min_q(q_values: list[torch.Tensor]) -> torch.Tensor:
     """Elementwise minimum over the critics' Q-values (clipped double Q-learning)."""
     return functools.reduce(torch.minimum, q_values)
 
 
-def target_pairs(online: nn.Module, target: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor],
-                                                                 list[torch.Tensor], list[torch.Tensor]]:
-    """Parameters and floating-point buffers (batch-norm statistics) of two identical networks."""
+class TargetPair(NamedTuple):
+    """An online network and its target copy: parameters, floating-point buffers (batch-norm
+    statistics), and the flat buffer that holds the target's parameters (kept alive here)."""
+
+    params: list[torch.Tensor]
+    target_params: list[torch.Tensor]
+    bufs: list[torch.Tensor]
+    target_bufs: list[torch.Tensor]
+    target_flat: FlatParameters | None
+
+
+def target_pairs(online: nn.Module, target: nn.Module) -> TargetPair:
+    """Parameters and floating-point buffers of two identical networks; the target's parameters move
+    into one flat buffer, so that a Polyak average with a flat online network is one operation."""
     bufs = [(b, tb) for b, tb in zip(online.buffers(), target.buffers(), strict=False) if b.is_floating_point()]
-    return (list(online.parameters()), list(target.parameters()), [b for b, _ in bufs], [tb for _, tb in bufs])
+    target_params: list[torch.Tensor] = list(target.parameters())
+    return TargetPair(list(online.parameters()), target_params, [b for b, _ in bufs], [tb for _, tb in bufs],
+                      FlatParameters.build(target_params, with_grad=False))
 
 
 def parse_train_freq(train_freq: Any) -> tuple[int, str]:
@@ -126,7 +130,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
         self._noise: ActionNoise | None = None
         self._last_original_obs: Any = None
         # (online params, target params, online float buffers, target float buffers) of each target network
-        self._targets: list[tuple[list[torch.Tensor], ...]] = []
+        self._targets: list[TargetPair] = []
 
     # ------------------------------------------------------------------ construction
     def _setup_model(self) -> None:
@@ -147,7 +151,7 @@ class OffPolicyAlgorithm(BaseAlgorithm):
     def _update_targets(self) -> None:
         """``theta' <- tau theta + (1 - tau) theta'`` for every target network (``tau`` 1: a hard copy);
         floating-point buffers (batch-norm statistics) are copied."""
-        for params, target_params, bufs, target_bufs in self._targets:
+        for params, target_params, bufs, target_bufs, _ in self._targets:
             polyak_update(params, target_params, self.tau)
             if bufs:
                 polyak_update(bufs, target_bufs, 1.0)

@@ -100,7 +100,7 @@ class _FlatOptimizer(torch.optim.Optimizer):
 
     _state_keys: tuple[str, ...] = ()
 
-    def _setup_flat(self, params: list[torch.Tensor]) -> None:
+    def _setup_flat(self, params: Sequence[torch.Tensor]) -> None:
         self.flat = FlatParameters.build(params)
         self._flat_state: dict[str, torch.Tensor] | None = None
 
@@ -228,6 +228,21 @@ def clip_grad_norm(params: Sequence[torch.Tensor], max_norm: float | None) -> to
         for g in grads:
             g.mul_(scale)
     return total
+
+
+@torch.no_grad()
+def polyak_update(params: Sequence[torch.Tensor], target_params: Sequence[torch.Tensor], tau: float) -> None:
+    """``target <- tau * online + (1 - tau) * target`` (``tau`` 1: a copy); one operation when both sides
+    live in :class:`FlatParameters` of the same layout, else one per tensor."""
+    flat, target_flat = flat_of(params), flat_of(target_params)
+    pairs: Iterable[tuple[torch.Tensor, torch.Tensor]] = (
+        [(flat.data, target_flat.data)] if flat is not None and target_flat is not None
+        and flat.data.shape == target_flat.data.shape else zip(params, target_params, strict=True))
+    for p, t in pairs:
+        if tau >= 1.0:
+            t.copy_(p)
+        else:
+            t.lerp_(p, tau)
 
 
 class LeanAdam(_FlatOptimizer, torch.optim.Adam):

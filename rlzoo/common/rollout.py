@@ -120,7 +120,7 @@ class RolloutBuffer:
         else:
             self.observations[p] = obs.reshape(self.observations.shape[1:])
         if not isinstance(values, np.ndarray):
-            assert isinstance(actions, torch.Tensor)
+            assert isinstance(actions, torch.Tensor) and isinstance(log_probs, torch.Tensor)
             self.actions[p] = actions.reshape(self.actions.shape[1:])
             self.values[p] = values
             self.log_probs[p] = log_probs

@@ -35,7 +35,7 @@ from rlzoo.algos.acer.maths import (
 from rlzoo.algos.acer.policies import ACERCnnPolicy, ACERMultiInputPolicy, ACERPolicy
 from rlzoo.algos.acer.replay import SegmentReplayMemory, array_shape_dtype
 from rlzoo.common.base import BaseAlgorithm
-from rlzoo.common.optim import RMSpropTF
+from rlzoo.common.optim import FlatParameters, RMSpropTF, clip_grad_norm, polyak_update
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.utils import LinearSchedule, obs_to_tensor
 from rlzoo.envs import VecNormalize, final_observations, unwrap_vec_normalize, unwrap_vec_wrapper
@@ -107,6 +107,7 @@ class ACER(BaseAlgorithm):
         # the average policy network of Section 3.3, an exponential moving average of the parameters
         self.avg_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self._params, self._avg_params = list(self.policy.parameters()), list(self.avg_policy.parameters())
+        self._avg_flat = FlatParameters.build(self._avg_params, with_grad=False)  # one-op averaging
         self.optimizer = RMSpropTF(self.policy.parameters(), lr=self.lr_schedule(1.0), alpha=self.rprop_alpha,
                                    eps=self.rprop_epsilon)
         self._rng = np.random.default_rng(self.seed)
@@ -260,10 +261,10 @@ class ACER(BaseAlgorithm):
         loss, stats = loss_fn(obs, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, self.max_grad_norm, foreach=True)
+        grad_norm = clip_grad_norm(self._params, self.max_grad_norm)
         self.optimizer.step()
-        with torch.no_grad():  # average policy network: theta_a <- alpha theta_a + (1 - alpha) theta
-            torch._foreach_lerp_(self._avg_params, self._params, 1.0 - self.alpha)
+        # average policy network: theta_a <- alpha theta_a + (1 - alpha) theta
+        polyak_update(self._params, self._avg_params, 1.0 - self.alpha)
         self._n_updates += 1
         for key, value in stats.items():
             self.logger.record_mean(f"train/{key}", value)

@@ -179,11 +179,12 @@ class DQN(OffPolicyAlgorithm):
         if per is not None:  # anneal the importance-sampling exponent to 1 (Schaul et al. 2016, §3.4)
             beta0 = self.prioritized_replay_beta0
             per.beta = beta0 + (1.0 - beta0) * (1.0 - self._current_progress_remaining)
-        loss_sum = torch.zeros((), device=self.device)
-        q_sum = torch.zeros((), device=self.device)
+        losses: list[torch.Tensor] = []
+        q_means: list[torch.Tensor] = []
         chunks = [1] * gradient_steps if per is not None else [gradient_steps]
         for n in chunks:
             batch = buffer.sample(batch_size * n, env=env)
+            actions = batch.actions.long().view(-1, 1)
             with torch.no_grad():
                 next_q_target = self.q_net_target(batch.next_observations)
                 if not self.double_q:
@@ -199,7 +200,7 @@ class DQN(OffPolicyAlgorithm):
                         target = batch.rewards[sl] + (1.0 - batch.dones[sl]) * self.gamma * next_q
                 else:
                     target = target_all[sl]
-                q = self.q_net(_rows(batch.observations, sl)).gather(1, batch.actions[sl].long().view(-1, 1)).squeeze(1)
+                q = self.q_net(_rows(batch.observations, sl)).gather(1, actions[sl]).squeeze(1)
                 if per is not None:
                     assert isinstance(batch, PrioritizedReplayBufferSamples)  # what per.sample() returns
                     loss = (batch.weights * F.smooth_l1_loss(q, target, reduction="none")).mean()
@@ -210,11 +211,11 @@ class DQN(OffPolicyAlgorithm):
                 loss.backward()
                 clip_grad_norm(self._params, self.max_grad_norm)
                 self.optimizer.step()
-                loss_sum += loss.detach()
-                q_sum += q.detach().mean()
+                losses.append(loss.detach())
+                q_means.append(q.detach())
         self._n_updates += gradient_steps
-        self.logger.record("train/loss", loss_sum / gradient_steps)
-        self.logger.record("train/q_mean", q_sum / gradient_steps)
+        self.logger.record("train/loss", torch.stack(losses).mean())
+        self.logger.record("train/q_mean", torch.cat(q_means).mean())
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
 
     def _dump_logs(self) -> None:

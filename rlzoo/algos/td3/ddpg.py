@@ -77,10 +77,10 @@ class DDPG(TD3):
     @torch.no_grad()
     def _perturb(self, target: nn.Module, stddev: float) -> None:
         """``target <- actor + N(0, stddev^2)`` on every weight except layer-norm parameters."""
-        params = list(self.actor.parameters())
-        torch._foreach_copy_(list(target.parameters()), params)
-        noisy: list[torch.Tensor] = [p for p, keep in zip(target.parameters(), self._perturbable, strict=False) if keep]
-        torch._foreach_add_(noisy, [torch.randn_like(p) for p in noisy], alpha=stddev)
+        for p, t, keep in zip(self.actor.parameters(), target.parameters(), self._perturbable, strict=True):
+            t.copy_(p)
+            if keep:
+                t.add_(torch.randn_like(t), alpha=stddev)
 
     @torch.no_grad()
     def _adapt_param_noise(self, observations: Any) -> None:
