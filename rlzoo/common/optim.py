@@ -15,6 +15,7 @@ from typing import Any, overload
 import weakref
 
 import torch
+from torch.optim.adam import adam as adam_functional
 
 
 class FlatParameters:
@@ -224,6 +225,8 @@ def clip_grad_norm(params: Sequence[torch.Tensor], max_norm: float | None) -> to
     total = torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads])) if len(grads) > 1 \
         else torch.linalg.vector_norm(grads[0])
     if max_norm is not None:
+        if total.device.type == "cpu" and total.item() + 1e-6 <= max_norm:
+            return total  # the clip factor max_norm / (norm + 1e-6) would be clamped to 1 (no host sync on CPU)
         scale = (max_norm / (total + 1e-6)).clamp_(max=1.0)
         for g in grads:
             g.mul_(scale)
@@ -246,8 +249,9 @@ def polyak_update(params: Sequence[torch.Tensor], target_params: Sequence[torch.
 
 
 class LeanAdam(_FlatOptimizer, torch.optim.Adam):
-    """``torch.optim.Adam`` (Kingma & Ba 2015, Algorithm 1) stepping on flat buffers: the update is five
-    operations over all parameters at once. Same maths, same ``state_dict`` as ``torch.optim.Adam``;
+    """``torch.optim.Adam`` (Kingma & Ba 2015, Algorithm 1) stepping on flat buffers: the update is one
+    fused kernel (torch's public functional ``adam(..., fused=True)``) over all parameters at once. Same
+    maths, same ``state_dict`` as ``torch.optim.Adam``;
     anything unusual (closures, several groups, amsgrad, maximize, AdamW-style decay, parameters moved
     out of the buffer) takes torch's own step."""
 
@@ -255,7 +259,7 @@ class LeanAdam(_FlatOptimizer, torch.optim.Adam):
         params = list(params)
         torch.optim.Adam.__init__(self, params, lr=lr, **kwargs)
         self._setup_flat(params)
-        self._flat_t = 0
+        self._flat_step = torch.tensor(0.0)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -264,33 +268,26 @@ class LeanAdam(_FlatOptimizer, torch.optim.Adam):
                 or group.get("decoupled_weight_decay", False)):
             if self._flat_state is not None and self.flat is not None:  # torch counts steps per parameter
                 for p in self.flat.params:
-                    self.state[p]["step"] = torch.tensor(float(self._flat_t))
+                    self.state[p]["step"] = self._flat_step.clone()
             self._flat_state = None
             return torch.optim.Adam.step(self, closure)
         assert self.flat is not None and self.flat.grad is not None
         if self._flat_state is None:  # (re)entering the flat path: continue torch's step count
             steps = [float(s["step"]) for s in self.state.values() if isinstance(s.get("step"), torch.Tensor)]
-            self._flat_t = int(max(steps)) if steps else 0
+            self._flat_step = torch.tensor(max(steps) if steps else 0.0)
         bufs = self._gather_state({"exp_avg": 0.0, "exp_avg_sq": 0.0})
-        param, grad, exp_avg, exp_avg_sq = self.flat.data, self.flat.grad, bufs["exp_avg"], bufs["exp_avg_sq"]
-        self._flat_t += 1
-        t = self._flat_t
         beta1, beta2 = group["betas"]
-        if group["weight_decay"]:
-            grad = grad.add(param, alpha=group["weight_decay"])
-        # m_t = beta1 m + (1 - beta1) g;  v_t = beta2 v + (1 - beta2) g^2
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        # theta -= lr / (1 - beta1^t) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps)
-        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** t) ** 0.5).add_(group["eps"])
-        param.addcdiv_(exp_avg, denom, value=-group["lr"] / (1 - beta1 ** t))
+        # torch's public functional Adam, fused: one pass over the buffers for all parameters
+        adam_functional([self.flat.data], [self.flat.grad], [bufs["exp_avg"]], [bufs["exp_avg_sq"]], [],
+                        [self._flat_step], fused=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
+                        weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
         return None
 
     def state_dict(self) -> dict[str, Any]:
         """torch's Adam state, with every parameter's ``step`` (counted once for the buffer)."""
         if self._flat_state is not None and self.flat is not None:
             for p in self.flat.params:
-                self.state[p]["step"] = torch.tensor(float(self._flat_t))
+                self.state[p]["step"] = self._flat_step.clone()
         return super().state_dict()
 
 

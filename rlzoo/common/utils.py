@@ -130,6 +130,22 @@ def tune_threads(small_model: bool) -> None:
 
 
 @contextlib.contextmanager
+def large_batch_threads() -> Iterator[None]:
+    """All the intra-op threads rlzoo may use (``RLZOO_NUM_THREADS``, else torch's default) for one large
+    batched computation of a small model (e.g. DQN's target values of a whole train() call: 8192 rows),
+    then back to the model's own count."""
+    before = torch.get_num_threads()
+    wanted = int(os.environ["RLZOO_NUM_THREADS"]) if os.environ.get("RLZOO_NUM_THREADS") else _DEFAULT_THREADS
+    if wanted != before:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if wanted != before:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def flush_denormals(enabled: bool = True) -> Iterator[None]:
     """Flush denormal floats (|x| < 1.2e-38) to zero on this thread while training on CPU, then put the
     previous mode back.

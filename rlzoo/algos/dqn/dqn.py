@@ -14,7 +14,7 @@ from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolic
 from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, target_pairs
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples, ReplayBuffer
-from rlzoo.common.utils import obs_to_tensor
+from rlzoo.common.utils import large_batch_threads, obs_to_tensor
 
 
 class DQN(OffPolicyAlgorithm):
@@ -185,7 +185,7 @@ class DQN(OffPolicyAlgorithm):
         for n in chunks:
             batch = buffer.sample(batch_size * n, env=env)
             actions = batch.actions.long().view(-1, 1)
-            with torch.no_grad():
+            with torch.no_grad(), large_batch_threads():
                 next_q_target = self.q_net_target(batch.next_observations)
                 if not self.double_q:
                     # y = r + gamma (1 - terminated) max_a' Q_target(s', a')
