@@ -38,6 +38,12 @@ class A2C(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 100, tb_log_name: str = "run",
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> A2C:
+        """As :meth:`BaseAlgorithm.learn`, logging every ``log_interval`` updates (100, as in SB3: an A2C
+        update is only ``n_steps * n_envs`` env steps)."""
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
     def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",

@@ -335,7 +335,7 @@ class Logger:
 
     def dump(self, step: int = 0) -> None:
         """Convert the recorded values, write them to every format, then clear them."""
-        if self.name_to_value and self.level < DISABLED:
+        if self.name_to_value and self.level < DISABLED and self.output_formats:
             values = _to_python(self.name_to_value)
             for fmt in self.output_formats:
                 fmt.write(values, self.name_to_excluded, int(step))

@@ -44,7 +44,7 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         self.vf_coef = vf_coef
         self.max_grad_norm = max_grad_norm
         self.rollout_buffer: RolloutBuffer | None = None
-        self._actor_cache: tuple[tuple[int, ...], NumpyActor | None] | None = None
+        self._actor_cache: tuple[Any, list[torch.Tensor], list[int], NumpyActor | None] | None = None
 
     def _setup_model(self) -> None:
         """Policy, rollout buffer and the algorithm's optimizer (``_make_optimizer``)."""
@@ -129,10 +129,12 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         if make is None or self.device.type != "cpu" or self.n_envs > 64:
             return None
         # rebuilt when the policy or the storage of its weights changed (views must follow them)
-        key = (id(self.policy), *(p.data_ptr() for p in self.policy.parameters()))
-        if self._actor_cache is None or self._actor_cache[0] != key:
-            self._actor_cache = (key, make())
-        return self._actor_cache[1]
+        cache = self._actor_cache
+        if (cache is None or cache[0] is not self.policy
+                or any(p.data_ptr() != ptr for p, ptr in zip(cache[1], cache[2], strict=True))):
+            params = list(self.policy.parameters())
+            cache = self._actor_cache = (self.policy, params, [p.data_ptr() for p in params], make())
+        return cache[3]
 
     def _values_np(self, obs: Any, actor: NumpyActor | None) -> np.ndarray:
         """``V(obs)`` as a numpy array (the numpy forward when acting in numpy)."""
