@@ -72,12 +72,17 @@ class PPO(OnPolicyAlgorithm):
         losses: list[torch.Tensor] = []  # (policy, value, entropy) loss of each minibatch
         log_ratios: list[torch.Tensor] = []
         stop = False
+        buf = self.rollout_buffer
+        whole = self.batch_size is None or self.batch_size >= buf.n_steps * buf.n_envs  # one minibatch per epoch
+        whole_adv: torch.Tensor | None = None
         for _epoch in range(self.n_epochs):
-            for batch in self.rollout_buffer.get(self.batch_size):
+            for batch in buf.get(self.batch_size):
                 values, log_prob, entropy = self._evaluate_batch(batch)
                 adv = batch.advantages
                 if self.normalize_advantage:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    if not whole or whole_adv is None:  # the same every epoch when the batch is the rollout
+                        whole_adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    adv = whole_adv
                 # L^CLIP (Eq. 7): E[min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)],  r_t = pi / pi_old
                 log_ratio = log_prob - batch.old_log_prob
                 ratio = log_ratio.exp()
@@ -86,9 +91,13 @@ class PPO(OnPolicyAlgorithm):
                 if eps_vf is not None:
                     values = batch.old_values + (values - batch.old_values).clamp(-eps_vf, eps_vf)
                 value_loss = F.mse_loss(values, batch.returns)
-                # entropy bonus S (Eq. 9)
-                entropy_loss = -entropy.mean()
-                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                # entropy bonus S (Eq. 9); with ent_coef 0 it is only reported, so no gradient flows through it
+                if self.ent_coef:
+                    entropy_loss = -entropy.mean()
+                    loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                else:
+                    entropy_loss = -entropy.detach().mean()
+                    loss = policy_loss + self.vf_coef * value_loss
                 losses.append(torch.stack([policy_loss, value_loss, entropy_loss]).detach())
                 log_ratios.append(log_ratio.detach())
                 if self.target_kl is not None and _approx_kl(log_ratio.detach()).item() > 1.5 * self.target_kl:
