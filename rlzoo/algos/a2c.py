@@ -69,13 +69,8 @@ class A2C(OnPolicyAlgorithm):
         policy_loss = -(adv * log_prob).mean()
         # critic regression to the bootstrapped returns
         value_loss = F.mse_loss(values, batch.returns)
-        # entropy regularization (beta * H(pi)) encourages exploration; with ent_coef 0 only reported
-        if self.ent_coef:
-            entropy_loss = -entropy.mean()
-            loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-        else:
-            entropy_loss = -entropy.detach().mean()
-            loss = policy_loss + self.vf_coef * value_loss
+        # entropy regularization (beta * H(pi)) encourages exploration
+        loss, entropy_loss = self._actor_critic_loss(policy_loss, value_loss, entropy)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_grad_norm(self._params, self.max_grad_norm)

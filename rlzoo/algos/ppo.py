@@ -91,13 +91,8 @@ class PPO(OnPolicyAlgorithm):
                 if eps_vf is not None:
                     values = batch.old_values + (values - batch.old_values).clamp(-eps_vf, eps_vf)
                 value_loss = F.mse_loss(values, batch.returns)
-                # entropy bonus S (Eq. 9); with ent_coef 0 it is only reported, so no gradient flows through it
-                if self.ent_coef:
-                    entropy_loss = -entropy.mean()
-                    loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                else:
-                    entropy_loss = -entropy.detach().mean()
-                    loss = policy_loss + self.vf_coef * value_loss
+                # L^CLIP+VF+S (Eq. 9), with the entropy bonus S
+                loss, entropy_loss = self._actor_critic_loss(policy_loss, value_loss, entropy)
                 losses.append(torch.stack([policy_loss, value_loss, entropy_loss]).detach())
                 log_ratios.append(log_ratio.detach())
                 if self.target_kl is not None and _approx_kl(log_ratio.detach()).item() > 1.5 * self.target_kl:

@@ -143,6 +143,15 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         with torch.inference_mode():
             return self.policy.predict_values(obs_to_tensor(obs, self.device)).cpu().numpy()
 
+    def _actor_critic_loss(self, policy_loss: torch.Tensor, value_loss: torch.Tensor,
+                           entropy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, entropy_loss)`` with ``loss = L_pi - ent_coef * H + vf_coef * L_V`` (A3C / PPO Eq. 9);
+        with ``ent_coef`` 0 the entropy is only reported, so no gradient path is built through it."""
+        if self.ent_coef:
+            entropy_loss = -entropy.mean()
+            return policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss, entropy_loss
+        return policy_loss + self.vf_coef * value_loss, -entropy.detach().mean()
+
     def _evaluate_batch(self, batch: Any) -> Any:
         """Values, log-probabilities and entropy of a rollout (mini)batch under the current policy
         (a recurrent policy replays the batch's sequences from their initial LSTM states)."""

@@ -55,9 +55,10 @@ class FlatParameters:
     def build(cls, params: Iterable[torch.Tensor], with_grad: bool = True) -> FlatParameters | None:
         """Flat buffers for ``params``, or None when they cannot share one (mixed dtypes or devices, none)."""
         params = list(params)
-        if not params or any(p.dtype != params[0].dtype or p.device != params[0].device for p in params):
+        try:
+            return cls(params, with_grad) if params else None
+        except ValueError:  # mixed dtypes or devices
             return None
-        return cls(params, with_grad)
 
     def attach_grads(self) -> None:
         """Point every parameter's ``.grad`` at its view of ``grad`` (zeroed)."""
