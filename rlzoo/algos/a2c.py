@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rlzoo.common.on_policy import OnPolicyAlgorithm
-from rlzoo.common.optim import RMSpropTF, clip_grad_norm, make_adam
+from rlzoo.common.optim import RMSpropTF, clip_grad_norm
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.recurrent import RECURRENT_POLICY_ALIASES
 
@@ -50,11 +50,10 @@ class A2C(OnPolicyAlgorithm):
                               "rms_prop_eps", "use_rms_prop", "normalize_advantage")}
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        lr = self.lr_schedule(1.0)
         self._params = list(self.policy.parameters())
         if self.use_rms_prop:
-            return RMSpropTF(self.policy.parameters(), lr=lr, alpha=0.99, eps=self.rms_prop_eps)
-        return make_adam(self.policy.parameters(), lr=lr, eps=self.rms_prop_eps)
+            return self._new_optimizer(self._params, RMSpropTF, alpha=0.99, eps=self.rms_prop_eps)
+        return self._new_optimizer(self._params, torch.optim.Adam, eps=self.rms_prop_eps)
 
     def train(self) -> None:
         """One step on the A3C loss (paper §4 / Algorithm S3) over the whole rollout."""

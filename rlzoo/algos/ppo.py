@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rlzoo.common.on_policy import OnPolicyAlgorithm
-from rlzoo.common.optim import clip_grad_norm, make_adam
+from rlzoo.common.optim import clip_grad_norm
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.recurrent import RECURRENT_POLICY_ALIASES
 from rlzoo.common.utils import get_schedule_fn
@@ -58,8 +58,8 @@ class PPO(OnPolicyAlgorithm):
                               "target_kl")}
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        # fused Adam: one kernel for all parameters instead of a Python loop over them
-        return make_adam(self.policy.parameters(), lr=self.lr_schedule(1.0), eps=1e-5)
+        # Adam with eps 1e-5 (the PPO code's); on flat buffers: one fused kernel for all parameters
+        return self._new_optimizer(self.policy.parameters(), torch.optim.Adam, eps=1e-5)
 
     def train(self) -> None:
         """Several epochs of minibatch SGD on the clipped surrogate (PPO paper, Algorithm 1)."""

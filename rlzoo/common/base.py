@@ -17,6 +17,7 @@ import torch
 from gymnasium import spaces
 
 from rlzoo.common.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical, check_action_space
+from rlzoo.common.optim import make_adam
 from rlzoo.common.policies import BasePolicy, is_image_space
 from rlzoo.common import safe_io
 from rlzoo.common.registry import short
@@ -56,6 +57,10 @@ def _has_monitor(env: gym.Env) -> bool:
             return True
         env = env.env
     return False
+
+
+#: ``policy_kwargs`` keys that configure the optimizer, not the policy (as in SB3)
+OPTIMIZER_KEYS = ("optimizer_class", "optimizer_kwargs")
 
 
 class BaseAlgorithm:
@@ -133,11 +138,31 @@ class BaseAlgorithm:
             # build on one thread: LAPACK's QR in the orthogonal init rounds differently with other thread
             # counts, and the same seed must give the same weights whatever trained before in this process
             torch.set_num_threads(1)
-        policy = self.policy_class(self.observation_space, self.action_space, **{**self.policy_kwargs, **extra})
+        kwargs = {k: v for k, v in self.policy_kwargs.items() if k not in OPTIMIZER_KEYS}
+        policy = self.policy_class(self.observation_space, self.action_space, **{**kwargs, **extra})
         if self.device.type == "cpu":
             n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)  # no target copies
             tune_threads(small_model=not _has_image(self.observation_space) and n_params < SMALL_MODEL_PARAMS)
         return policy.to(self.device)
+
+    def _new_optimizer(self, params: Iterable[torch.Tensor], default: type[torch.optim.Optimizer],
+                       **default_kwargs: Any) -> torch.optim.Optimizer:
+        """The optimizer of ``params`` at the schedule's first learning rate: ``policy_kwargs["optimizer_class"]``
+        with ``policy_kwargs["optimizer_kwargs"]`` when given (SB3's keys), else the algorithm's ``default``;
+        ``default_kwargs`` apply to the default class only. Adam steps on flat buffers (:func:`make_adam`)."""
+        cls = self.policy_kwargs.get("optimizer_class") or default
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise ValueError(f"policy_kwargs.optimizer_class must be a torch optimizer class, got {cls!r}")
+        user_kwargs = self.policy_kwargs.get("optimizer_kwargs") or {}
+        if not isinstance(user_kwargs, dict):
+            raise ValueError(f"policy_kwargs.optimizer_kwargs must be a mapping, got {user_kwargs!r}")
+        kwargs = {**(default_kwargs if cls is default else {}), **user_kwargs}
+        factory: Callable[..., torch.optim.Optimizer] = make_adam if cls is torch.optim.Adam else cls
+        try:
+            return factory(params, lr=self.lr_schedule(1.0), **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"policy_kwargs.optimizer_kwargs {user_kwargs!r} do not fit {cls.__name__}: "
+                             f"{safe_io.one_line(exc)}") from None
 
     def _update_learning_rate(self, optimizers: torch.optim.Optimizer | Iterable[torch.optim.Optimizer]) -> None:
         """Set the learning rate of ``optimizers`` from the schedule at the current progress."""

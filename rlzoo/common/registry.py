@@ -160,6 +160,13 @@ def _load_builtins() -> None:
                 "Mish"):
         module = "linear" if act == "Identity" else "activation"
         register_class(act, getattr(nn, act), legacy=(f"torch.nn.modules.{module}.{act}", f"torch.nn.{act}"))
+    # optimizer_class values (policy_kwargs): torch's optimizers and the TensorFlow-style RMSprop
+    import torch
+
+    from rlzoo.common.optim import RMSpropTF
+    for opt in ("Adam", "AdamW", "RMSprop", "SGD", "Adagrad"):
+        register_class(opt, getattr(torch.optim, opt), legacy=(f"torch.optim.{opt}",))
+    register_class("RMSpropTF", RMSpropTF, legacy=("RMSpropTFLike",))
     # (module named in files of earlier releases, module the classes live in now, class names)
     classes: list[tuple[str, ModuleType, tuple[str, ...]]] = [
         ("rlzoo.common.policies", pol, ("BaseFeaturesExtractor", "FlattenExtractor", "NatureCNN",

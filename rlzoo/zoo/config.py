@@ -50,8 +50,10 @@ ACTIVATIONS = {
     "gelu": "GELU", "silu": "SiLU", "swish": "SiLU", "mish": "Mish", "sigmoid": "Sigmoid",
     "softplus": "Softplus", "identity": "Identity",
 }
-#: ``optimizer_class`` names -> ``torch.optim`` class names.
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD", "adagrad": "Adagrad"}
+#: ``optimizer_class`` names -> ``torch.optim`` class names (``RMSpropTF``: rlzoo's TensorFlow-style RMSprop, SB3's
+#: ``RMSpropTFLike``; ``rmsprop`` is torch's, eps outside the root, what SB3's A2C uses by default).
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD", "adagrad": "Adagrad",
+              "rmsprop_tf": "RMSpropTF", "rmsproptflike": "RMSpropTF"}
 _CLASS_KEYS = ("features_extractor_class", "optimizer_class", "activation_fn")
 
 
@@ -285,6 +287,9 @@ def _class_from_table(key: str, value: str) -> Any:
     if key == "optimizer_class":
         lowered = {v.lower(): v for v in OPTIMIZERS.values()}
         name = OPTIMIZERS.get(value.lower()) or lowered.get(value.lower().removeprefix("torch.optim."))
+        if name == "RMSpropTF":
+            from rlzoo.common.optim import RMSpropTF
+            return RMSpropTF
         return getattr(torch.optim, name) if name else None
     return None
 
@@ -577,6 +582,8 @@ def check_policy(cls: type[Any], algo: str, policy: str, policy_kwargs: dict, wh
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
     allowed = sorted(set(params) - {"self", "observation_space", "action_space"})
+    if algo != "acktr":  # the optimizer's keys (SB3's); ACKTR's optimizer is K-FAC itself
+        allowed = sorted({*allowed, "optimizer_class", "optimizer_kwargs"})
     for key in policy_kwargs:
         if key not in allowed:
             raise ZooError(f"{where}: unknown policy_kwargs key '{key}' for {policy}{did_you_mean(key, allowed)} "

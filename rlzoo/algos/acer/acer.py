@@ -108,8 +108,8 @@ class ACER(BaseAlgorithm):
         self.avg_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self._params, self._avg_params = list(self.policy.parameters()), list(self.avg_policy.parameters())
         self._avg_flat = FlatParameters.build(self._avg_params, with_grad=False)  # one-op averaging
-        self.optimizer = RMSpropTF(self.policy.parameters(), lr=self.lr_schedule(1.0), alpha=self.rprop_alpha,
-                                   eps=self.rprop_epsilon)
+        self.optimizer = self._new_optimizer(self.policy.parameters(), RMSpropTF, alpha=self.rprop_alpha,
+                                             eps=self.rprop_epsilon)
         self._rng = np.random.default_rng(self.seed)
         self._make_memory()
 

@@ -95,6 +95,9 @@ class ACKTR(OnPolicyAlgorithm):
         super()._setup_model()
 
     def _make_optimizer(self) -> KFAC:
+        if "optimizer_class" in self.policy_kwargs or "optimizer_kwargs" in self.policy_kwargs:
+            raise ValueError("ACKTR takes no policy_kwargs.optimizer_class/optimizer_kwargs: its K-FAC optimizer "
+                             "is the algorithm (set its settings: kfac_damping, momentum, ...)")
         return KFAC(self.policy, lr=self.lr_schedule(1.0), momentum=self.momentum, stats_decay=self.stats_decay,
                     damping=self.kfac_damping, kfac_clip=self.kfac_clip, kfac_update=self.kfac_update,
                     cold_iter=self.cold_iter, cold_lr=self.cold_lr, max_grad_norm=self.max_grad_norm,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
-from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, make_adam, target_pairs
+from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, target_pairs
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples, ReplayBuffer
 from rlzoo.common.utils import large_batch_threads, obs_to_tensor
@@ -93,7 +93,7 @@ class DQN(OffPolicyAlgorithm):
         kwargs = {"dueling": self.dueling} if "dueling" not in self.policy_kwargs else {}
         self.policy = self._make_policy(**kwargs)
         self.q_net, self.q_net_target = self.policy.q_net, self.policy.q_net_target
-        self.optimizer = make_adam(self.q_net.parameters(), lr=self.lr_schedule(1.0))
+        self.optimizer = self._new_optimizer(self.q_net.parameters(), torch.optim.Adam)
         self._params = list(self.q_net.parameters())
         self._targets = [target_pairs(self.q_net, self.q_net_target)]
         self._greedy_numpy = None

@@ -94,8 +94,8 @@ class SAC(OffPolicyAlgorithm):
         self.policy = self._make_policy()
         self.actor, self.critic, self.critic_target = self.policy.actor, self.policy.critic, self.policy.critic_target
         lr = self.lr_schedule(1.0)
-        self.actor_optimizer = make_adam(self.actor.parameters(), lr=lr)
-        self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
+        self.actor_optimizer = self._new_optimizer(self.actor.parameters(), torch.optim.Adam)
+        self.critic_optimizer = self._new_optimizer(self.critic.parameters(), torch.optim.Adam)
         self._targets = [target_pairs(self.critic, self.critic_target)]
         assert isinstance(self.action_space, spaces.Box), "SAC supports Box actions"
         dim = int(np.prod(self.action_space.shape))

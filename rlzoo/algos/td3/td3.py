@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from rlzoo.algos.td3.policies import TD3CnnPolicy, TD3MultiInputPolicy, TD3Policy
 from rlzoo.common.noise import ActionNoise
-from rlzoo.common.off_policy import OffPolicyAlgorithm, make_adam, min_q, target_pairs
+from rlzoo.common.off_policy import OffPolicyAlgorithm, min_q, target_pairs
 from rlzoo.common.policies import BasePolicy
 from rlzoo.common.replay import ReplayBuffer
 
@@ -64,9 +64,8 @@ class TD3(OffPolicyAlgorithm):
         self.policy = self._make_policy(**policy_extra)
         self.actor, self.actor_target = self.policy.actor, self.policy.actor_target
         self.critic, self.critic_target = self.policy.critic, self.policy.critic_target
-        lr = self.lr_schedule(1.0)
-        self.actor_optimizer = make_adam(self.actor.parameters(), lr=lr)
-        self.critic_optimizer = make_adam(self.critic.parameters(), lr=lr)
+        self.actor_optimizer = self._new_optimizer(self.actor.parameters(), torch.optim.Adam)
+        self.critic_optimizer = self._new_optimizer(self.critic.parameters(), torch.optim.Adam)
         self._targets = [target_pairs(self.actor, self.actor_target), target_pairs(self.critic, self.critic_target)]
 
     def _hyperparameters(self) -> dict[str, Any]:

@@ -109,7 +109,7 @@ class TRPO(OnPolicyAlgorithm):
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         self.actor_params, self.critic_params = self._split_parameters()
-        return torch.optim.Adam(self.critic_params, lr=self.lr_schedule(1.0))
+        return self._new_optimizer(self.critic_params, torch.optim.Adam)
 
     def _critic_values(self, obs: Any) -> torch.Tensor:
         """V(s) with gradients only into critic-only parameters (a shared extractor is the actor's)."""
