@@ -18,6 +18,8 @@ class A2C(OnPolicyAlgorithm):
     :param use_rms_prop: RMSprop as in the paper (TensorFlow flavour, eps inside the root) or Adam
     :param rms_prop_eps: epsilon of RMSprop (or Adam)
     :param normalize_advantage: standardize the advantages of the rollout
+    :param use_sde: generalized State-Dependent Exploration (gSDE, Raffin et al. 2021; Box actions only)
+    :param sde_sample_freq: gSDE: new exploration matrix every this many steps (-1: once per rollout)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -26,12 +28,13 @@ class A2C(OnPolicyAlgorithm):
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 7e-4,
                  n_steps: int = 5, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.0,
                  vf_coef: float = 0.5, max_grad_norm: float = 0.5, rms_prop_eps: float = 1e-5,
-                 use_rms_prop: bool = True, normalize_advantage: bool = False,
+                 use_rms_prop: bool = True, use_sde: bool = False, sde_sample_freq: int = -1,
+                 normalize_advantage: bool = False,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+                         policy_kwargs, tensorboard_log, verbose, seed, device, use_sde, sde_sample_freq)
         self.rms_prop_eps = rms_prop_eps
         self.use_rms_prop = use_rms_prop
         self.normalize_advantage = normalize_advantage
@@ -47,7 +50,7 @@ class A2C(OnPolicyAlgorithm):
     def _hyperparameters(self) -> dict[str, Any]:
         return {**super()._hyperparameters(),
                 **self._attrs("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm",
-                              "rms_prop_eps", "use_rms_prop", "normalize_advantage")}
+                              "rms_prop_eps", "use_rms_prop", "use_sde", "sde_sample_freq", "normalize_advantage")}
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         self._params = list(self.policy.parameters())

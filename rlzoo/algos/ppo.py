@@ -23,6 +23,8 @@ class PPO(OnPolicyAlgorithm):
     :param clip_range_vf: value clipping around the old values (None: no clipping)
     :param normalize_advantage: standardize advantages per minibatch
     :param target_kl: stop the epochs early when the approximate KL exceeds 1.5 * target_kl
+    :param use_sde: generalized State-Dependent Exploration (gSDE, Raffin et al. 2021; Box actions only)
+    :param sde_sample_freq: gSDE: new exploration matrix every this many steps (-1: once per rollout)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -32,12 +34,13 @@ class PPO(OnPolicyAlgorithm):
                  n_steps: int = 2048, batch_size: int = 64, n_epochs: int = 10, gamma: float = 0.99,
                  gae_lambda: float = 0.95, clip_range: Any = 0.2, clip_range_vf: Any = None,
                  normalize_advantage: bool = True, ent_coef: float = 0.0, vf_coef: float = 0.5,
-                 max_grad_norm: float = 0.5, target_kl: float | None = None,
+                 max_grad_norm: float = 0.5, use_sde: bool = False, sde_sample_freq: int = -1,
+                 target_kl: float | None = None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
-                         policy_kwargs, tensorboard_log, verbose, seed, device)
+                         policy_kwargs, tensorboard_log, verbose, seed, device, use_sde, sde_sample_freq)
         if batch_size < 2 and normalize_advantage:
             raise ValueError("batch_size must be > 1 to normalize advantages")
         self.batch_size = batch_size
@@ -55,7 +58,7 @@ class PPO(OnPolicyAlgorithm):
         return {**super()._hyperparameters(),
                 **self._attrs("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
                               "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm",
-                              "target_kl")}
+                              "use_sde", "sde_sample_freq", "target_kl")}
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         # Adam with eps 1e-5 (the PPO code's); on flat buffers: one fused kernel for all parameters

@@ -75,6 +75,51 @@ class DiagGaussian(Distribution):
         return 0.5 * (var_ratio + t - 1 - var_ratio.log()).sum(-1)
 
 
+def expln(log_std: torch.Tensor) -> torch.Tensor:
+    """gSDE's "expln" map (Raffin et al. 2021, §3): ``exp(x)`` for ``x <= 0``, ``log(1 + x) + 1`` above,
+    a standard deviation that grows only logarithmically with its parameter (no blow-up)."""
+    below = log_std.clamp_max(0.0).exp()  # clamped so the unused branch cannot overflow into NaN gradients
+    above = torch.log1p(log_std.clamp_min(0.0)) + 1.0
+    return torch.where(log_std <= 0, below, above)
+
+
+class StateDependentGaussian(DiagGaussian):
+    """gSDE's action distribution (Raffin, Kober, Stulp 2021, "Smooth Exploration for Robotic RL").
+
+    With ``z(s)`` the policy's latent features and ``W`` the exploration matrix of an env, drawn
+    from ``N(0, sigma^2)`` entrywise and held until the next ``reset_noise``, an action is
+    ``a = mu(s) + z(s) W`` (paper Eq. 3). For one ``W`` that is a deterministic function of ``s``;
+    over ``W`` it is the diagonal Gaussian ``N(mu(s), sum_j z_j(s)^2 sigma_jk^2)`` per action
+    dimension ``k`` (paper Eq. 4), which gives ``log_prob``, ``entropy`` and ``kl`` (DiagGaussian's).
+
+    :param mean: ``mu(s)``, shape (batch, action_dim)
+    :param latent: ``z(s)``, shape (batch, latent_dim) (detached by the head: features are not learned
+        through the noise)
+    :param std: ``sigma``, shape (latent_dim, action_dim)
+    :param exploration_mat: the ``W`` of each env, shape (n_envs, latent_dim, action_dim)
+    """
+
+    #: added to the variance so that all-zero features (ReLU nets) keep a finite log-density
+    EPS = 1e-6
+
+    def __init__(self, mean: torch.Tensor, latent: torch.Tensor, std: torch.Tensor,
+                 exploration_mat: torch.Tensor) -> None:
+        variance = latent.pow(2) @ std.pow(2) + self.EPS  # paper Eq. 4
+        super().__init__(mean, 0.5 * variance.log())
+        self.latent = latent
+        self.exploration_mat = exploration_mat
+
+    def noise(self) -> torch.Tensor:
+        """``z(s) W``: one matrix per row when there are as many rows as envs, else the first for all."""
+        mats = self.exploration_mat
+        if self.latent.shape[0] == mats.shape[0]:
+            return torch.bmm(self.latent.unsqueeze(1), mats).squeeze(1)
+        return self.latent @ mats[0]
+
+    def sample(self) -> torch.Tensor:
+        return self.mean + self.noise()
+
+
 class Categorical(Distribution):
     """Categorical distribution over ``n`` actions parameterized by logits."""
 
@@ -160,15 +205,30 @@ class Bernoulli(Distribution):
 
 
 class DistributionHead(nn.Module):
-    """Maps latent features to a :class:`Distribution` for a given action space."""
+    """Maps latent features to a :class:`Distribution` for a given action space.
 
-    def __init__(self, action_space: spaces.Space, latent_dim: int, log_std_init: float = 0.0) -> None:
+    With ``use_sde`` (Box only) the head is gSDE's: ``log_std`` is a (latent_dim, action_dim) matrix
+    (latent_dim x 1 broadcast over the actions when not ``full_std``), ``sigma = exp(log_std)`` (or
+    :func:`expln`), and :meth:`reset_noise` draws the exploration matrices of
+    :class:`StateDependentGaussian`.
+    """
+
+    exploration_mat: torch.Tensor  # gSDE: (n_envs, latent_dim, action_dim), a non-persistent buffer
+
+    def __init__(self, action_space: spaces.Space, latent_dim: int, log_std_init: float = 0.0,
+                 use_sde: bool = False, full_std: bool = True, use_expln: bool = False) -> None:
         super().__init__()
         self.action_space = action_space
         self.log_std: nn.Parameter | None = None
+        self.use_sde, self.use_expln = use_sde, use_expln
+        if use_sde and not isinstance(action_space, spaces.Box):
+            raise ValueError(f"use_sde (gSDE) needs a Box action space, not {type(action_space).__name__}")
         if isinstance(action_space, spaces.Box):
             dim = int(np.prod(action_space.shape))
-            self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
+            shape = ((latent_dim, dim if full_std else 1) if use_sde else (dim,))
+            self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
+            if use_sde:  # not saved: drawn anew by reset_noise (below, then by the collector)
+                self.register_buffer("exploration_mat", torch.zeros(1, latent_dim, dim), persistent=False)
         elif isinstance(action_space, spaces.Discrete):
             dim = int(action_space.n)
         elif isinstance(action_space, spaces.MultiDiscrete):
@@ -179,12 +239,28 @@ class DistributionHead(nn.Module):
         else:
             raise ValueError(f"unsupported action space {action_space}: supported are {SUPPORTED}")
         self.linear = nn.Linear(latent_dim, dim)
+        if use_sde:
+            self.reset_noise(1)
+
+    def sde_std(self) -> torch.Tensor:
+        """gSDE's ``sigma``, shape (latent_dim, action_dim)."""
+        assert self.log_std is not None and self.use_sde
+        std = expln(self.log_std) if self.use_expln else self.log_std.exp()
+        return std.expand(self.linear.in_features, self.linear.out_features)
+
+    @torch.no_grad()
+    def reset_noise(self, n_envs: int = 1) -> None:
+        """Draw a new exploration matrix ``W ~ N(0, sigma^2)`` for each of ``n_envs`` envs (gSDE)."""
+        std = self.sde_std()
+        self.exploration_mat = std * torch.randn((n_envs, *std.shape), dtype=std.dtype, device=std.device)
 
     def forward(self, latent: torch.Tensor) -> Distribution:
         out = self.linear(latent)
         space = self.action_space
         if isinstance(space, spaces.Box):
             assert self.log_std is not None  # set in __init__ for Box spaces
+            if self.use_sde:  # features are not learned through the noise (SB3's learn_features=False)
+                return StateDependentGaussian(out, latent.detach(), self.sde_std(), self.exploration_mat)
             return DiagGaussian(out, self.log_std)
         if isinstance(space, spaces.Discrete):
             return Categorical(out)

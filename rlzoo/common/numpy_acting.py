@@ -5,7 +5,7 @@ operation there, numpy ~1 us, while the arithmetic is the same. The functions he
 through ``tensor.numpy()`` views (no copy), so they follow the optimizer's in-place updates; callers
 rebuild them once per rollout, which also picks up replaced tensors (``policy.to(...)``, loading).
 Anything these functions do not cover (images, dicts, one-hot inputs, other layers, other devices,
-other distributions, subclasses with their own forward) returns None and the caller uses torch.
+other distributions (gSDE's), subclasses with their own forward) returns None and the caller uses torch.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def numpy_actor(policy: ActorCriticPolicy) -> NumpyActor | None:
             or type(policy.features_extractor) is not FlattenExtractor
             or type(policy.vf_features_extractor) is not FlattenExtractor
             or not isinstance(obs_space, spaces.Box) or is_image_space(obs_space)
-            or not isinstance(policy.action_space, (spaces.Box, spaces.Discrete))):
+            or not isinstance(policy.action_space, (spaces.Box, spaces.Discrete)) or head.use_sde):
         return None
     pi_mlp = numpy_mlp([*policy.mlp_extractor.policy_net, head.linear])
     vf_mlp = numpy_mlp([*policy.mlp_extractor.value_net, policy.value_net])

@@ -26,6 +26,10 @@ class OnPolicyAlgorithm(BaseAlgorithm):
     :param ent_coef: entropy bonus coefficient
     :param vf_coef: value-loss coefficient
     :param max_grad_norm: gradient clipping norm (None: no clipping, where the algorithm allows it)
+    :param use_sde: generalized State-Dependent Exploration (Raffin et al. 2021) instead of independent
+        Gaussian noise per step (Box actions; :class:`~rlzoo.common.distributions.StateDependentGaussian`)
+    :param sde_sample_freq: with ``use_sde``, draw a new exploration matrix every this many steps of a
+        rollout (-1 or 0: only at the start of each rollout)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -35,20 +39,27 @@ class OnPolicyAlgorithm(BaseAlgorithm):
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any, n_steps: int,
                  gamma: float, gae_lambda: float, ent_coef: float, vf_coef: float, max_grad_norm: float | None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
-                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto") -> None:
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 use_sde: bool = False, sde_sample_freq: int = -1) -> None:
         super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+        if self.policy_kwargs.get("use_sde", use_sde) != use_sde:
+            raise ValueError(f"use_sde is an argument of {type(self).__name__}, not a policy_kwargs key")
         self.n_steps = n_steps
         self.gamma = gamma
         self.gae_lambda = gae_lambda
         self.ent_coef = ent_coef
         self.vf_coef = vf_coef
         self.max_grad_norm = max_grad_norm
+        self.use_sde = use_sde
+        self.sde_sample_freq = sde_sample_freq
         self.rollout_buffer: RolloutBuffer | None = None
         self._actor_cache: tuple[Any, list[torch.Tensor], list[int], NumpyActor | None] | None = None
 
     def _setup_model(self) -> None:
         """Policy, rollout buffer and the algorithm's optimizer (``_make_optimizer``)."""
-        self.policy = self._make_policy()
+        if self.use_sde and is_recurrent(self.policy_class):
+            raise ValueError("use_sde (gSDE) is not available with recurrent policies")
+        self.policy = self._make_policy(**({"use_sde": True} if self.use_sde else {}))
         self._make_buffer()
         self.optimizer = self._make_optimizer()
 
@@ -85,8 +96,12 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         new_obs = self._last_obs
         # a plain MLP on CPU acts in numpy on views of its weights (torch's per-operation overhead
         # costs more than the arithmetic for a few envs); anything else acts in torch
-        actor = self._numpy_actor() if buffer.accepts_numpy else None
+        actor = self._numpy_actor() if buffer.accepts_numpy else None  # None with gSDE (noise drawn in torch)
+        step = 0
         while not buffer.full:
+            if self.use_sde and self._sde_resample_due(step):
+                policy.reset_noise(self.n_envs)
+            step += 1
             obs_in: Any
             if actor is not None:
                 obs_in = self._last_obs
@@ -122,6 +137,11 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _sde_resample_due(self, step: int) -> bool:
+        """gSDE: a new exploration matrix at rollout step ``step`` (every ``sde_sample_freq`` steps when > 0,
+        else only at the start of the rollout)."""
+        return step % self.sde_sample_freq == 0 if self.sde_sample_freq > 0 else step == 0
 
     def _numpy_actor(self) -> NumpyActor | None:
         """The policy's numpy forward for this rollout (CPU, at most 64 envs, a plain MLP), or None."""

@@ -263,6 +263,10 @@ class ActorCriticPolicy(BasePolicy):
     :param ortho_init: orthogonal initialization with the gains of the PPO paper's implementation
     :param log_std_init: initial log standard deviation for Box actions
     :param share_features_extractor: one features extractor for actor and critic
+    :param use_sde: generalized State-Dependent Exploration (gSDE, Box actions; set by the algorithm's
+        ``use_sde``): actions ``mu(s) + z(s) W`` with ``W`` drawn by :meth:`reset_noise`
+    :param full_std: gSDE: one log-std per (latent feature, action dimension), else per latent feature
+    :param use_expln: gSDE: ``sigma`` by :func:`~rlzoo.common.distributions.expln` instead of ``exp``
     """
 
     default_net_arch: NetArch | None = None
@@ -272,7 +276,8 @@ class ActorCriticPolicy(BasePolicy):
                  ortho_init: bool = True, log_std_init: float = 0.0,
                  features_extractor_class: type[BaseFeaturesExtractor] | None = None,
                  features_extractor_kwargs: dict[str, Any] | None = None,
-                 share_features_extractor: bool = True, normalize_images: bool = True) -> None:
+                 share_features_extractor: bool = True, normalize_images: bool = True,
+                 use_sde: bool = False, full_std: bool = True, use_expln: bool = False) -> None:
         super().__init__(observation_space, action_space, features_extractor_class,
                          features_extractor_kwargs, normalize_images)
         if net_arch is None:
@@ -284,18 +289,21 @@ class ActorCriticPolicy(BasePolicy):
         self.ortho_init = ortho_init
         self.log_std_init = log_std_init
         self.share_features_extractor = share_features_extractor
+        self.use_sde = use_sde
         # what save() records so a user subclass can be rebuilt from its rlzoo base class
         self.constructor_kwargs = dict(net_arch=net_arch, activation_fn=activation_fn, ortho_init=ortho_init,
                                        log_std_init=log_std_init,
                                        features_extractor_class=self.features_extractor_class,
                                        features_extractor_kwargs=self.features_extractor_kwargs,
                                        share_features_extractor=share_features_extractor,
-                                       normalize_images=normalize_images)
+                                       normalize_images=normalize_images, use_sde=use_sde, full_std=full_std,
+                                       use_expln=use_expln)
         self.features_extractor = self.make_features_extractor()
         self.vf_features_extractor = (self.features_extractor if share_features_extractor
                                       else self.make_features_extractor())
         self.mlp_extractor = MlpExtractor(self.features_extractor.features_dim, net_arch, activation_fn)
-        self.action_head = DistributionHead(action_space, self.mlp_extractor.latent_dim_pi, log_std_init)
+        self.action_head = DistributionHead(action_space, self.mlp_extractor.latent_dim_pi, log_std_init,
+                                            use_sde=use_sde, full_std=full_std, use_expln=use_expln)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
         if ortho_init:
             self._orthogonal_init()
@@ -339,6 +347,11 @@ class ActorCriticPolicy(BasePolicy):
 
     def _predict(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
         return self.get_distribution(obs).get_actions(deterministic)
+
+    def reset_noise(self, n_envs: int = 1) -> None:
+        """gSDE: draw a new exploration matrix per env (no-op without ``use_sde``)."""
+        if self.use_sde:
+            self.action_head.reset_noise(n_envs)
 
     def numpy_actor(self) -> NumpyActor | None:
         """``forward`` and ``predict_values`` in numpy on views of the weights, for rollouts of a plain

@@ -82,6 +82,7 @@ RANGES: dict[str, Rule] = {
     "sub_sampling_factor": AT_LEAST_ONE, "n_sdn_samples": AT_LEAST_ONE, "train_freq": AT_LEAST_ONE,
     "param_noise_adaption_interval": AT_LEAST_ONE, "cold_iter": COUNT,
     "learning_starts": COUNT, "replay_start": COUNT, "gradient_steps": Rule(-1, integer=True),
+    "sde_sample_freq": Rule(-1, integer=True),
 }
 
 #: Ranges of ``env_kwargs``/``--env-kwargs`` values that gymnasium would otherwise accept.

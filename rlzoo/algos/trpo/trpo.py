@@ -52,14 +52,17 @@ class TRPO(OnPolicyAlgorithm):
     :param kl_tolerance: the line search accepts ``kl <= kl_tolerance * target_kl``
     :param sub_sampling_factor: Fisher-vector products use every k-th sample of the rollout
     :param ent_coef: entropy bonus in the surrogate
+    :param use_sde: generalized State-Dependent Exploration (gSDE, Raffin et al. 2021; Box actions only)
+    :param sde_sample_freq: gSDE: new exploration matrix every this many steps (-1: once per rollout)
     """
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 3e-4,
                  n_steps: int = 1024, batch_size: int = 128, gamma: float = 0.99, cg_max_steps: int = 10,
                  cg_damping: float = 1e-2, line_search_shrinking_factor: float = 0.5,
                  line_search_max_iter: int = 10, n_critic_updates: int = 3, gae_lambda: float = 0.98,
-                 normalize_advantage: bool = True, target_kl: float = 0.01, kl_tolerance: float = 1.5,
-                 sub_sampling_factor: int = 5, ent_coef: float = 0.0,
+                 use_sde: bool = False, sde_sample_freq: int = -1, normalize_advantage: bool = True,
+                 target_kl: float = 0.01, kl_tolerance: float = 1.5, sub_sampling_factor: int = 5,
+                 ent_coef: float = 0.0,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
                  _init_setup_model: bool = True) -> None:
@@ -68,7 +71,7 @@ class TRPO(OnPolicyAlgorithm):
         super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
                          gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=0.0, max_grad_norm=0.0,
                          policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
-                         device=device)
+                         device=device, use_sde=use_sde, sde_sample_freq=sde_sample_freq)
         if target_kl <= 0 or cg_damping < 0 or cg_max_steps < 1 or sub_sampling_factor < 1:
             raise ValueError("TRPO needs target_kl > 0, cg_damping >= 0, cg_max_steps >= 1, sub_sampling_factor >= 1")
         if not 0 < line_search_shrinking_factor < 1 or line_search_max_iter < 1 or kl_tolerance < 1:
@@ -91,8 +94,8 @@ class TRPO(OnPolicyAlgorithm):
         return {**super()._hyperparameters(),
                 **self._attrs("n_steps", "batch_size", "gamma", "cg_max_steps", "cg_damping",
                               "line_search_shrinking_factor", "line_search_max_iter", "n_critic_updates",
-                              "gae_lambda", "normalize_advantage", "target_kl", "kl_tolerance",
-                              "sub_sampling_factor", "ent_coef")}
+                              "gae_lambda", "use_sde", "sde_sample_freq", "normalize_advantage", "target_kl",
+                              "kl_tolerance", "sub_sampling_factor", "ent_coef")}
 
     def _split_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
         """Actor parameters (everything the action distribution depends on) and critic-only parameters.
