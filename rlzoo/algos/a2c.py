@@ -63,7 +63,9 @@ class A2C(OnPolicyAlgorithm):
         self._update_learning_rate(self.optimizer)
         assert self.rollout_buffer is not None, "train() needs the rollout buffer built by _setup_model()"
         batch = next(self.rollout_buffer.get(None))
-        values, log_prob, entropy = self._evaluate_batch(batch)
+        analytic = self._analytic_grad()  # gradients by hand for a plain MLP (the same as autograd's)
+        ev = analytic.evaluate(batch.observations, batch.actions) if analytic is not None else None
+        values, log_prob, entropy = ev[:3] if ev is not None else self._evaluate_batch(batch)
         adv = batch.advantages
         if self.normalize_advantage:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -74,7 +76,13 @@ class A2C(OnPolicyAlgorithm):
         # entropy regularization (beta * H(pi)) encourages exploration
         loss, entropy_loss = self._actor_critic_loss(policy_loss, value_loss, entropy)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if analytic is not None and ev is not None:
+            # dL/d log pi = -A / N, dL/dV = 2 c_vf (V - R) / N, dL/dH = -c_ent / N
+            n = len(adv)
+            analytic.backward(ev, (values - batch.returns) * (2.0 * self.vf_coef / n), adv * (-1.0 / n),
+                              -self.ent_coef / n)
+        else:
+            loss.backward()
         clip_grad_norm(self._params, self.max_grad_norm)
         self.optimizer.step()
         self._n_updates += 1
