@@ -74,14 +74,15 @@ class A2C(OnPolicyAlgorithm):
         # critic regression to the bootstrapped returns
         value_loss = F.mse_loss(values, batch.returns)
         # entropy regularization (beta * H(pi)) encourages exploration
-        loss, entropy_loss = self._actor_critic_loss(policy_loss, value_loss, entropy)
         self.optimizer.zero_grad(set_to_none=True)
         if analytic is not None and ev is not None:
+            entropy_loss = -entropy.mean()
             # dL/d log pi = -A / N, dL/dV = 2 c_vf (V - R) / N, dL/dH = -c_ent / N
             n = len(adv)
             analytic.backward(ev, (values - batch.returns) * (2.0 * self.vf_coef / n), adv * (-1.0 / n),
                               -self.ent_coef / n)
         else:
+            loss, entropy_loss = self._actor_critic_loss(policy_loss, value_loss, entropy)
             loss.backward()
         clip_grad_norm(self._params, self.max_grad_norm)
         self.optimizer.step()

@@ -80,8 +80,9 @@ class PPO(OnPolicyAlgorithm):
         whole_adv: torch.Tensor | None = None
         # gradients by hand for a plain MLP (same values as autograd, a third of the operator calls)
         analytic = self._analytic_grad() if eps_vf is None else None
+        rollout = list(buf.get(None)) if whole else None  # the same views every epoch
         for _epoch in range(self.n_epochs):
-            for batch in buf.get(self.batch_size):
+            for batch in rollout if rollout is not None else buf.get(self.batch_size):
                 ev = analytic.evaluate(batch.observations, batch.actions) if analytic is not None else None
                 values, log_prob, entropy = ev[:3] if ev is not None else self._evaluate_batch(batch)
                 adv = batch.advantages
@@ -92,13 +93,15 @@ class PPO(OnPolicyAlgorithm):
                 # L^CLIP (Eq. 7): E[min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)],  r_t = pi / pi_old
                 log_ratio = log_prob - batch.old_log_prob
                 ratio = log_ratio.exp()
-                policy_loss = -torch.min(adv * ratio, adv * ratio.clamp(1 - eps, 1 + eps)).mean()
+                surrogate, clipped_surrogate = adv * ratio, adv * ratio.clamp(1 - eps, 1 + eps)
+                policy_loss = -torch.min(surrogate, clipped_surrogate).mean()
                 # L^VF (Eq. 9): squared error to the GAE returns, optionally clipped around the old values
                 if eps_vf is not None:
                     values = batch.old_values + (values - batch.old_values).clamp(-eps_vf, eps_vf)
                 value_loss = F.mse_loss(values, batch.returns)
-                # L^CLIP+VF+S (Eq. 9), with the entropy bonus S
-                loss, entropy_loss = self._actor_critic_loss(policy_loss, value_loss, entropy)
+                # L^CLIP+VF+S (Eq. 9), with the entropy bonus S (built only for autograd)
+                loss, entropy_loss = (self._actor_critic_loss(policy_loss, value_loss, entropy) if analytic is None
+                                      else (None, -entropy.mean()))
                 losses.append(torch.stack([policy_loss, value_loss, entropy_loss]).detach())
                 log_ratios.append(log_ratio.detach())
                 if self.target_kl is not None and _approx_kl(log_ratio.detach()).item() > 1.5 * self.target_kl:
@@ -106,15 +109,15 @@ class PPO(OnPolicyAlgorithm):
                     break
                 self.optimizer.zero_grad(set_to_none=True)
                 if analytic is not None and ev is not None:
-                    # dL/d log pi = -A r / N where the unclipped term is the minimum or r lies inside the clip
-                    # range (else 0); dL/dV = 2 c_vf (V - R) / N; dL/dH = -c_ent / N
+                    # dL/d log pi = -A r / N where the unclipped term is the minimum (always so when r lies
+                    # inside the clip range, where both terms are equal), else 0;
+                    # dL/dV = 2 c_vf (V - R) / N;  dL/dH = -c_ent / N
                     n = len(log_prob)
-                    inside = (ratio >= 1 - eps) & (ratio <= 1 + eps)
-                    surrogate = adv * ratio
-                    flows = (surrogate <= adv * ratio.clamp(1 - eps, 1 + eps)) | inside
+                    flows = surrogate <= clipped_surrogate
                     analytic.backward(ev, (values - batch.returns) * (2.0 * self.vf_coef / n),
                                       surrogate * flows * (-1.0 / n), -self.ent_coef / n)
                 else:
+                    assert loss is not None
                     loss.backward()
                 clip_grad_norm(params, self.max_grad_norm)
                 self.optimizer.step()

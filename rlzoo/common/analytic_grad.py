@@ -31,6 +31,7 @@ _LOG_SQRT_2PI = 0.5 * float(np.log(2 * np.pi))
 class _Layer(NamedTuple):
     linear: nn.Linear
     activation: str  # "tanh", "relu" or "" (none)
+    weight_t: torch.Tensor  # a transposed view of the weight, made once (it follows in-place updates)
 
 
 def _layers(modules: Sequence[nn.Module]) -> list[_Layer] | None:
@@ -38,9 +39,9 @@ def _layers(modules: Sequence[nn.Module]) -> list[_Layer] | None:
     layers: list[_Layer] = []
     for module in modules:
         if isinstance(module, nn.Linear) and module.bias is not None and module.weight.dtype == torch.float32:
-            layers.append(_Layer(module, ""))
+            layers.append(_Layer(module, "", module.weight.detach().t()))
         elif type(module) in (nn.Tanh, nn.ReLU) and layers and not layers[-1].activation:
-            layers[-1] = _Layer(layers[-1].linear, "tanh" if type(module) is nn.Tanh else "relu")
+            layers[-1] = layers[-1]._replace(activation="tanh" if type(module) is nn.Tanh else "relu")
         else:
             return None
     return layers if layers and not layers[-1].activation else None
@@ -50,7 +51,7 @@ def _forward(layers: list[_Layer], x: torch.Tensor) -> list[torch.Tensor]:
     """The input of every layer and the network's output: ``[x_0, x_1, ..., y]``."""
     acts = [x]
     for layer in layers:
-        z = torch.addmm(layer.linear.bias, x, layer.linear.weight.t())
+        z = torch.addmm(layer.linear.bias, x, layer.weight_t)
         x = z.tanh_() if layer.activation == "tanh" else z.relu_() if layer.activation == "relu" else z
         acts.append(x)
     return acts
@@ -67,10 +68,13 @@ def _backward(layers: list[_Layer], acts: list[torch.Tensor], d_out: torch.Tenso
         torch.sum(dz, 0, out=linear.bias.grad)
         if i == 0:
             break
-        dx = dz @ linear.weight
+        dx = torch.mm(dz, linear.weight)
         h = acts[i]  # the previous layer's activation output
-        dz = dx.mul_(1.0 - h * h) if layers[i - 1].activation == "tanh" else (
-            dx.mul_(h > 0) if layers[i - 1].activation == "relu" else dx)
+        if layers[i - 1].activation == "tanh":
+            dx.addcmul_(dx * h, h, value=-1.0)  # dx (1 - h^2)
+        elif layers[i - 1].activation == "relu":
+            dx.mul_(h > 0)
+        dz = dx
 
 
 class Evaluation(NamedTuple):
