@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
+import operator
 import weakref
 
 import torch
 from torch.optim.adam import adam as adam_functional
+
+
+_GRAD = operator.attrgetter("grad")
 
 
 class FlatParameters:
@@ -69,19 +73,20 @@ class FlatParameters:
             if p.grad is not g:
                 p.grad = g
 
+    # (checked several times per gradient step: written with C-level map() rather than Python loops)
     def data_intact(self) -> bool:
         """Whether every parameter still lives in the flat buffer."""
-        return all(p.data_ptr() == ptr for p, ptr in zip(self.params, self._ptrs, strict=True))
+        return list(map(torch.Tensor.data_ptr, self.params)) == self._ptrs
 
     def intact(self) -> bool:
         """Whether every parameter and gradient still lives in the flat buffers."""
         if not self.data_intact():
             return False
-        return self.grad is None or all(p.grad is g for p, g in zip(self.params, self._grad_views, strict=True))
+        return self.grad is None or all(map(operator.is_, map(_GRAD, self.params), self._grad_views))
 
     def covers(self, params: Sequence[torch.Tensor]) -> bool:
         """Whether ``params`` are exactly these parameters, in order."""
-        return len(params) == len(self.params) and all(a is b for a, b in zip(params, self.params, strict=True))
+        return len(params) == len(self.params) and all(map(operator.is_, params, self.params))
 
 
 # flat buffers by the id of their first parameter (for clip_grad_norm's fast path); an entry lives as
