@@ -101,3 +101,26 @@ def test_updates_match_the_autograd_path(algo: str, env_id: str, kwargs: dict,
     autograd = trained()
     for a, b in zip(analytic, autograd, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"double_q": False, "dueling": False},
+    {"double_q": True, "dueling": False, "prioritized_replay": True},
+])
+def test_dqn_updates_match_the_autograd_path(kwargs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DQN's default step (hand-written backward for a plain MLP Q-network) ends at autograd's weights."""
+    from rlzoo import DQN
+
+    def trained() -> list[torch.Tensor]:
+        model = DQN("MlpPolicy", "CartPole-v1", seed=5, learning_starts=100, train_freq=16, gradient_steps=8,
+                    batch_size=32, target_update_interval=50, **kwargs)
+        model.learn(600)
+        return [p.detach().clone() for p in model.q_net.parameters()]
+
+    assert DQN("MlpPolicy", "CartPole-v1", seed=0, **kwargs)._mlp_passes() is not None
+    analytic = trained()
+    monkeypatch.setattr(DQN, "_mlp_passes", lambda self: None)
+    autograd = trained()
+    for a, b in zip(analytic, autograd, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    assert DQN("MlpPolicy", "CartPole-v1", seed=0, dueling=True)._mlp_passes() is None

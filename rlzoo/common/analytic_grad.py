@@ -77,6 +77,35 @@ def _backward(layers: list[_Layer], acts: list[torch.Tensor], d_out: torch.Tenso
         dz = dx
 
 
+class MlpPasses:
+    """The forward and hand-written backward pass of one chain of ``Linear`` (+ tanh / ReLU) layers (DQN's
+    Q-network): ``forward(x)`` keeps every layer's input, ``backward(acts, d_out)`` writes the gradients."""
+
+    def __init__(self, layers: list[_Layer]) -> None:
+        self.layers = layers
+        self.params = [p for layer in layers for p in (layer.linear.weight, layer.linear.bias)]
+
+    @classmethod
+    def of(cls, modules: Sequence[nn.Module]) -> MlpPasses | None:
+        """The passes of ``modules`` (Linear layers with bias, float32, each followed by at most one tanh /
+        ReLU, a linear output), or None."""
+        layers = _layers(modules)
+        return cls(layers) if layers is not None else None
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[x, h_1, ..., y]``: the input of every layer and the output."""
+        return _forward(self.layers, x)
+
+    @torch.no_grad()
+    def backward(self, acts: list[torch.Tensor], d_out: torch.Tensor) -> None:
+        """Write into every parameter's ``.grad`` the gradient of a loss with derivative ``d_out`` at the output."""
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        _backward(self.layers, acts, d_out)
+
+
 class Evaluation(NamedTuple):
     """What :meth:`ActorCriticGrad.evaluate` computed, and what its backward pass needs."""
 

@@ -102,6 +102,8 @@ class BaseAlgorithm:
         self._last_obs: Any = None
         self._last_episode_starts: np.ndarray | None = None
         self.ep_info_buffer: deque[dict[str, float]] = deque(maxlen=100)
+        # objects built on views of the policy's weights (numpy actors, hand-written passes), by name
+        self._views_cache: tuple[Any, list[torch.Tensor], list[int], dict[str, Any]] | None = None
         self.start_time = time.time_ns()
         self.logger: Any = None
         self.policy: Any = None
@@ -144,6 +146,18 @@ class BaseAlgorithm:
             n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)  # no target copies
             tune_threads(small_model=not _has_image(self.observation_space) and n_params < SMALL_MODEL_PARAMS)
         return policy.to(self.device)
+
+    def _policy_view(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()``, built once on the policy's current weights and rebuilt when the policy or the storage
+        of its weights changed (``policy.to``, loading): what it holds are views that must follow them."""
+        cache = self._views_cache
+        if (cache is None or cache[0] is not self.policy
+                or any(p.data_ptr() != ptr for p, ptr in zip(cache[1], cache[2], strict=True))):
+            params = list(self.policy.parameters())
+            cache = self._views_cache = (self.policy, params, [p.data_ptr() for p in params], {})
+        if name not in cache[3]:
+            cache[3][name] = make()
+        return cache[3][name]
 
     def _new_optimizer(self, params: Iterable[torch.Tensor], default: type[torch.optim.Optimizer],
                        **default_kwargs: Any) -> torch.optim.Optimizer:

@@ -1,7 +1,6 @@
 """On-policy base: rollout collection into a :class:`RolloutBuffer`, then ``train()`` (A2C, PPO, TRPO, ACKTR)."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,8 +54,6 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         self.use_sde = use_sde
         self.sde_sample_freq = sde_sample_freq
         self.rollout_buffer: RolloutBuffer | None = None
-        # objects built on views of the policy's weights (numpy actor, hand-written passes), by name
-        self._views_cache: tuple[Any, list[torch.Tensor], list[int], dict[str, Any]] | None = None
 
     def _setup_model(self) -> None:
         """Policy, rollout buffer and the algorithm's optimizer (``_make_optimizer``)."""
@@ -157,18 +154,6 @@ class OnPolicyAlgorithm(BaseAlgorithm):
         """The hand-written forward and backward passes of a plain MLP actor-critic (faster than autograd,
         same gradients: :mod:`rlzoo.common.analytic_grad`), or None where the update uses autograd."""
         return self._policy_view("analytic_grad", lambda: ActorCriticGrad.of(self.policy))
-
-    def _policy_view(self, name: str, make: Callable[[], Any]) -> Any:
-        """``make()``, built once on the policy's current weights and rebuilt when the policy or the storage
-        of its weights changed (``policy.to``, loading): what it holds are views that must follow them."""
-        cache = self._views_cache
-        if (cache is None or cache[0] is not self.policy
-                or any(p.data_ptr() != ptr for p, ptr in zip(cache[1], cache[2], strict=True))):
-            params = list(self.policy.parameters())
-            cache = self._views_cache = (self.policy, params, [p.data_ptr() for p in params], {})
-        if name not in cache[3]:
-            cache[3][name] = make()
-        return cache[3][name]
 
     def _values_np(self, obs: Any, actor: NumpyActor | None) -> np.ndarray:
         """``V(obs)`` as a numpy array (the numpy forward when acting in numpy)."""

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy
+from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy, QNetwork
+from rlzoo.common.analytic_grad import MlpPasses
 from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, target_pairs
-from rlzoo.common.policies import BasePolicy
+from rlzoo.common.policies import BasePolicy, FlattenExtractor, is_image_space
 from rlzoo.common.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples, ReplayBuffer
 from rlzoo.common.utils import large_batch_threads, obs_to_tensor
 
@@ -182,6 +183,7 @@ class DQN(OffPolicyAlgorithm):
         losses: list[torch.Tensor] = []
         q_means: list[torch.Tensor] = []
         chunks = [1] * gradient_steps if per is not None else [gradient_steps]
+        analytic = self._policy_view("analytic_q", self._mlp_passes)
         for n in chunks:
             batch = buffer.sample(batch_size * n, env=env)
             actions = batch.actions.long().view(-1, 1)
@@ -200,6 +202,11 @@ class DQN(OffPolicyAlgorithm):
                         target = batch.rewards[sl] + (1.0 - batch.dones[sl]) * self.gamma * next_q
                 else:
                     target = target_all[sl]
+                if analytic is not None:  # the same step with the hand-written backward pass
+                    loss, q = self._analytic_step(analytic, batch, sl, actions[sl], target, per)
+                    losses.append(loss)
+                    q_means.append(q)
+                    continue
                 q = self.q_net(_rows(batch.observations, sl)).gather(1, actions[sl]).squeeze(1)
                 if per is not None:
                     assert isinstance(batch, PrioritizedReplayBufferSamples)  # what per.sample() returns
@@ -221,6 +228,46 @@ class DQN(OffPolicyAlgorithm):
     def _dump_logs(self) -> None:
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
         super()._dump_logs()
+
+
+    def _mlp_passes(self) -> MlpPasses | None:
+        """Hand-written passes of the Q-network when it is a plain MLP on flat Box observations (no dueling
+        head), or None (autograd)."""
+        net = self.q_net
+        space = self.observation_space
+        if (not isinstance(net, QNetwork) or net.value is not None
+                or type(net.features_extractor) is not FlattenExtractor
+                or not isinstance(space, spaces.Box) or is_image_space(space)):
+            return None
+        passes = MlpPasses.of([*net.latent, net.advantage])
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        if passes is None or len(passes.params) != len(trainable) or \
+                {id(p) for p in passes.params} != {id(p) for p in trainable}:
+            return None
+        return passes
+
+    def _analytic_step(self, passes: MlpPasses, batch: Any, sl: slice, actions: torch.Tensor,
+                       target: torch.Tensor, per: PrioritizedReplayBuffer | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One gradient step on the Huber TD error without autograd; returns (loss, Q(s, a))."""
+        obs = batch.observations[sl]
+        acts = passes.forward(obs.reshape(len(obs), -1).float())
+        q = acts[-1].gather(1, actions).squeeze(1)
+        td = q - target
+        huber = F.smooth_l1_loss(q, target, reduction="none")
+        # d/dq of the mean Huber loss (delta 1): clip(q - y, -1, 1) / N, times the IS weights with PER
+        d_q = td.clamp(-1.0, 1.0).div_(len(q))
+        if per is not None:
+            assert isinstance(batch, PrioritizedReplayBufferSamples)
+            loss = (batch.weights * huber).mean()
+            d_q.mul_(batch.weights)
+            per.update_priorities(batch.indices, td.abs())
+        else:
+            loss = huber.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        passes.backward(acts, torch.zeros_like(acts[-1]).scatter_(1, actions, d_q.unsqueeze(1)))
+        clip_grad_norm(self._params, self.max_grad_norm)
+        self.optimizer.step()
+        return loss, q
 
 
 def _rows(obs: Any, sl: slice) -> Any:
