@@ -116,6 +116,7 @@ class Evaluation(NamedTuple):
     vf_acts: list[torch.Tensor]
     actions: torch.Tensor
     log_p: torch.Tensor | None  # Categorical: log-softmax of the logits
+    probs: torch.Tensor | None  # Categorical: softmax of the logits
     z: torch.Tensor | None  # Gaussian: (a - mean) / std
 
 
@@ -162,22 +163,24 @@ class ActorCriticGrad:
     def evaluate(self, obs: Any, actions: torch.Tensor) -> Evaluation:
         """V(s), log pi(a|s) and H(pi(.|s)) of a batch (as ``evaluate_actions``), keeping what backward needs."""
         assert isinstance(obs, torch.Tensor), "a Box observation space gives tensor batches"
-        x = obs.reshape(len(obs), self.obs_dim).float()
+        x = obs.reshape(len(obs), self.obs_dim)
+        x = x if x.dtype == torch.float32 else x.float()
         pi_acts, vf_acts = _forward(self.pi, x), _forward(self.vf, x)
         values = vf_acts[-1].squeeze(-1)
         out = pi_acts[-1]
         if self.discrete:
             log_p = torch.log_softmax(out, dim=-1)
-            actions = actions.long().reshape(-1, 1)
+            actions = (actions if actions.dtype == torch.int64 else actions.long()).reshape(-1, 1)
             log_prob = log_p.gather(1, actions).squeeze(1)
-            entropy = -(log_p.exp() * log_p).sum(-1)
-            return Evaluation(values, log_prob, entropy, pi_acts, vf_acts, actions, log_p, None)
+            probs = log_p.exp()
+            entropy = -(probs * log_p).sum(-1)
+            return Evaluation(values, log_prob, entropy, pi_acts, vf_acts, actions, log_p, probs, None)
         assert self.log_std is not None
         # diagonal Gaussian: log N(a; mu, sigma) = sum_k -z_k^2 / 2 - log sigma_k - log sqrt(2 pi), z = (a - mu) / sigma
         z = (actions.reshape(out.shape) - out) / self.log_std.exp()
         log_prob = (-0.5 * z * z - self.log_std - _LOG_SQRT_2PI).sum(-1)
         entropy = (self.log_std + 0.5 + _LOG_SQRT_2PI).sum(-1).expand(len(out))
-        return Evaluation(values, log_prob, entropy, pi_acts, vf_acts, actions, None, z)
+        return Evaluation(values, log_prob, entropy, pi_acts, vf_acts, actions, None, None, z)
 
     @torch.no_grad()
     def backward(self, ev: Evaluation, d_values: torch.Tensor, d_log_prob: torch.Tensor,
@@ -189,8 +192,8 @@ class ActorCriticGrad:
                 p.grad = torch.zeros_like(p)
         _backward(self.vf, ev.vf_acts, d_values.unsqueeze(1))
         if self.discrete:
-            assert ev.log_p is not None
-            probs = ev.log_p.exp()
+            assert ev.log_p is not None and ev.probs is not None
+            probs = ev.probs
             # d log pi(a) / d logits = onehot(a) - p;  d H / d logits = -p (log p + H)
             d_logits = probs * (-d_log_prob).unsqueeze(1)
             d_logits.scatter_add_(1, ev.actions, d_log_prob.unsqueeze(1))
