@@ -139,7 +139,8 @@ def profile_workload(name: str, scale: float) -> dict[str, Any]:
     shape_rate = sgemm_rate(*shape)
     return {
         "name": name, "steps": model.num_timesteps, "threads": threads, "total": total,
-        "env": env_s, "collect": collect_s - env_s, "train": train_s, "grad_steps": grad_steps, "step_ms": statistics.median(step_ms),
+        "env": env_s, "collect": collect_s - env_s, "train": train_s, "grad_steps": grad_steps,
+        "step_ms": statistics.median(step_ms),
         "mflop": flop_per_step / 1e6, "peak": peak, "shape": shape, "shape_rate": shape_rate,
         "matmul_ms": matmul_us / 1e3 / prof_steps, "ops": len(top_level) / prof_steps,
     }
