@@ -78,7 +78,7 @@ class A2C(OnPolicyAlgorithm):
         if analytic is not None and ev is not None:
             entropy_loss = -entropy.mean()
             # dL/d log pi = -A / N, dL/dV = 2 c_vf (V - R) / N, dL/dH = -c_ent / N
-            n = len(adv)
+            n = max(len(adv), 1)  # (an empty rollout, n_steps 0, gives zero gradients)
             analytic.backward(ev, (values - batch.returns) * (2.0 * self.vf_coef / n), adv * (-1.0 / n),
                               -self.ent_coef / n)
         else:

@@ -112,7 +112,7 @@ class PPO(OnPolicyAlgorithm):
                     # dL/d log pi = -A r / N where the unclipped term is the minimum (always so when r lies
                     # inside the clip range, where both terms are equal), else 0;
                     # dL/dV = 2 c_vf (V - R) / N;  dL/dH = -c_ent / N
-                    n = len(log_prob)
+                    n = max(len(log_prob), 1)
                     flows = surrogate <= clipped_surrogate
                     analytic.backward(ev, (values - batch.returns) * (2.0 * self.vf_coef / n),
                                       surrogate * flows * (-1.0 / n), -self.ent_coef / n)

@@ -207,4 +207,4 @@ class ActorCriticGrad:
         _backward(self.pi, ev.pi_acts, d_lp * ev.z / self.log_std.exp())
         torch.sum(d_lp * (ev.z * ev.z - 1.0), 0, out=self.log_std.grad)
         if d_entropy:
-            self.log_std.grad += d_entropy * len(ev.z)
+            self.log_std.grad += d_entropy * len(ev.z)  # (sum over the batch of dH_i/dlog sigma = 1)
