@@ -47,6 +47,13 @@ def _layers(modules: Sequence[nn.Module]) -> list[_Layer] | None:
     return layers if layers and not layers[-1].activation else None
 
 
+def updates_all_of(params: Sequence[torch.Tensor], module: nn.Module) -> bool:
+    """Whether ``params`` are exactly ``module``'s trainable parameters (hand-written passes must leave none
+    with a stale gradient)."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    return len(params) == len(trainable) and {id(p) for p in params} == {id(p) for p in trainable}
+
+
 def _forward(layers: list[_Layer], x: torch.Tensor) -> list[torch.Tensor]:
     """The input of every layer and the network's output: ``[x_0, x_1, ..., y]``."""
     acts = [x]
@@ -154,10 +161,7 @@ class ActorCriticGrad:
         if pi is None or vf is None:
             return None
         grad = cls(policy, pi, vf)
-        trainable = [p for p in policy.parameters() if p.requires_grad]
-        if {id(p) for p in grad.params} != {id(p) for p in trainable} or len(grad.params) != len(trainable):
-            return None  # a parameter this module would not update
-        return grad
+        return grad if updates_all_of(grad.params, policy) else None
 
     @torch.no_grad()
     def evaluate(self, obs: Any, actions: torch.Tensor) -> Evaluation:

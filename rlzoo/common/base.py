@@ -77,6 +77,9 @@ class BaseAlgorithm:
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {}
+    #: the optimizer that is part of the algorithm itself (ACKTR: "K-FAC"), which ``policy_kwargs``'
+    #: ``OPTIMIZER_KEYS`` may not replace; None: they may
+    fixed_optimizer: ClassVar[str | None] = None
     supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = ALL_ACTION_SPACES
     # the optimizer saved with the model, built by ``_setup_model`` of algorithms that have a single one
     # (those with several override ``_state_objects``)
@@ -140,6 +143,9 @@ class BaseAlgorithm:
             # build on one thread: LAPACK's QR in the orthogonal init rounds differently with other thread
             # counts, and the same seed must give the same weights whatever trained before in this process
             torch.set_num_threads(1)
+        if self.fixed_optimizer is not None and any(k in self.policy_kwargs for k in OPTIMIZER_KEYS):
+            raise ValueError(f"{type(self).__name__} takes no policy_kwargs.optimizer_class/optimizer_kwargs: its "
+                             f"{self.fixed_optimizer} optimizer is the algorithm (set the algorithm's own settings)")
         kwargs = {k: v for k, v in self.policy_kwargs.items() if k not in OPTIMIZER_KEYS}
         policy = self.policy_class(self.observation_space, self.action_space, **{**kwargs, **extra})
         if self.device.type == "cpu":
@@ -152,7 +158,7 @@ class BaseAlgorithm:
         of its weights changed (``policy.to``, loading): what it holds are views that must follow them."""
         cache = self._views_cache
         if (cache is None or cache[0] is not self.policy
-                or any(p.data_ptr() != ptr for p, ptr in zip(cache[1], cache[2], strict=True))):
+                or list(map(torch.Tensor.data_ptr, cache[1])) != cache[2]):
             params = list(self.policy.parameters())
             cache = self._views_cache = (self.policy, params, [p.data_ptr() for p in params], {})
         if name not in cache[3]:

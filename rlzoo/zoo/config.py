@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import yaml
 
+from rlzoo.common.base import OPTIMIZER_KEYS
+from rlzoo.common.registry import lookup
 from rlzoo.zoo.errors import ZooError, did_you_mean
 from rlzoo.zoo.hyperparams_files import (hyperparams_file, load_hyperparams_file, load_yaml, parse_yaml,
                                          select_entry)
@@ -50,8 +52,8 @@ ACTIVATIONS = {
     "gelu": "GELU", "silu": "SiLU", "swish": "SiLU", "mish": "Mish", "sigmoid": "Sigmoid",
     "softplus": "Softplus", "identity": "Identity",
 }
-#: ``optimizer_class`` names -> ``torch.optim`` class names (``RMSpropTF``: rlzoo's TensorFlow-style RMSprop, SB3's
-#: ``RMSpropTFLike``; ``rmsprop`` is torch's, eps outside the root, what SB3's A2C uses by default).
+#: ``optimizer_class`` names -> the registered names of optimizer classes (``RMSpropTF``: rlzoo's TensorFlow-style
+#: RMSprop, SB3's ``RMSpropTFLike``; ``rmsprop`` is torch's, eps outside the root, what SB3's A2C uses by default).
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD", "adagrad": "Adagrad",
               "rmsprop_tf": "RMSpropTF", "rmsproptflike": "RMSpropTF"}
 _CLASS_KEYS = ("features_extractor_class", "optimizer_class", "activation_fn")
@@ -287,10 +289,7 @@ def _class_from_table(key: str, value: str) -> Any:
     if key == "optimizer_class":
         lowered = {v.lower(): v for v in OPTIMIZERS.values()}
         name = OPTIMIZERS.get(value.lower()) or lowered.get(value.lower().removeprefix("torch.optim."))
-        if name == "RMSpropTF":
-            from rlzoo.common.optim import RMSpropTF
-            return RMSpropTF
-        return getattr(torch.optim, name) if name else None
+        return lookup(name)[0] if name else None  # the classes a model file may name, by the same names
     return None
 
 
@@ -582,8 +581,8 @@ def check_policy(cls: type[Any], algo: str, policy: str, policy_kwargs: dict, wh
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
     allowed = sorted(set(params) - {"self", "observation_space", "action_space"})
-    if algo != "acktr":  # the optimizer's keys (SB3's); ACKTR's optimizer is K-FAC itself
-        allowed = sorted({*allowed, "optimizer_class", "optimizer_kwargs"})
+    if getattr(cls, "fixed_optimizer", None) is None:  # the optimizer's keys (SB3's), where it is not the algorithm
+        allowed = sorted({*allowed, *OPTIMIZER_KEYS})
     for key in policy_kwargs:
         if key not in allowed:
             raise ZooError(f"{where}: unknown policy_kwargs key '{key}' for {policy}{did_you_mean(key, allowed)} "

@@ -50,6 +50,7 @@ class ACKTR(OnPolicyAlgorithm):
 
     supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box, spaces.Discrete)
     optimizer: KFAC  # built by _make_optimizer()
+    fixed_optimizer: ClassVar[str | None] = "K-FAC"
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 0.25,
                  n_steps: int = 20, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.01,
@@ -95,9 +96,6 @@ class ACKTR(OnPolicyAlgorithm):
         super()._setup_model()
 
     def _make_optimizer(self) -> KFAC:
-        if "optimizer_class" in self.policy_kwargs or "optimizer_kwargs" in self.policy_kwargs:
-            raise ValueError("ACKTR takes no policy_kwargs.optimizer_class/optimizer_kwargs: its K-FAC optimizer "
-                             "is the algorithm (set its settings: kfac_damping, momentum, ...)")
         return KFAC(self.policy, lr=self.lr_schedule(1.0), momentum=self.momentum, stats_decay=self.stats_decay,
                     damping=self.kfac_damping, kfac_clip=self.kfac_clip, kfac_update=self.kfac_update,
                     cold_iter=self.cold_iter, cold_lr=self.cold_lr, max_grad_norm=self.max_grad_norm,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolicy, QNetwork
-from rlzoo.common.analytic_grad import MlpPasses
+from rlzoo.common.analytic_grad import MlpPasses, updates_all_of
 from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, target_pairs
 from rlzoo.common.policies import BasePolicy, FlattenExtractor, is_image_space
 from rlzoo.common.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples, ReplayBuffer
@@ -229,7 +229,6 @@ class DQN(OffPolicyAlgorithm):
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
         super()._dump_logs()
 
-
     def _mlp_passes(self) -> MlpPasses | None:
         """Hand-written passes of the Q-network when it is a plain MLP on flat Box observations (no dueling
         head), or None (autograd)."""
@@ -240,11 +239,7 @@ class DQN(OffPolicyAlgorithm):
                 or not isinstance(space, spaces.Box) or is_image_space(space)):
             return None
         passes = MlpPasses.of([*net.latent, net.advantage])
-        trainable = [p for p in net.parameters() if p.requires_grad]
-        if passes is None or len(passes.params) != len(trainable) or \
-                {id(p) for p in passes.params} != {id(p) for p in trainable}:
-            return None
-        return passes
+        return passes if passes is not None and updates_all_of(passes.params, net) else None
 
     def _analytic_step(self, passes: MlpPasses, batch: Any, sl: slice, actions: torch.Tensor,
                        target: torch.Tensor, per: PrioritizedReplayBuffer | None) -> tuple[torch.Tensor, torch.Tensor]:
