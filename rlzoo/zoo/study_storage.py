@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -119,17 +120,20 @@ def _rdb_cap_lock(engine: Any) -> Iterator[None]:
 
 @functools.cache
 def _storage_classes() -> tuple[type[Any], type[Any]]:
-    """Optuna storages with the study-wide trial cap (and, for journal files, a heartbeat).
+    """Optuna storages with the study-wide trial cap (and, for journal files, rlzoo's own heartbeat).
 
     Built on first use so that importing this module (the CLI does) does not import Optuna.
     """
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages._heartbeat import BaseHeartbeat
     from optuna.storages.journal import JournalFileBackend
-    from optuna.trial import TrialState
 
-    class ZooJournalStorage(_CapMixin, JournalStorage, BaseHeartbeat):
-        """Journal-file storage with a cap and a heartbeat kept as a trial system attribute."""
+    class ZooJournalStorage(_CapMixin, JournalStorage):
+        """Journal-file storage with a cap and a heartbeat kept as a trial system attribute.
+
+        Optuna's heartbeat exists for RDB storages only; for a journal file :func:`with_heartbeat` records a
+        running trial's heartbeat and :func:`fail_stale_trials` fails and re-queues the trials of dead workers,
+        through the public storage API.
+        """
 
         def __init__(self, path: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
                      stale_trial_callback: Any = None, cap: int | None = None) -> None:
@@ -147,29 +151,11 @@ def _storage_classes() -> tuple[type[Any], type[Any]]:
             return self._capped(super().create_new_trial, study_id, template_trial)
 
         def record_heartbeat(self, trial_id: int) -> None:
+            """Stamp a running trial with the current time."""
             try:
                 self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
             except Exception:  # the trial was finished (e.g. failed as stale by another worker)
                 pass
-
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            now = time.time()
-            stale = []
-            for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-                # a re-queued trial inherits the old heartbeat attribute: its (re)start time counts too
-                started = t.datetime_start.timestamp() if t.datetime_start is not None else now
-                last = max(float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0)), started)
-                if now - last > self.grace_period:
-                    stale.append(self.get_trial_id_from_study_id_trial_number(study_id, t.number))
-            return stale
-
-        def get_heartbeat_interval(self) -> int | None:
-            return self.heartbeat_interval
-
-        def get_heartbeat_stale_trial_callback(self) -> Any:
-            return self.stale_trial_callback
-
-        get_failed_trial_callback = get_heartbeat_stale_trial_callback  # older Optuna name
 
     class ZooRDBStorage(_CapMixin, RDBStorage):
         """Optuna's RDB storage (with its heartbeat) plus the cap, locked per database kind."""
@@ -190,6 +176,60 @@ def _storage_classes() -> tuple[type[Any], type[Any]]:
 
 # what a database says when another worker created Optuna's tables (or their version row) first
 _SCHEMA_RACE = ("already exists", "UNIQUE constraint failed", "Duplicate entry", "duplicate key value")
+
+
+def fail_stale_trials(storage: Any, study: Any) -> None:
+    """On a journal storage with a heartbeat, mark FAIL the running trials silent for longer than the grace
+    period (their worker died) and hand each to the stale-trial callback, which re-queues it. Optuna does
+    this itself, before each trial, for RDB storages."""
+    if not isinstance(storage, _storage_classes()[0]) or not storage.heartbeat_interval:
+        return
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    now = time.time()
+    for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        # a re-queued trial inherits the old heartbeat attribute: its (re)start time counts too
+        started = t.datetime_start.timestamp() if t.datetime_start is not None else now
+        if now - max(float(t.system_attrs.get(HEARTBEAT_ATTR, 0.0)), started) <= storage.grace_period:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:  # another worker failed it first
+            continue
+        if storage.stale_trial_callback is not None:
+            storage.stale_trial_callback(study, storage.get_trial(trial_id))
+
+
+def with_heartbeat(storage: Any, study: Any, objective: Any) -> Any:
+    """``objective`` wrapped so that, on a journal storage with a heartbeat, a running trial records one every
+    interval (Optuna does this itself for RDB storages); any other storage gets ``objective`` back."""
+    interval = storage.heartbeat_interval if isinstance(storage, _storage_classes()[0]) else None
+    if not interval:
+        return objective
+
+    def run(trial: Any) -> Any:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(study.study_name), trial.number)
+        storage.record_heartbeat(trial_id)
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                storage.record_heartbeat(trial_id)
+
+        thread = threading.Thread(target=beat, name=f"rlzoo-heartbeat-{trial.number}", daemon=True)
+        thread.start()
+        try:
+            return objective(trial)
+        finally:
+            stop.set()
+            thread.join()
+
+    return run
 
 
 def open_storage(storage: str, heartbeat_interval: int | None = None, grace_period: int | None = None,

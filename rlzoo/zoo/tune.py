@@ -40,7 +40,7 @@ from typing import Any
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.study_storage import (MaxTrialsReached, count_used_trials, default_storage, default_study_name,
-                                     is_rdb_url, load_study, open_storage)
+                                     fail_stale_trials, is_rdb_url, load_study, open_storage, with_heartbeat)
 
 
 class Sampler(str, Enum):
@@ -482,7 +482,8 @@ def optimize(algo: str, env_id: str, n_trials: int | None = None, max_total_tria
     reporter = TrialReporter(n_trials, max_total_trials, progress and sys.stdout.isatty(), fixed)
     try:
         with reporter:
-            reason = _work(study, objective, n_trials, timeout, bool(heartbeat_interval), heartbeat_interval, reporter)
+            reason = _work(study, backend, objective, n_trials, timeout, bool(heartbeat_interval), heartbeat_interval,
+                           reporter)
     finally:
         csv_path, yml_path = write_report(study, out_dir, algo, env_id, entry.hyperparams, base.n_timesteps)
     _summary(study, reporter, reason, csv_path, yml_path)
@@ -494,7 +495,7 @@ def optimize(algo: str, env_id: str, n_trials: int | None = None, max_total_tria
     return study
 
 
-def _work(study: Any, objective: Any, n_trials: int | None, timeout: float | None, heartbeat: bool,
+def _work(study: Any, storage: Any, objective: Any, n_trials: int | None, timeout: float | None, heartbeat: bool,
           interval: int, reporter: TrialReporter) -> str:
     """Run trials until this worker's ``n_trials``, the timeout, or the study cap; returns why it stopped.
 
@@ -507,6 +508,12 @@ def _work(study: Any, objective: Any, n_trials: int | None, timeout: float | Non
 
     deadline = None if timeout is None else time.monotonic() + timeout
     waiting_said = False
+    run_trial = with_heartbeat(storage, study, objective)
+
+    def after_trial(study: Any, trial: Any) -> None:
+        reporter(study, trial)
+        fail_stale_trials(storage, study)  # before the next trial is created, as Optuna does for RDB storages
+
     while True:
         remaining = None if n_trials is None else n_trials - reporter.own
         if remaining is not None and remaining <= 0:
@@ -515,8 +522,9 @@ def _work(study: Any, objective: Any, n_trials: int | None, timeout: float | Non
         if left is not None and left <= 0:
             return "timeout"
         try:
-            study.optimize(objective, n_trials=remaining, timeout=left, catch=(Exception,),
-                           callbacks=[reporter], gc_after_trial=True)
+            fail_stale_trials(storage, study)
+            study.optimize(run_trial, n_trials=remaining, timeout=left, catch=(Exception,),
+                           callbacks=[after_trial], gc_after_trial=True)
             return "timeout" if deadline is not None and time.monotonic() >= deadline else f"ran its {n_trials} trials"
         except MaxTrialsReached as e:
             others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
