@@ -10,7 +10,7 @@ import time
 import warnings
 from pathlib import Path
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
@@ -61,38 +61,6 @@ def _file_lock(path: str) -> Iterator[None]:
         lock.release()
 
 
-class _CapStorage(Protocol):
-    """What :class:`_CapMixin` needs from the Optuna storage it is mixed into."""
-
-    cap: int | None
-
-    def _cap_lock(self) -> Any: ...
-
-    def get_all_trials(self, study_id: int, deepcopy: bool = ..., states: Any = ...) -> list[Any]: ...
-
-
-class _CapMixin:
-    """``create_new_trial`` refuses to go past ``cap`` trials (checked under ``_cap_lock``).
-
-    Re-queued trials (``template_trial``, from the retry callback or ``enqueue_trial``) are not
-    capped: they replace a failed trial that already counted.
-    """
-
-    cap: int | None = None
-
-    def _cap_lock(self) -> Any:
-        return contextlib.nullcontext()
-
-    def _capped(self: _CapStorage, create: Any, study_id: int, template_trial: Any) -> Any:
-        if self.cap is None or template_trial is not None:
-            return create(study_id, template_trial)
-        with self._cap_lock():
-            used = count_used_trials(self.get_all_trials(study_id, deepcopy=False))
-            if used >= self.cap:
-                raise MaxTrialsReached(f"the study has its {self.cap} trials (--max-total-trials)")
-            return create(study_id, None)
-
-
 @contextlib.contextmanager
 def _rdb_cap_lock(engine: Any) -> Iterator[None]:
     """Cross-process lock of the trial cap of an RDB storage, by database kind."""
@@ -119,59 +87,60 @@ def _rdb_cap_lock(engine: Any) -> Iterator[None]:
 
 
 @functools.cache
-def _storage_classes() -> tuple[type[Any], type[Any]]:
-    """Optuna storages with the study-wide trial cap (and, for journal files, rlzoo's own heartbeat).
+def _zoo_storage_class() -> type[Any]:
+    """:class:`ZooStorage`, built on first use so that importing this module (the CLI does) does not import
+    Optuna."""
+    import abc
 
-    Built on first use so that importing this module (the CLI does) does not import Optuna.
-    """
-    from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages import BaseStorage
 
-    class ZooJournalStorage(_CapMixin, JournalStorage):
-        """Journal-file storage with a cap and a heartbeat kept as a trial system attribute.
+    class ZooStorage(BaseStorage):
+        """An Optuna storage (journal file or RDB) with the study-wide trial cap and rlzoo's heartbeat.
 
-        Optuna's heartbeat exists for RDB storages only; for a journal file :func:`with_heartbeat` records a
-        running trial's heartbeat and :func:`fail_stale_trials` fails and re-queues the trials of dead workers,
-        through the public storage API.
+        Every storage method is the wrapped storage's, except ``create_new_trial``, which refuses to go past
+        ``cap`` trials (counted under ``cap_lock``). Re-queued trials (``template_trial``, from the retry
+        callback or ``enqueue_trial``) are not capped: they replace a failed trial that already counted.
+        Heartbeats are trial system attributes, written by :func:`with_heartbeat` and read by
+        :func:`fail_stale_trials`, for both storage kinds.
         """
 
-        def __init__(self, path: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
-                     stale_trial_callback: Any = None, cap: int | None = None) -> None:
-            self.path = path
+        def __init__(self, inner: Any, cap_lock: Any, cap: int | None = None, heartbeat_interval: int | None = None,
+                     grace_period: int | None = None, stale_trial_callback: Any = None) -> None:
+            self.inner, self.cap_lock, self.cap = inner, cap_lock, cap
             self.heartbeat_interval = heartbeat_interval
             self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
             self.stale_trial_callback = stale_trial_callback
-            self.cap = cap
-            super().__init__(JournalFileBackend(path))
-
-        def _cap_lock(self) -> Any:
-            return _file_lock(self.path + ".cap")
 
         def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
-            return self._capped(super().create_new_trial, study_id, template_trial)
+            """A new trial, unless the study has its ``cap`` trials (:class:`MaxTrialsReached`)."""
+            if self.cap is None or template_trial is not None:
+                return self.inner.create_new_trial(study_id, template_trial)
+            with self.cap_lock():
+                if count_used_trials(self.inner.get_all_trials(study_id, deepcopy=False)) >= self.cap:
+                    raise MaxTrialsReached(f"the study has its {self.cap} trials (--max-total-trials)")
+                return self.inner.create_new_trial(study_id, None)
 
         def record_heartbeat(self, trial_id: int) -> None:
             """Stamp a running trial with the current time."""
             try:
-                self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+                self.inner.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
             except Exception:  # the trial was finished (e.g. failed as stale by another worker)
                 pass
 
-    class ZooRDBStorage(_CapMixin, RDBStorage):
-        """Optuna's RDB storage (with its heartbeat) plus the cap, locked per database kind."""
+    def delegate(name: str) -> Any:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return getattr(self.inner, name)(*args, **kwargs)
 
-        def __init__(self, url: str, cap: int | None = None, **kwargs: Any) -> None:
-            self.cap = cap
-            super().__init__(url, **kwargs)
+        method.__name__ = name
+        method.__doc__ = f"The wrapped storage's ``{name}``."
+        return method
 
-        def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
-            # both create_new_trial and Optuna's cache (_CachedStorage) create trials through here
-            return self._capped(super()._create_new_trial, study_id, template_trial)
-
-        def _cap_lock(self) -> Any:
-            return _rdb_cap_lock(self.engine)
-
-    return ZooJournalStorage, ZooRDBStorage
+    for name, value in vars(BaseStorage).items():
+        if callable(value) and not name.startswith("_") and name not in vars(ZooStorage):
+            setattr(ZooStorage, name, delegate(name))
+    storage_class: type[Any] = ZooStorage  # abstract to the type checker; concrete once the methods are set
+    abc.update_abstractmethods(storage_class)
+    return storage_class
 
 
 # what a database says when another worker created Optuna's tables (or their version row) first
@@ -179,10 +148,9 @@ _SCHEMA_RACE = ("already exists", "UNIQUE constraint failed", "Duplicate entry",
 
 
 def fail_stale_trials(storage: Any, study: Any) -> None:
-    """On a journal storage with a heartbeat, mark FAIL the running trials silent for longer than the grace
-    period (their worker died) and hand each to the stale-trial callback, which re-queues it. Optuna does
-    this itself, before each trial, for RDB storages."""
-    if not isinstance(storage, _storage_classes()[0]) or not storage.heartbeat_interval:
+    """On a storage opened with a heartbeat, mark FAIL the running trials silent for longer than the grace
+    period (their worker died) and hand each to the stale-trial callback, which re-queues it."""
+    if not isinstance(storage, _zoo_storage_class()) or not storage.heartbeat_interval:
         return
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
@@ -205,9 +173,9 @@ def fail_stale_trials(storage: Any, study: Any) -> None:
 
 
 def with_heartbeat(storage: Any, study: Any, objective: Any) -> Any:
-    """``objective`` wrapped so that, on a journal storage with a heartbeat, a running trial records one every
-    interval (Optuna does this itself for RDB storages); any other storage gets ``objective`` back."""
-    interval = storage.heartbeat_interval if isinstance(storage, _storage_classes()[0]) else None
+    """``objective`` wrapped so that, on a storage opened with a heartbeat, a running trial records one every
+    interval; any other storage gets ``objective`` back."""
+    interval = storage.heartbeat_interval if isinstance(storage, _zoo_storage_class()) else None
     if not interval:
         return objective
 
@@ -242,7 +210,7 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
     """
     import optuna
 
-    journal_cls, rdb_cls = _storage_classes()
+    zoo_storage = _zoo_storage_class()
     interval = int(heartbeat_interval) if heartbeat_interval else None
     callback = None
     if interval:
@@ -265,7 +233,9 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
             raise ZooError(f"--storage '{storage}' is a folder; give a journal file path "
                            f"(e.g. {path / DEFAULT_STORAGE_FILE})")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return journal_cls(str(path), interval, grace_period, callback, max_total_trials)
+        journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        return zoo_storage(journal, functools.partial(_file_lock, str(path) + ".cap"), max_total_trials, interval,
+                           grace_period, callback)
     engine_kwargs: dict = {}
     if storage.startswith("sqlite"):
         database = storage.split(":///", 1)[1] if ":///" in storage else ""
@@ -274,17 +244,11 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
                 raise ZooError(f"SQLite database '{database}' does not exist")
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    kwargs: dict = {"engine_kwargs": engine_kwargs}
-    if interval:
-        kwargs.update(heartbeat_interval=interval, grace_period=grace_period or 2 * interval)
-        import inspect
-
-        params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
-        kwargs["heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
-               else "failed_trial_callback"] = callback
     for attempt in range(10):
         try:
-            return rdb_cls(storage, cap=max_total_trials, **kwargs)
+            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+            return zoo_storage(rdb, functools.partial(_rdb_cap_lock, rdb.engine), max_total_trials, interval,
+                               grace_period, callback)
         except Exception as e:  # bad URL, missing driver, unreachable server
             # workers opening a fresh database together race to create its tables: the losers open it again
             if any(m in str(e) for m in _SCHEMA_RACE) and attempt < 9:

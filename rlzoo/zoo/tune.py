@@ -8,8 +8,8 @@
   lock, the trials already finished, running or waiting (journal and SQLite: a lock file; PostgreSQL
   and MySQL: an advisory lock). A worker that finds the cap reached stops once no trial of another
   worker is still running (one of them may yet be re-queued, see below).
-* Heartbeat: a running trial records a heartbeat every ``--heartbeat-interval`` seconds (RDB: Optuna's
-  own heartbeat table; journal: a trial system attribute). A trial silent for ``--grace-period``
+* Heartbeat: a running trial records a heartbeat every ``--heartbeat-interval`` seconds, as a trial
+  system attribute (journal and RDB alike; only Optuna's public storage API). A trial silent for ``--grace-period``
   seconds (its worker was killed or pre-empted) is marked FAIL by the next live worker and re-queued
   with the same parameters (``RetryHeartbeatStaleTrialCallback``); a re-queued trial replaces the failed
   one in the cap count.
