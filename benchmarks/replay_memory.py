@@ -16,7 +16,8 @@ import numpy as np
 from gymnasium import spaces
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
+from rlzoo.common.prioritized_replay import PrioritizedReplayBuffer
+from rlzoo.common.replay import ReplayBuffer
 
 
 def main() -> None:

@@ -80,7 +80,8 @@ def build_files(root: Path) -> dict[str, Path]:
 
     from rlzoo import ALGOS
     from rlzoo.algos.acer.replay import SegmentReplayMemory
-    from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
+    from rlzoo.common.prioritized_replay import PrioritizedReplayBuffer
+    from rlzoo.common.replay import ReplayBuffer
     from rlzoo.envs import DummyVecEnv, VecNormalize
     from rlzoo.noise import AdaptiveParamNoiseSpec, NormalActionNoise
     from rlzoo.utils import linear_schedule
@@ -130,7 +131,8 @@ def loaders(files: dict[str, Path]) -> dict[str, Callable[[Path], Any]]:
 
     from rlzoo import ALGOS
     from rlzoo.algos.acer.replay import SegmentReplayMemory
-    from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
+    from rlzoo.common.prioritized_replay import PrioritizedReplayBuffer
+    from rlzoo.common.replay import ReplayBuffer
     from rlzoo.envs import DummyVecEnv, VecNormalize
 
     venv = DummyVecEnv([lambda: gym.make("Pendulum-v1")])

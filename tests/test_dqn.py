@@ -5,7 +5,8 @@ import torch
 from toy_envs import Corridor, TinyImage
 
 from rlzoo import DQN, SAC
-from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
+from rlzoo.common.prioritized_replay import PrioritizedReplayBuffer
+from rlzoo.common.replay import ReplayBuffer
 from rlzoo.common.save_format import ModelFileError
 from rlzoo.envs import DummyVecEnv, VecFrameStack, make_vec_env
 from rlzoo.evaluation import evaluate_policy

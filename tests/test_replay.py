@@ -6,7 +6,8 @@ import torch
 from gymnasium import spaces
 from gymnasium.wrappers import FrameStackObservation, TimeLimit
 
-from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer, SegmentTree
+from rlzoo.common.prioritized_replay import PrioritizedReplayBuffer, SegmentTree
+from rlzoo.common.replay import ReplayBuffer
 from rlzoo.envs import DummyVecEnv, VecFrameStack
 
 

@@ -200,10 +200,10 @@ def test_n_steps_zero_is_refused_and_a_stuck_loop_still_obeys_sigterm(workdir, m
 
 # ----------------------------------------------------------------------------- defect 9
 def test_sigterm_during_a_long_evaluation_is_acted_on_at_once(workdir, monkeypatch):
-    from rlzoo.common import callbacks
+    from rlzoo.common import eval_callbacks
 
     steps = []
-    original = callbacks.evaluate_policy
+    original = eval_callbacks.evaluate_policy
 
     def evaluate_policy(*args, **kwargs):
         inner = kwargs["callback"]
@@ -217,7 +217,7 @@ def test_sigterm_during_a_long_evaluation_is_acted_on_at_once(workdir, monkeypat
         kwargs["callback"] = counting
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(callbacks, "evaluate_policy", evaluate_policy)
+    monkeypatch.setattr(eval_callbacks, "evaluate_policy", evaluate_policy)
     result = invoke(["train", *TINY, "-n", "512", "--eval-freq", "32", "--eval-episodes", "2000"])
     assert result.exit_code == 128 + signal.SIGTERM, result.output
     assert len(steps) <= 10  # the evaluation was abandoned within a step or two of the signal

@@ -26,7 +26,8 @@ from rlzoo.common.base import BaseAlgorithm
 from rlzoo.common.noise import ActionNoise, VectorizedActionNoise
 from rlzoo.common.optim import FlatParameters, LeanAdam, clip_grad_norm, make_adam, polyak_update  # noqa: F401
 from rlzoo.common.policies import BasePolicy, is_image_space
-from rlzoo.common.replay import PrioritizedReplayBuffer, ReplayBuffer
+from rlzoo.common.prioritized_replay import PrioritizedReplayBuffer
+from rlzoo.common.replay import ReplayBuffer
 from rlzoo.common.utils import obs_to_tensor
 from rlzoo.envs import final_observations, unwrap_vec_normalize, unwrap_vec_wrapper
 from rlzoo.envs.frame_stack import VecFrameStack

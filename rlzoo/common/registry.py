@@ -154,7 +154,7 @@ def _load_builtins() -> None:
     from rlzoo.algos.sac import policies as sac_pol
     from rlzoo.algos.td3 import policies as td3_pol
     from rlzoo.common import policies as pol
-    from rlzoo.common import replay
+    from rlzoo.common import prioritized_replay, replay
 
     for act in ("ReLU", "Tanh", "ELU", "LeakyReLU", "SiLU", "GELU", "Sigmoid", "Softplus", "SELU", "Identity",
                 "Mish"):
@@ -176,7 +176,8 @@ def _load_builtins() -> None:
         ("rlzoo.common.off_policy_policies", td3_pol, ("TD3Policy", "TD3CnnPolicy", "TD3MultiInputPolicy")),
         ("rlzoo.common.off_policy_policies", sac_pol, ("SACPolicy", "SACCnnPolicy", "SACMultiInputPolicy")),
         # replay_buffer_class values (DDPG / TD3 / SAC / DQN)
-        ("rlzoo.common.replay", replay, ("ReplayBuffer", "PrioritizedReplayBuffer")),
+        ("rlzoo.common.replay", replay, ("ReplayBuffer",)),
+        ("rlzoo.common.replay", prioritized_replay, ("PrioritizedReplayBuffer",)),
     ]
     for old_module, new_module, names in classes:
         for name in names:

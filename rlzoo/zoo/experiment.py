@@ -42,7 +42,7 @@ def vecnormalize_path(model_path: Path) -> Path:
     ``checkpoints/K.zip`` -> ``checkpoints/K.vecnormalize.safetensors``."""
     if model_path.name == rf.MODEL_FILE:
         return model_path.parent / rf.VECNORMALIZE_FILE
-    from rlzoo.common.callbacks import vecnormalize_path_beside
+    from rlzoo.common.eval_callbacks import vecnormalize_path_beside
 
     return Path(vecnormalize_path_beside(str(model_path)))
 

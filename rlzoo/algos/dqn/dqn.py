@@ -14,7 +14,8 @@ from rlzoo.algos.dqn.policies import DQNCnnPolicy, DQNMultiInputPolicy, DQNPolic
 from rlzoo.common.analytic_grad import MlpPasses, updates_all_of
 from rlzoo.common.off_policy import OffPolicyAlgorithm, clip_grad_norm, target_pairs
 from rlzoo.common.policies import BasePolicy, FlattenExtractor, is_image_space
-from rlzoo.common.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples, ReplayBuffer
+from rlzoo.common.prioritized_replay import PrioritizedReplayBuffer
+from rlzoo.common.replay import PrioritizedReplayBufferSamples, ReplayBuffer
 from rlzoo.common.utils import large_batch_threads, obs_to_tensor
 
 
