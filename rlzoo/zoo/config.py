@@ -21,7 +21,7 @@ from rlzoo.common.base import OPTIMIZER_KEYS
 from rlzoo.zoo.errors import ZooError, did_you_mean
 from rlzoo.zoo.hyperparams_files import (hyperparams_file, load_hyperparams_file, load_yaml, parse_yaml,
                                          select_entry)
-from rlzoo.zoo.hyperparams_schema import (_CLASS_KEYS, ZOO_KEYS, _class_from_table, _is_schedule_str, allowed_keys,
+from rlzoo.zoo.hyperparams_schema import (CLASS_KEYS, ZOO_KEYS, class_from_table, is_schedule_str, allowed_keys,
                                           constructor_schema, validate_entry)
 from rlzoo.zoo.resolve import import_object
 from rlzoo.zoo.validation import check_env_kwargs
@@ -146,7 +146,7 @@ def _import_list(value: Any, what: str) -> list[tuple[Callable[..., Any], dict[s
 
 def resolve_schedule(value: Any) -> Any:
     """``"lin_3e-4"`` -> ``linear_schedule(3e-4)``; anything else unchanged."""
-    if _is_schedule_str(value):
+    if is_schedule_str(value):
         from rlzoo.utils import linear_schedule
 
         return linear_schedule(float(value[4:]))
@@ -157,8 +157,8 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Turn names in ``policy_kwargs`` into classes (activation, optimizer, features extractor)."""
     out: dict[str, Any] = {}
     for key, value in policy_kwargs.items():
-        if key in _CLASS_KEYS and isinstance(value, str):
-            cls = _class_from_table(key, value)
+        if key in CLASS_KEYS and isinstance(value, str):
+            cls = class_from_table(key, value)
             out[key] = cls if cls is not None else import_object(value, f"policy_kwargs.{key}")
         else:
             out[key] = value

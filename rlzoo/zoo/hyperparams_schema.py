@@ -50,7 +50,7 @@ ACTIVATIONS = {
 #: RMSprop, SB3's ``RMSpropTFLike``; ``rmsprop`` is torch's, eps outside the root, what SB3's A2C uses by default).
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD", "adagrad": "Adagrad",
               "rmsprop_tf": "RMSpropTF", "rmsproptflike": "RMSpropTF"}
-_CLASS_KEYS = ("features_extractor_class", "optimizer_class", "activation_fn")
+CLASS_KEYS = ("features_extractor_class", "optimizer_class", "activation_fn")
 
 
 # ----------------------------------------------------------------------------- schema
@@ -130,7 +130,8 @@ def allowed_keys(cls: type[Any]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- value checks
-def _is_schedule_str(value: Any) -> bool:
+def is_schedule_str(value: Any) -> bool:
+    """Whether ``value`` is a linear schedule string such as ``lin_3e-4``."""
     return isinstance(value, str) and value.startswith("lin_")
 
 
@@ -168,7 +169,7 @@ def _check_kind(value: Any, spec: ParamSpec, where: str) -> Any:
     if value is None:
         if None in kinds:
             return None
-    elif _is_schedule_str(value):
+    elif is_schedule_str(value):
         if "schedule" in kinds:
             _parse_schedule(value, where, spec.name)
             return value
@@ -260,7 +261,7 @@ def _check_class_name(key: str, value: Any, where: str) -> None:
     if not isinstance(value, str):
         example = next(iter(table), "my_pkg.MyClass")
         raise ZooError(f"{where}: policy_kwargs.{key} must be a name such as {example!r}, got {value!r}")
-    if _class_from_table(key, value) is not None:
+    if class_from_table(key, value) is not None:
         return
     if "." in value:
         try:
@@ -272,7 +273,8 @@ def _check_class_name(key: str, value: Any, where: str) -> None:
                    f"(known: {', '.join(table)})")
 
 
-def _class_from_table(key: str, value: str) -> Any:
+def class_from_table(key: str, value: str) -> Any:
+    """The class a YAML class key (see ``CLASS_KEYS``) names, or None when the name is not a known one."""
     import torch
 
     if key == "activation_fn":
@@ -298,7 +300,7 @@ def _check_policy_kwargs(value: Any, where: str) -> dict:
     for key, item in value.items():
         if key == "net_arch":
             _check_net_arch(item, where)
-        elif key in _CLASS_KEYS:
+        elif key in CLASS_KEYS:
             _check_class_name(key, item, where)
         elif key.endswith("_kwargs") and not isinstance(item, dict):
             raise ZooError(f"{where}: policy_kwargs.{key} must be a mapping, got {item!r}")

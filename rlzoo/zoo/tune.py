@@ -37,7 +37,7 @@ from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.study_storage import (MaxTrialsReached, default_storage, default_study_name, fail_stale_trials,
                                      is_rdb_url, load_study, open_storage, with_heartbeat)
 from rlzoo.zoo.tune_objective import Objective
-from rlzoo.zoo.tune_report import TrialReporter, _summary, write_report
+from rlzoo.zoo.tune_report import TrialReporter, print_summary, write_report
 
 
 class Sampler(str, Enum):
@@ -246,7 +246,7 @@ def optimize(algo: str, env_id: str, n_trials: int | None = None, max_total_tria
                            reporter)
     finally:
         csv_path, yml_path = write_report(study, out_dir, algo, env_id, entry.hyperparams, base.n_timesteps)
-    _summary(study, reporter, reason, csv_path, yml_path)
+    print_summary(study, reporter, reason, csv_path, yml_path)
     if optimization_log_path is not None:
         from rlzoo.zoo.tune_extras import write_optimization_plots
 

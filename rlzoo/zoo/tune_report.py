@@ -102,7 +102,8 @@ def write_report(study: Any, out_dir: Path, algo: str, env_id: str, base_entry: 
     return csv_path, yml_path
 
 
-def _summary(study: Any, reporter: TrialReporter, reason: str, csv_path: Path, yml_path: Path | None) -> None:
+def print_summary(study: Any, reporter: TrialReporter, reason: str, csv_path: Path, yml_path: Path | None) -> None:
+    """Print why this worker stopped, the study's trial counts, its best trials and the report paths."""
     from collections import Counter
 
     from optuna.trial import TrialState
