@@ -9,9 +9,10 @@ import torch
 
 from rlzoo import ALGOS, A2C, PPO
 from rlzoo.zoo import run_folder as rf
-from rlzoo.zoo.config import build_config, parse_key_values, validate_entry
+from rlzoo.zoo.config import build_config, parse_key_values
 from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.hyperparams_files import hyperparams_file, load_hyperparams_file, parse_yaml, tuned_envs
+from rlzoo.zoo.hyperparams_schema import validate_entry
 from rlzoo.zoo.resolve import import_object, resolve_algo, resolve_env
 
 ISSUE_ENVS = ["CartPole-v1", "MountainCar-v0", "LunarLander-v3", "Pendulum-v1", "LunarLanderContinuous-v3",

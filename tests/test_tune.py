@@ -18,7 +18,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 from rlzoo import ALGOS  # noqa: E402
 from rlzoo.zoo import tune  # noqa: E402
-from rlzoo.zoo.config import check_policy, validate_entry  # noqa: E402
+from rlzoo.zoo.config import check_policy  # noqa: E402
+from rlzoo.zoo.hyperparams_schema import validate_entry  # noqa: E402
 from rlzoo.zoo.search_spaces import SEARCH_SPACES, SpaceContext, sample_hyperparams  # noqa: E402
 
 # a trial of a2c on CartPole-v1 that takes a fraction of a second: 256 steps, one 1-episode evaluation

@@ -1,6 +1,6 @@
 """Reading hyperparameter files: YAML with safe loading and no duplicate keys, the shipped
 ``hyperparams/<algo>.yml`` files, and the choice of an env's entry (its id, ``atari``, ``default``).
-Validating and resolving an entry is :mod:`rlzoo.zoo.config`'s work."""
+Validating an entry is :mod:`rlzoo.zoo.hyperparams_schema`'s work, resolving it :mod:`rlzoo.zoo.config`'s."""
 from __future__ import annotations
 
 import os

@@ -24,12 +24,7 @@
 """
 from __future__ import annotations
 
-import csv
 import functools
-import io
-import json
-import math
-import re
 import sys
 import time
 import warnings
@@ -39,8 +34,10 @@ from typing import Any
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo.errors import ZooError
-from rlzoo.zoo.study_storage import (MaxTrialsReached, count_used_trials, default_storage, default_study_name,
-                                     fail_stale_trials, is_rdb_url, load_study, open_storage, with_heartbeat)
+from rlzoo.zoo.study_storage import (MaxTrialsReached, default_storage, default_study_name, fail_stale_trials,
+                                     is_rdb_url, load_study, open_storage, with_heartbeat)
+from rlzoo.zoo.tune_objective import Objective
+from rlzoo.zoo.tune_report import TrialReporter, print_summary, write_report
 
 
 class Sampler(str, Enum):
@@ -63,249 +60,12 @@ SAMPLERS = tuple(s.value for s in Sampler)
 PRUNERS = tuple(p.value for p in Pruner)
 
 
-# ----------------------------------------------------------------------------- the objective
-def _finite_params(model: Any) -> bool:
-    import torch
-
-    with torch.no_grad():
-        return all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
-
-
-@functools.cache
-def _trial_eval_callback_cls() -> type:
-    from rlzoo.callbacks import EvalCallback
-
-    class TrialEvalCallback(EvalCallback):
-        """EvalCallback that reports each evaluation to the trial and stops on pruning or NaN."""
-
-        def __init__(self, eval_env: Any, trial: Any, step_offset: int, n_eval_episodes: int, eval_freq: int,
-                     deterministic: bool, max_evals: int) -> None:
-            super().__init__(eval_env, n_eval_episodes=n_eval_episodes, eval_freq=eval_freq,
-                             deterministic=deterministic, verbose=0, warn=False)
-            self.trial = trial
-            self.step_offset = step_offset
-            self.n_evals, self.max_evals = 0, max_evals
-            self.pruned = False
-            self.diverged = False
-
-        def _on_step(self) -> bool:
-            if self.eval_freq <= 0 or self.n_calls % self.eval_freq != 0 or self.n_evals >= self.max_evals:
-                return True  # (rollouts longer than the budget overshoot it: only max_evals are reported)
-            continue_training = super()._on_step()
-            value = self.last_mean_reward
-            if not math.isfinite(value) or not _finite_params(self.model):
-                self.diverged = True
-                return False
-            self.trial.report(value, self.step_offset + self.n_evals)
-            self.n_evals += 1
-            if self.trial.should_prune():
-                self.pruned = True
-                return False
-            return continue_training
-
-    return TrialEvalCallback
-
-
-class Objective:
-    """Train and evaluate one trial's hyperparameters (the Optuna objective of a worker)."""
-
-    def __init__(self, algo: str, cls: type, env_id: str, fixed: dict, conf_file: Path | None,
-                 n_timesteps: int | None, n_envs: int | None, env_kwargs: dict, n_evaluations: int,
-                 eval_episodes: int, n_seeds: int, seed: int, device: str, ctx: Any) -> None:
-        self.algo, self.cls, self.env_id = algo, cls, env_id
-        self.fixed, self.conf_file = fixed, conf_file
-        self.n_timesteps, self.n_envs, self.env_kwargs = n_timesteps, n_envs, env_kwargs
-        self.n_evaluations, self.eval_episodes, self.n_seeds = n_evaluations, eval_episodes, n_seeds
-        self.seed, self.device, self.ctx = seed, device, ctx
-        self.tracking: Any = None  # TrackingOptions: one W&B run per trial (--track)
-        self.study_name, self.track_folder = "", Path(".")
-
-    def config(self, hyperparams: dict, full_budget: bool = False) -> Any:
-        """The validated experiment config of a trial (its hyperparameters over the file entry);
-        ``full_budget``: the file's ``n_timesteps`` instead of the tuning budget ``-n``."""
-        from rlzoo.zoo.config import build_config
-        from rlzoo.zoo.resolve import is_atari
-
-        return build_config(self.algo, self.cls, self.env_id, atari=is_atari(self.env_id), conf_file=self.conf_file,
-                            overrides=hyperparams, n_timesteps=None if full_budget else self.n_timesteps,
-                            n_envs=self.n_envs, env_kwargs=self.env_kwargs)
-
-    def __call__(self, trial: Any) -> float:
-        import optuna
-
-        from rlzoo.zoo.search_spaces import sample_hyperparams
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            sampled = sample_hyperparams(self.algo, trial, self.cls, self.ctx)
-        hyperparams = {**sampled, **self.fixed}
-        trial.set_user_attr("hyperparams", hyperparams)
-        finals: list[float] = []
-        tracker = None
-        if self.tracking is not None:
-            from rlzoo.zoo.tune_extras import trial_tracker
-
-            tracker = trial_tracker(self.tracking, self.study_name, trial, self.algo, self.env_id, hyperparams,
-                                    self.track_folder)
-        state, value = "failed", None
-        try:
-            config = self.config(hyperparams)
-            trial.set_user_attr("n_timesteps", config.n_timesteps)
-            for s in range(self.n_seeds):
-                finals.append(self._train_one(trial, config, self.seed + s, s * self.n_evaluations, tracker))
-                trial.set_user_attr("seed_rewards", finals)
-            if not all(math.isfinite(f) for f in finals):
-                raise optuna.TrialPruned("diverged: non-finite reward")
-            value = float(sum(finals) / len(finals))
-            state = "complete"
-        except optuna.TrialPruned as e:
-            trial.set_user_attr("note", str(e))
-            state = "pruned"
-            raise
-        except Exception as e:  # the trial fails (the worker goes on); keep a one-line reason
-            trial.set_user_attr("note", " ".join(f"{type(e).__name__}: {e}".split())[:300])
-            raise
-        finally:
-            if tracker is not None:
-                tracker.finish(summary={"state": state, "value": value, "seed_rewards": finals},
-                               exit_code=0 if state != "failed" else 1)
-        return value
-
-    def _train_one(self, trial: Any, config: Any, seed: int, step_offset: int, tracker: Any = None) -> float:
-        import optuna
-
-        from rlzoo.evaluation import evaluate_policy
-        from rlzoo.zoo.experiment import make_action_noise, make_env, normalize_env
-        from rlzoo.zoo.resolve import is_atari
-
-        env = normalize_env(make_env(config, config.n_envs, seed), config)
-        eval_env = normalize_env(make_env(config, 1, seed + 10_000), config, training=False)
-        try:
-            kwargs = dict(config.model_kwargs)
-            if config.noise is not None:  # noise_type/noise_std, as rlzoo train builds it
-                kwargs["action_noise"] = make_action_noise(config.noise, env.single_action_space)
-            model = self.cls(config.policy, env, seed=seed, device=self.device, verbose=0, **kwargs)
-            eval_freq = max(config.n_timesteps // (self.n_evaluations * config.n_envs), 1)
-            callback = _trial_eval_callback_cls()(eval_env, trial, step_offset, self.eval_episodes, eval_freq,
-                                                  deterministic=not is_atari(config.env_id),
-                                                  max_evals=self.n_evaluations)
-            try:
-                with warnings.catch_warnings():  # overflow warnings of a diverging run: it is pruned below
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    model.learn(config.n_timesteps,
-                                callback=[callback, tracker.callback()] if tracker is not None else callback)
-            except Exception as e:  # NaN in a distribution, an exploding loss ...
-                if not _finite_params(model):
-                    raise optuna.TrialPruned(f"diverged: {type(e).__name__}: {e}") from None
-                raise
-            if callback.diverged:
-                raise optuna.TrialPruned("diverged: non-finite reward or parameters")
-            if callback.pruned:
-                raise optuna.TrialPruned(f"pruned at evaluation {callback.n_evals} of seed {seed}")
-            if callback.n_evals == 0:
-                mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=self.eval_episodes,
-                                          deterministic=not is_atari(config.env_id))
-                assert isinstance(mean, float)  # the (mean, std) form: return_episode_rewards is False
-                return float(mean)
-            return float(callback.last_mean_reward)
-        finally:
-            env.close()
-            eval_env.close()
-
-
-# ----------------------------------------------------------------------------- progress display
-class TrialReporter:
-    """Optuna callback: a rich progress bar of trials and one line per finished trial."""
-
-    def __init__(self, n_trials: int | None, cap: int | None, enabled: bool, fixed: Any = ()) -> None:
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn)
-
-        self.console = Console(highlight=False)
-        self.cap, self.n_trials, self.own = cap, n_trials, 0
-        self.fixed = set(fixed)  # hyperparameters given with --hyperparams: their sampled twins are not shown
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=self.console, disable=not enabled, transient=True)
-        self.task = self.progress.add_task("trials", total=cap or n_trials)
-
-    def __enter__(self) -> TrialReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.stop()
-
-    def __call__(self, study: Any, trial: Any) -> None:
-        from optuna.trial import TrialState
-
-        self.own += 1
-        seconds = trial.duration.total_seconds() if trial.duration is not None else float("nan")
-        value = f"{trial.value:.4g}" if trial.value is not None else "-"
-        params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items() if k not in self.fixed)
-        note = trial.user_attrs.get("note", "")
-        self.console.print(f"trial {trial.number:>3} {trial.state.name:<8} value {value:>9} ({seconds:.1f} s) "
-                           f"{params}{'  ' + note if note else ''}", soft_wrap=True)
-        trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state.is_finished()]
-        complete = [t for t in finished if t.state == TrialState.COMPLETE]
-        best = max(complete, key=lambda t: t.value) if complete else None
-        done = count_used_trials(finished) if self.cap else self.own
-        best_text = f"best {best.value:.4g} (trial {best.number})" if best else "no complete trial yet"
-        self.progress.update(self.task, completed=done, description=f"trials · {best_text}")
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-# ----------------------------------------------------------------------------- reports
+# ----------------------------------------------------------------------------- studies
 def _yaml_inline(value: Any) -> str:
     import yaml
 
     text = yaml.safe_dump(value, default_flow_style=True, width=10**9)
     return text.removesuffix("...\n").strip()
-
-
-def write_report(study: Any, out_dir: Path, algo: str, env_id: str, base_entry: dict,
-                 tuning_timesteps: int | None) -> tuple[Path, Path | None]:
-    """Write ``<study>_trials.csv`` and (with a complete trial) ``<study>_best.yml`` into ``out_dir``."""
-    import yaml
-    from optuna.trial import TrialState
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", study.study_name)
-    trials = study.get_trials(deepcopy=False)
-    param_names = sorted({name for t in trials for name in t.params})
-    header = ["number", "state", "value", "duration_s", "datetime_start", "retry_of", "n_reports",
-              "seed_rewards"] + [f"params_{n}" for n in param_names]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for t in trials:
-        writer.writerow([t.number, t.state.name, "" if t.value is None else t.value,
-                         "" if t.duration is None else round(t.duration.total_seconds(), 2),
-                         "" if t.datetime_start is None else t.datetime_start.isoformat(timespec="seconds"),
-                         t.system_attrs.get("failed_trial", ""), len(t.intermediate_values),
-                         json.dumps(t.user_attrs.get("seed_rewards", []))]
-                        + [t.params.get(n, "") for n in param_names])
-    csv_path = out_dir / f"{stem}_trials.csv"
-    rf.atomic_write_text(csv_path, buffer.getvalue())
-
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not complete:
-        return csv_path, None
-    best = max(complete, key=lambda t: t.value)
-    entry = {**base_entry, **best.user_attrs.get("hyperparams", {})}
-    budget = f", {tuning_timesteps} timesteps per seed while tuning" if tuning_timesteps else ""
-    text = (f"# Best trial of study '{study.study_name}': trial {best.number}, mean final evaluation reward "
-            f"{best.value:.4g}{budget}.\n"
-            f"# Paste this entry into hyperparams/{algo}.yml, or train with it directly:\n"
-            f"#   rlzoo train --algo {algo} --env {env_id} --conf-file {stem}_best.yml\n"
-            + yaml.safe_dump({env_id: entry}, sort_keys=True, default_flow_style=False))
-    yml_path = out_dir / f"{stem}_best.yml"
-    rf.atomic_write_text(yml_path, text)
-    return csv_path, yml_path
 
 
 def study_owner(study: Any) -> tuple[str, str] | None:
@@ -486,7 +246,7 @@ def optimize(algo: str, env_id: str, n_trials: int | None = None, max_total_tria
                            reporter)
     finally:
         csv_path, yml_path = write_report(study, out_dir, algo, env_id, entry.hyperparams, base.n_timesteps)
-    _summary(study, reporter, reason, csv_path, yml_path)
+    print_summary(study, reporter, reason, csv_path, yml_path)
     if optimization_log_path is not None:
         from rlzoo.zoo.tune_extras import write_optimization_plots
 
@@ -539,30 +299,6 @@ def _work(study: Any, storage: Any, objective: Any, n_trials: int | None, timeou
             continue
         except optuna.exceptions.StorageInternalError as e:
             raise ZooError(f"storage error: {e}") from None
-
-
-def _summary(study: Any, reporter: TrialReporter, reason: str, csv_path: Path, yml_path: Path | None) -> None:
-    from collections import Counter
-
-    from optuna.trial import TrialState
-    from rich.table import Table
-
-    trials = study.get_trials(deepcopy=False)
-    states = Counter(t.state.name for t in trials)
-    console = reporter.console
-    console.print(f"worker done ({reason}): this worker ran {reporter.own} trial(s); study has {len(trials)} trial(s): "
-                  + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())), soft_wrap=True)
-    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
-    if complete:
-        table = Table(title=f"best trials of '{study.study_name}'")
-        for column in ("trial", "value", "hyperparameters"):
-            table.add_column(column)
-        for t in complete[:5]:
-            table.add_row(str(t.number), f"{t.value:.4g}", " ".join(f"{k}={_short(v)}" for k, v in t.params.items()))
-        console.print(table)
-    console.print(f"trials report: {csv_path}", soft_wrap=True)
-    if yml_path is not None:
-        console.print(f"best hyperparameters: {yml_path}", soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- command line
