@@ -105,10 +105,9 @@ def _zoo_storage_class() -> type[Any]:
         """
 
         def __init__(self, inner: Any, cap_lock: Any, cap: int | None = None, heartbeat_interval: int | None = None,
-                     grace_period: int | None = None, stale_trial_callback: Any = None) -> None:
+                     grace_period: int = 0, stale_trial_callback: Any = None) -> None:
             self.inner, self.cap_lock, self.cap = inner, cap_lock, cap
-            self.heartbeat_interval = heartbeat_interval
-            self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
+            self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
             self.stale_trial_callback = stale_trial_callback
 
         def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
@@ -212,6 +211,7 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
 
     zoo_storage = _zoo_storage_class()
     interval = int(heartbeat_interval) if heartbeat_interval else None
+    grace = (grace_period or 2 * interval) if interval else 0  # seconds without heartbeat before a trial is failed
     callback = None
     if interval:
         retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) \
@@ -219,7 +219,6 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             retry = retry_cls(max_retry=max_retry)
-        grace = grace_period or 2 * interval
 
         def callback(study: Any, trial: Any) -> None:
             retry(study, trial)
@@ -235,7 +234,7 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
         path.parent.mkdir(parents=True, exist_ok=True)
         journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
         return zoo_storage(journal, functools.partial(_file_lock, str(path) + ".cap"), max_total_trials, interval,
-                           grace_period, callback)
+                           grace, callback)
     engine_kwargs: dict = {}
     if storage.startswith("sqlite"):
         database = storage.split(":///", 1)[1] if ":///" in storage else ""
@@ -248,7 +247,7 @@ def open_storage(storage: str, heartbeat_interval: int | None = None, grace_peri
         try:
             rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
             return zoo_storage(rdb, functools.partial(_rdb_cap_lock, rdb.engine), max_total_trials, interval,
-                               grace_period, callback)
+                               grace, callback)
         except Exception as e:  # bad URL, missing driver, unreachable server
             # workers opening a fresh database together race to create its tables: the losers open it again
             if any(m in str(e) for m in _SCHEMA_RACE) and attempt < 9:

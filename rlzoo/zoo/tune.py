@@ -242,8 +242,7 @@ def optimize(algo: str, env_id: str, n_trials: int | None = None, max_total_tria
     reporter = TrialReporter(n_trials, max_total_trials, progress and sys.stdout.isatty(), fixed)
     try:
         with reporter:
-            reason = _work(study, backend, objective, n_trials, timeout, bool(heartbeat_interval), heartbeat_interval,
-                           reporter)
+            reason = _work(study, backend, objective, n_trials, timeout, reporter)
     finally:
         csv_path, yml_path = write_report(study, out_dir, algo, env_id, entry.hyperparams, base.n_timesteps)
     print_summary(study, reporter, reason, csv_path, yml_path)
@@ -255,8 +254,8 @@ def optimize(algo: str, env_id: str, n_trials: int | None = None, max_total_tria
     return study
 
 
-def _work(study: Any, storage: Any, objective: Any, n_trials: int | None, timeout: float | None, heartbeat: bool,
-          interval: int, reporter: TrialReporter) -> str:
+def _work(study: Any, storage: Any, objective: Any, n_trials: int | None, timeout: float | None,
+          reporter: TrialReporter) -> str:
     """Run trials until this worker's ``n_trials``, the timeout, or the study cap; returns why it stopped.
 
     At the cap, a worker with a heartbeat waits while other trials are still running: if their
@@ -288,13 +287,13 @@ def _work(study: Any, storage: Any, objective: Any, n_trials: int | None, timeou
             return "timeout" if deadline is not None and time.monotonic() >= deadline else f"ran its {n_trials} trials"
         except MaxTrialsReached as e:
             others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-            if not heartbeat or not others:
+            if not storage.heartbeat_interval or not others:
                 return str(e)
             if not waiting_said:
                 reporter.console.print(f"{e}; waiting for {len(others)} running trial(s) of other workers "
                                        "(a trial whose worker died is re-queued after the grace period)")
                 waiting_said = True
-            time.sleep(max(interval, 1))
+            time.sleep(max(storage.heartbeat_interval, 1))
         except UpdateFinishedTrialError:  # another worker declared our trial stale and failed it
             continue
         except optuna.exceptions.StorageInternalError as e:
