@@ -59,3 +59,31 @@ def test_report_from_run_folders(tmp_path, monkeypatch):
     assert "1 of 1 rows reach their threshold" in text
     assert "| classic | ppo | Acrobot-v1 | 1,000,000 |" in text.split("## Rows not run yet")[1]
     assert (tmp_path / "plots" / "CartPole-v1_full.png").is_file()
+
+
+def test_reduced_report_is_marked_and_applies_no_threshold(tmp_path, monkeypatch):
+    run = _load("run")
+    monkeypatch.setattr(run, "HERE", tmp_path)
+    logs = tmp_path / "logs" / "reduced"
+    for seed in range(2):
+        _fake_run(logs / "sac" / f"Hopper-v5_{seed + 1}", seed, 900.0, steps=2000)
+    rows = [{"algo": "sac", "env": "Hopper-v5", "group": "mujoco", "full": 10**6, "reduced": 2000,
+             "reference": "2603 ± 1046 (1M)", "threshold": 1557.0}]
+    run.report(rows, "reduced", [0, 1], logs, tmp_path / "benchmark_reduced.md")
+    text = (tmp_path / "benchmark_reduced.md").read_text()
+    assert "**Reduced budget" in text and "NOT the entries' results" in text
+    assert "| mujoco | sac | Hopper-v5 | 2,000 (entry: 1,000,000) | 2 | 900.0 ± 0.0 |" in text
+    assert ">= 1557" not in text and "Seed reliability" not in text
+    assert (tmp_path / "plots" / "Hopper-v5_reduced.png").is_file()
+
+
+def test_reduced_budget_selects_only_rows_cut_short(tmp_path, monkeypatch, capsys):
+    run = _load("run")
+    (tmp_path / "rows.yml").write_text(
+        "seeds: 0-1\nrows:\n"
+        "  - {algo: ppo, env: CartPole-v1, group: classic, full: 100000, reduced: 100000}\n"
+        "  - {algo: sac, env: Hopper-v5, group: mujoco, full: 1000000, reduced: 200000}\n")
+    monkeypatch.setattr(run, "HERE", tmp_path)
+    assert run.main(["--budget", "reduced", "--dry-run", "--rows", str(tmp_path / "rows.yml")]) == 0
+    out = capsys.readouterr().out
+    assert "--envs Hopper-v5" in out and "CartPole" not in out

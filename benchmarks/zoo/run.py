@@ -113,8 +113,9 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def plot_env(env_id: str, rows: list[dict], results: dict, out: Path) -> bool:
-    """Mean ± std of the evaluation curves over seeds, per algo, with the references as dashed lines."""
+def plot_env(env_id: str, rows: list[dict], results: dict, out: Path, thresholds: bool = True) -> bool:
+    """Mean ± std of the evaluation curves over seeds, per algo, with the references as dashed lines
+    (and the thresholds as dotted ones)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,9 +138,9 @@ def plot_env(env_id: str, rows: list[dict], results: dict, out: Path) -> bool:
     if not drawn:
         plt.close(fig)
         return False
-    thresholds = {row.get("threshold") for row in rows
-                  if row.get("threshold") is not None and results.get((row["algo"], row["env"]))}
-    for t in thresholds:
+    levels = {row.get("threshold") for row in rows
+              if thresholds and row.get("threshold") is not None and results.get((row["algo"], row["env"]))}
+    for t in levels:
         ax.axhline(t, ls=":", lw=1, color="grey")
     ax.set(title=f"{env_id}: deterministic evaluation (10 episodes)", xlabel="env steps", ylabel="mean reward")
     ax.legend(fontsize=7)
@@ -159,8 +160,16 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
         if runs:
             results[(row["algo"], row["env"])] = runs
             rates.setdefault(row["algo"], []).extend(r["steps"] / r["wall"] for r in runs if r["wall"])
-    lines = [f"# rlzoo zoo benchmark ({budget} budget)", "",
-             "Produced by `python benchmarks/zoo/run.py --budget " + budget + "` (rows: `benchmarks/zoo/rows.yml`). "
+    reduced = budget == "reduced"
+    lines = [f"# rlzoo zoo benchmark ({budget} budget)", ""]
+    if reduced:
+        lines += ["**Reduced budget: these runs stop at `reduced` steps (rows.yml), well short of the entries' "
+                  "own `n_timesteps` (the `entry` figure in the steps column). Their rewards are NOT the entries' "
+                  "results and are not comparable with the reference, which is the SB3 zoo's at the full budget; "
+                  "no threshold applies. They show that the rows run end to end and how far they get on a 2-core "
+                  "CPU; run `python benchmarks/zoo/run.py --budget full` on a bigger machine for the real "
+                  "figures.**", ""]
+    lines += ["Produced by `python benchmarks/zoo/run.py --budget " + budget + "` (rows: `benchmarks/zoo/rows.yml`). "
              "Each run is `rlzoo train` with the shipped entry; final reward = last evaluation "
              "(final model, 10 deterministic episodes on a separate env). IQM: interquartile mean over seeds "
              "with a 95% percentile bootstrap CI (`benchmarks/zoo/stats.py`). Threshold: the reference's "
@@ -177,27 +186,30 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
             continue
         finals = np.array([r["final"] for r in runs])
         lo, hi = iqm_ci(finals)
-        thr = row.get("threshold")
+        thr = None if reduced else row.get("threshold")
         hits = int((finals >= thr).sum()) if thr is not None else None
         if thr is not None and row["group"] in ("classic", "box2d") and len(runs) >= 5:
             measured += 1
             reliable += hits >= 4
+        entry = f" (entry: {row['full']:,})" if reduced else ""
         walls = [r["wall"] for r in runs if r["wall"]]
         wall = float(np.mean(walls)) if walls else math.nan
         sps = float(np.mean([r["steps"] / r["wall"] for r in runs if r["wall"]])) if walls else math.nan
         lines.append(
-            f"| {row['group']} | {row['algo']} | {row['env']} | {row[budget]:,} | {len(runs)} | "
+            f"| {row['group']} | {row['algo']} | {row['env']} | {row[budget]:,}{entry} | {len(runs)} | "
             f"{_fmt(finals.mean())} ± {_fmt(finals.std())} | {_fmt(iqm(finals))} [{_fmt(lo)}, {_fmt(hi)}] | "
             f"{'' if hits is None else f'{hits}/{len(runs)} (>= {thr:g})'} | {row.get('reference', '')} | "
             f"{_hms(wall) if walls else '?'} | {sps:.0f} | {', '.join(_fmt(f) for f in finals)} |")
-    lines += ["", f"**Seed reliability (classic control and Box2D, rows with 5 seeds):** {reliable} of {measured} "
-              "rows reach their threshold on >= 4 of 5 seeds.", "", "## Curves", ""]
+    if not reduced:
+        lines += ["", f"**Seed reliability (classic control and Box2D, rows with 5 seeds):** {reliable} of "
+                  f"{measured} rows reach their threshold on >= 4 of 5 seeds."]
+    lines += ["", "## Curves", ""]
     envs = list(dict.fromkeys(r["env"] for r in rows))
     for env in envs:
         png = HERE / "plots" / f"{_env_folder(env)}_{budget}.png"
-        if plot_env(env, [r for r in rows if r["env"] == env], results, png):
-            lines.append(f"- {env}: ![{env}](plots/{png.name}) (dashed: the SB3 zoo's reported final reward; "
-                         "dotted: threshold)")
+        if plot_env(env, [r for r in rows if r["env"] == env], results, png, thresholds=not reduced):
+            lines.append(f"- {env}: ![{env}](plots/{png.name}) (dashed: the SB3 zoo's reported final reward"
+                         + (" at the full budget)" if reduced else "; dotted: threshold)"))
     lines += ["", "## Rows not run yet", "",
               "Estimated time for the seeds run one after the other at the steps/s per run measured above for "
               "the same algorithm (on this loaded machine; an idle core is several times faster), else rough "
@@ -237,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     seeds = parse_seeds(seeds_text)
     logs = HERE / "logs" / args.budget
+    if args.budget == "reduced":  # rows whose entry fits the machine are the full table's, not this one's
+        rows = [row for row in rows if row["reduced"] < row["full"]]
     chosen = select(rows, args.algos, args.envs, args.groups)
     if not args.report_only:
         for row in chosen:
