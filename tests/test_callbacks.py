@@ -397,3 +397,36 @@ def test_evaluate_policy_single_env_state_threshold_and_callback():
         evaluate_policy(model, env, n_eval_episodes=1, reward_threshold=100.0)
     with pytest.raises(ValueError):
         evaluate_policy(model, env, n_eval_episodes=0)
+
+
+def test_eval_callback_on_timesteps_resumes_on_schedule_and_evaluates_the_final_model(tmp_path):
+    """A run resumed at 5 steps evaluates where an uninterrupted one would (6, 8, ...), and the last row is
+    always the final model, also when the budget is not a multiple of eval_freq."""
+    model = FakeModel(make_venv(n_envs=1))
+    cb = EvalCallback(make_venv(n_envs=1), n_eval_episodes=1, eval_freq=2, log_path=str(tmp_path), verbose=0,
+                      on_timesteps=True, eval_at_end=True)
+    model.learn(5, callback=cb, n_steps=1)
+    assert [int(r["timesteps"]) for r in _read_csv(tmp_path / "evaluations.csv")] == [2, 4, 5]
+    resumed = FakeModel(make_venv(n_envs=1))
+    resumed.num_timesteps = 5
+    cb2 = EvalCallback(make_venv(n_envs=1), n_eval_episodes=1, eval_freq=2, log_path=str(tmp_path), verbose=0,
+                       on_timesteps=True, eval_at_end=True)
+    resumed.learn(4, callback=cb2, n_steps=1)
+    assert [int(r["timesteps"]) for r in _read_csv(tmp_path / "evaluations.csv")] == [2, 4, 5, 6, 8, 9]
+    # the defaults count from the learn() call, as SB3's EvalCallback, and add no final evaluation
+    plain = FakeModel(make_venv(n_envs=1))
+    plain.num_timesteps = 5
+    cb3 = EvalCallback(make_venv(n_envs=1), n_eval_episodes=1, eval_freq=2, verbose=0)
+    plain.learn(4, callback=cb3, n_steps=1)
+    assert cb3.evaluations_timesteps == [7, 9]
+
+
+def test_eval_at_end_skips_runs_that_stopped_early(tmp_path):
+    model = FakeModel(make_venv(n_envs=1), good_after=10**9)
+    stop = StopTrainingOnNoModelImprovement(max_no_improvement_evals=1)
+    cb = EvalCallback(make_venv(n_envs=1), callback_after_eval=stop, n_eval_episodes=1, eval_freq=3,
+                      log_path=str(tmp_path), verbose=0, on_timesteps=True, eval_at_end=True)
+    model.learn(100, callback=cb, n_steps=1)
+    assert model.num_timesteps < 100
+    assert [int(r["timesteps"]) for r in _read_csv(tmp_path / "evaluations.csv")][-1] == model.num_timesteps
+    assert len(cb.evaluations_timesteps) == len(set(cb.evaluations_timesteps))  # no second evaluation at the end

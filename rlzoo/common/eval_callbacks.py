@@ -101,14 +101,23 @@ class EvalCallback(EventCallback):
     ``callback_on_new_best`` runs on each new best mean reward, ``callback_after_eval`` after
     every evaluation; either can stop training. ``stop_check`` (a function returning True to stop) is
     read after every evaluation step, so a stop request during a long evaluation is acted on at once:
-    the evaluation is abandoned (nothing recorded) and training stops."""
+    the evaluation is abandoned (nothing recorded) and training stops.
+
+    ``on_timesteps=True`` counts from the model's own step count rather than from this ``learn`` call,
+    so a run resumed from a checkpoint evaluates at the same timesteps as an uninterrupted one;
+    ``eval_at_end=True`` also evaluates the final model when training ends past the last evaluation
+    (not after a stop request), so the last row of ``evaluations.csv`` is always the final model."""
 
     def __init__(self, eval_env: Any, callback_on_new_best: BaseCallback | None = None,
                  callback_after_eval: BaseCallback | None = None, n_eval_episodes: int = 5,
                  eval_freq: int = 10000, log_path: str | None = None, best_model_save_path: str | None = None,
                  deterministic: bool = True, render: bool = False, verbose: int = 1, warn: bool = True,
-                 stop_check: Callable[[], bool] | None = None) -> None:
+                 stop_check: Callable[[], bool] | None = None, on_timesteps: bool = False,
+                 eval_at_end: bool = False) -> None:
         super().__init__(callback_after_eval, verbose=verbose)
+        self.on_timesteps = on_timesteps
+        self.eval_at_end = eval_at_end
+        self._stopped = False
         self.stop_check = stop_check  # read after every evaluation step: True abandons the evaluation
         self.callback_on_new_best = callback_on_new_best
         if callback_on_new_best is not None:
@@ -167,6 +176,8 @@ class EvalCallback(EventCallback):
 
     def _on_training_start(self) -> None:
         super()._on_training_start()
+        if self.on_timesteps and self.training_env is not None:  # vector steps already taken by the model
+            self.n_calls = self.model.num_timesteps // self.training_env.num_envs
         if self.callback_on_new_best is not None:
             self.callback_on_new_best.on_training_start(self.locals, self.globals)
 
@@ -197,6 +208,20 @@ class EvalCallback(EventCallback):
     def _on_step(self) -> bool:
         if self.eval_freq <= 0 or self.n_calls % self.eval_freq != 0:
             return True
+        return self._evaluate()
+
+    def _on_training_end(self) -> None:
+        super()._on_training_end()
+        if not self.eval_at_end or self.eval_freq <= 0 or self._stopped:
+            return
+        finished = self.model.num_timesteps >= self.model._total_timesteps  # not stopped early, not crashed
+        last = (self.evaluations_timesteps[-1] if self.evaluations_timesteps
+                else int(self._rows[-1]["timesteps"]) if self._rows else None)
+        if finished and last != self.num_timesteps and not (self.stop_check is not None and self.stop_check()):
+            self._evaluate()
+
+    def _evaluate(self) -> bool:
+        """One evaluation of the current model: log it, record it, keep the best model."""
         sync_envs_normalization(self.training_env, self.eval_env)
         self._is_success_buffer = []
         try:
@@ -204,6 +229,7 @@ class EvalCallback(EventCallback):
                 self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=self.deterministic,
                 render=self.render, callback=self._log_success, return_episode_rewards=True, warn=self.warn)
         except _EvaluationStopped:  # stop_check said stop: no partial evaluation is recorded
+            self._stopped = True
             return False
         mean_reward, std_reward = float(np.mean(episode_rewards)), float(np.std(episode_rewards))
         mean_length = float(np.mean(episode_lengths))

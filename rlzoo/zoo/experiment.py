@@ -451,7 +451,8 @@ def _callbacks(plan: _Plan, run_dir: Path, model: Any, envs: list[Any], start_in
         callbacks.append(EvalCallback(eval_env, n_eval_episodes=opts.eval_episodes,
                                       eval_freq=max(opts.eval_freq // n, 1), log_path=str(run_dir),
                                       best_model_save_path=str(run_dir), deterministic=not is_atari(config.env_id),
-                                      verbose=1, warn=False, stop_check=guard.should_stop))
+                                      verbose=1, warn=False, stop_check=guard.should_stop, on_timesteps=True,
+                                      eval_at_end=True))
     if save_every:
         callbacks.append(CheckpointCallback(save_every, str(run_dir / rf.CHECKPOINT_DIR), name_prefix="",
                                             save_vecnormalize=True,
