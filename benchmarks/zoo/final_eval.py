@@ -1,0 +1,90 @@
+"""Evaluate the final model of finished benchmark runs whose last evaluation fell before the end.
+
+    python benchmarks/zoo/final_eval.py                      # every run under logs/full that needs it
+    python benchmarks/zoo/final_eval.py --dry-run            # list them only
+
+Before rlzoo's EvalCallback counted from the model's own step count, a run resumed from a checkpoint
+evaluated on a schedule shifted by the resume point, so its last evaluation could be hundreds of
+thousands of steps before the end and the benchmark's "final reward" was not the final model's.
+Runs made since evaluate their final model themselves. For the older ones, this script evaluates
+``model.zip`` as the callback does (10 deterministic episodes on a separate env with the run's frozen
+VecNormalize statistics, seed = run seed + 10,000) and appends the row at the run's final timestep to
+``evaluations.csv``; it writes ``final_eval`` into ``run.json`` so that the row is traceable.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def needs_final_eval(run: Path) -> bool:
+    """A finished, resumed run whose last evaluation is more than half an evaluation interval before the end
+    (runs never resumed end within one rollout of their last evaluation and are left as they are)."""
+    info_file, evals = run / "run.json", run / "evaluations.csv"
+    if not info_file.is_file() or not evals.is_file():
+        return False
+    info = json.loads(info_file.read_text())
+    with open(evals, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if info.get("status") != "finished" or not rows or len(info.get("segments", [])) < 2 or "final_eval" in info:
+        return False
+    first, last, end = int(rows[0]["timesteps"]), int(rows[-1]["timesteps"]), int(info["num_timesteps"])
+    return end - last > first // 2  # more than half an evaluation interval untested
+
+
+def final_eval(run: Path, algo: str, env_id: str, episodes: int = 10) -> float:
+    from rlzoo.evaluation import evaluate_policy
+    from rlzoo.zoo.enjoy import load_agent, make_agent_env
+
+    info = json.loads((run / "run.json").read_text())
+    n = int(run.name.rsplit("_", 1)[1])
+    agent = load_agent(algo, env_id, str(run.parent.parent), exp_id=n)
+    assert agent.run_dir == run
+    env = make_agent_env(agent, int(info["seed"]) + 10_000, None, [])
+    rewards, lengths = evaluate_policy(agent.model, env, n_eval_episodes=episodes, deterministic=not agent.atari,
+                                       return_episode_rewards=True)
+    env.close()
+    evals = run / "evaluations.csv"
+    with open(evals, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header, rows = list(reader.fieldnames or []), list(reader)
+    row = {"timesteps": int(info["num_timesteps"]), "mean_reward": float(np.mean(rewards)),
+           "std_reward": float(np.std(rewards)), "mean_ep_length": float(np.mean(lengths)),
+           **{f"reward_{i}": r for i, r in enumerate(rewards)}}
+    tmp = evals.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=header, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows([*rows, row])
+    tmp.replace(evals)
+    info["final_eval"] = {"by": "benchmarks/zoo/final_eval.py", "timesteps": row["timesteps"],
+                          "mean_reward": row["mean_reward"], "episodes": episodes}
+    (run / "run.json").write_text(json.dumps(info, indent=2))
+    return row["mean_reward"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=Path, default=HERE / "logs" / "full")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    for run in sorted(args.logs.glob("*/*_*")):
+        if not needs_final_eval(run):
+            continue
+        algo, env_id = run.parent.name, run.name.rsplit("_", 1)[0]
+        if args.dry_run:
+            print(f"{run}: needs a final evaluation")
+            continue
+        print(f"{run}: final model {final_eval(run, algo, env_id):.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
