@@ -32,9 +32,11 @@ class A2C(OnPolicyAlgorithm):
                  normalize_advantage: bool = False,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
-                         policy_kwargs, tensorboard_log, verbose, seed, device, use_sde, sde_sample_freq)
+                         policy_kwargs, tensorboard_log, verbose, seed, device, use_sde, sde_sample_freq,
+                         compile=compile)
         self.rms_prop_eps = rms_prop_eps
         self.use_rms_prop = use_rms_prop
         self.normalize_advantage = normalize_advantage

@@ -38,9 +38,11 @@ class PPO(OnPolicyAlgorithm):
                  target_kl: float | None = None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
-                         policy_kwargs, tensorboard_log, verbose, seed, device, use_sde, sde_sample_freq)
+                         policy_kwargs, tensorboard_log, verbose, seed, device, use_sde, sde_sample_freq,
+                         compile=compile)
         if batch_size < 2 and normalize_advantage:
             raise ValueError("batch_size must be > 1 to normalize advantages")
         self.batch_size = batch_size

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -74,6 +75,9 @@ class BaseAlgorithm:
     :param verbose: 0 silent, 1 training logs, 2 debug
     :param seed: seed of python, numpy, torch and the env; same seed on CPU -> identical run
     :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``
+    :param compile: run the update's network calls as ``torch.compile``'d graphs, forward and backward
+        (CUDA graphs on GPU), instead of eagerly and with rlzoo's hand-written MLP passes; off by default:
+        slower on CPU (README, "Speed")
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {}
@@ -81,13 +85,20 @@ class BaseAlgorithm:
     #: ``OPTIMIZER_KEYS`` may not replace; None: they may
     fixed_optimizer: ClassVar[str | None] = None
     supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = ALL_ACTION_SPACES
+    #: why ``compile=True`` is refused (an update that torch.compile cannot trace), or None
+    not_compilable: ClassVar[str | None] = None
     # the optimizer saved with the model, built by ``_setup_model`` of algorithms that have a single one
     # (those with several override ``_state_objects``)
     optimizer: torch.optim.Optimizer
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: float | Callable,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
-                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto") -> None:
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False) -> None:
+        if compile and self.not_compilable is not None:
+            raise ValueError(f"{type(self).__name__} cannot run with compile=True: {self.not_compilable}")
+        self.compile = bool(compile)
+        self._compiled: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self.policy_class = self._resolve_policy(policy)
         self.policy_name = policy if isinstance(policy, str) else None
         self.learning_rate = learning_rate
@@ -217,11 +228,29 @@ class BaseAlgorithm:
             self._last_obs, _ = self.env.reset(seed=seed)
             self._last_episode_starts = np.ones((self.n_envs,), dtype=bool)
         self.logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
+        if self.compile:
+            self._compile_networks()
         callback = make_callback(callback)
         if progress_bar:
             callback = CallbackList([callback, ProgressBarCallback()])
         callback.init_callback(self)
         return total_timesteps, callback
+
+    def _compile_targets(self) -> list[tuple[Any, str]]:
+        """``(object, method name)``: the network calls of the update, which ``compile=True`` replaces with
+        their ``torch.compile``'d versions (each algorithm)."""
+        return []
+
+    def _compile_networks(self) -> None:
+        """``compile=True``: from now on the update's network calls (:meth:`_compile_targets`) run as
+        ``torch.compile``'d graphs, their backward passes too; on CUDA in "reduce-overhead" mode (CUDA
+        graphs). Weights, state dicts and the file format are unchanged."""
+        mode = "reduce-overhead" if self.device.type == "cuda" else None
+        for obj, name in self._compile_targets():
+            done = self._compiled.setdefault(obj, set())
+            if name not in done:
+                setattr(obj, name, torch.compile(getattr(obj, name), mode=mode))
+                done.add(name)
 
     def _update_current_progress_remaining(self) -> None:
         self._current_progress_remaining = 1.0 - self.num_timesteps / max(self._total_timesteps, 1)
@@ -335,7 +364,7 @@ class BaseAlgorithm:
 
         Each algorithm extends this with its own arguments: ``{**super()._hyperparameters(), ...}``.
         """
-        return self._attrs("learning_rate", "policy_kwargs", "tensorboard_log", "verbose", "seed")
+        return self._attrs("learning_rate", "policy_kwargs", "tensorboard_log", "verbose", "seed", "compile")
 
     def _attrs(self, *names: str) -> dict[str, Any]:
         """``{name: self.name}`` for constructor arguments kept under their own name."""

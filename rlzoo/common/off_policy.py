@@ -101,9 +101,10 @@ class OffPolicyAlgorithm(BaseAlgorithm):
                  replay_buffer_class: type[ReplayBuffer] | None = None,
                  replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
-                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto") -> None:
+                 verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, policy_kwargs=policy_kwargs,
-                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device, compile=compile)
         if buffer_size < 1 or batch_size < 1 or learning_starts < 0:
             raise ValueError(f"need buffer_size >= 1, batch_size >= 1 and learning_starts >= 0 "
                              f"(got {buffer_size}, {batch_size}, {learning_starts})")

@@ -41,8 +41,9 @@ class OnPolicyAlgorithm(BaseAlgorithm):
                  gamma: float, gae_lambda: float, ent_coef: float, vf_coef: float, max_grad_norm: float | None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
-                 use_sde: bool = False, sde_sample_freq: int = -1) -> None:
-        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device)
+                 use_sde: bool = False, sde_sample_freq: int = -1, *, compile: bool = False) -> None:
+        super().__init__(policy, env, learning_rate, policy_kwargs, tensorboard_log, verbose, seed, device,
+                         compile=compile)
         if self.policy_kwargs.get("use_sde", use_sde) != use_sde:
             raise ValueError(f"use_sde is an argument of {type(self).__name__}, not a policy_kwargs key")
         self.n_steps = n_steps
@@ -150,9 +151,14 @@ class OnPolicyAlgorithm(BaseAlgorithm):
             return None
         return self._policy_view("numpy_actor", make)
 
+    def _compile_targets(self) -> list[tuple[Any, str]]:
+        return [(self.policy, "evaluate_actions")]
+
     def _analytic_grad(self) -> ActorCriticGrad | None:
         """The hand-written forward and backward passes of a plain MLP actor-critic (faster than autograd,
         same gradients: :mod:`rlzoo.common.analytic_grad`), or None where the update uses autograd."""
+        if self.compile:  # the compiled graphs replace the hand-written passes
+            return None
         return self._policy_view("analytic_grad", lambda: ActorCriticGrad.of(self.policy))
 
     def _values_np(self, obs: Any, actor: NumpyActor | None) -> np.ndarray:

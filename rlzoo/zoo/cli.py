@@ -202,6 +202,9 @@ def train(
                                        help="auto (native when it gives the same observations, e.g. CartPole; "
                                             "else dummy), native, envpool, dummy (in-process) or subproc."),
     device: Device = typer.Option(Device.auto, "--device", help="Torch device."),
+    compile_: bool = typer.Option(False, "--compile",
+                                  help="Run the update's networks as torch.compile'd graphs (the hyperparameter "
+                                       "compile: true; slower on CPU, see the README's Speed section)."),
     tensorboard_log: str | None = typer.Option(None, "-tb", "--tensorboard-log",
                                                   help="TensorBoard folder (default: <run>/tb)."),
     eval_freq: int = typer.Option(10_000, "--eval-freq", help="Evaluate every K timesteps (0: never)."),
@@ -262,9 +265,11 @@ def train(
     if resume is not None:
         conflicts = [name for name, value in (("--hyperparams", hyperparams), ("--conf-file", conf_file),
                                               ("-i", trained_agent), ("--n-envs", n_envs),
-                                              ("--env-kwargs", env_kwargs)) if value]
+                                              ("--env-kwargs", env_kwargs), ("--compile", compile_)) if value]
         if conflicts:
             raise ZooError(f"--resume continues a run with its own configuration; drop {', '.join(conflicts)}")
+    if compile_:
+        hyperparams = [*(hyperparams or []), "compile=true"]
     opts = TrainOptions(
         algo=algo, env_id=env, n_timesteps=n_timesteps, seed=seed, log_folder=log_folder, n_envs=n_envs,
         vec_env=vec_env.value, device=device.value, tensorboard_log=tensorboard_log, eval_freq=eval_freq,

@@ -72,6 +72,8 @@ class ACER(BaseAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": ACERPolicy, "CnnPolicy": ACERCnnPolicy, "MultiInputPolicy": ACERMultiInputPolicy}
     supported_action_spaces = (spaces.Discrete, spaces.Box)
+    not_compilable: ClassVar[str | None] = ("its trust-region step differentiates with respect to the policy's "
+                                            "output statistics between passes; rlzoo runs it eagerly")
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, gamma: float = 0.99, n_steps: int = 20,
                  q_coef: float = 0.5, ent_coef: float = 0.01, max_grad_norm: float = 10.0,
@@ -80,9 +82,10 @@ class ACER(BaseAlgorithm):
                  correction_term: float = 10.0, trust_region: bool = True, alpha: float = 0.99, delta: float = 1.0,
                  n_sdn_samples: int = 5, policy_kwargs: dict[str, Any] | None = None,
                  tensorboard_log: str | None = None, verbose: int = 0, seed: int | None = None,
-                 device: str | torch.device = "auto", _init_setup_model: bool = True) -> None:
+                 device: str | torch.device = "auto",
+                 compile: bool = False, _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, policy_kwargs=policy_kwargs,
-                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device, compile=compile)
         if n_steps < 1 or buffer_size < n_steps or replay_ratio < 0 or not 0.0 <= alpha < 1.0 or n_sdn_samples < 1:
             raise ValueError("ACER needs n_steps >= 1, buffer_size >= n_steps, replay_ratio >= 0, "
                              "0 <= alpha < 1 and n_sdn_samples >= 1")

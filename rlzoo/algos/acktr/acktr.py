@@ -51,6 +51,8 @@ class ACKTR(OnPolicyAlgorithm):
     supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box, spaces.Discrete)
     optimizer: KFAC  # built by _make_optimizer()
     fixed_optimizer: ClassVar[str | None] = "K-FAC"
+    not_compilable: ClassVar[str | None] = ("K-FAC reads every layer's inputs and output gradients through module "
+                                            "hooks, which rlzoo does not trace into compiled graphs")
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 0.25,
                  n_steps: int = 20, gamma: float = 0.99, gae_lambda: float = 1.0, ent_coef: float = 0.01,
@@ -61,11 +63,12 @@ class ACKTR(OnPolicyAlgorithm):
                  linear_lr_decay: bool = True, normalize_advantage: bool = False,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
                          gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
                          policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
-                         device=device)
+                         device=device, compile=compile)
         self.vf_fisher_coef = vf_fisher_coef
         self.kfac_clip = kfac_clip
         self.kfac_damping = kfac_damping

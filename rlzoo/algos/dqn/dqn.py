@@ -60,6 +60,7 @@ class DQN(OffPolicyAlgorithm):
                  replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         buffer_class = PrioritizedReplayBuffer if prioritized_replay else ReplayBuffer
         buffer_kwargs = dict(replay_buffer_kwargs or {})
@@ -71,7 +72,7 @@ class DQN(OffPolicyAlgorithm):
                          train_freq=train_freq, gradient_steps=gradient_steps, replay_buffer_class=buffer_class,
                          replay_buffer_kwargs=buffer_kwargs, optimize_memory_usage=optimize_memory_usage,
                          policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
-                         device=device)
+                         device=device, compile=compile)
         if not 0.0 <= exploration_fraction <= 1.0:
             raise ValueError(f"exploration_fraction must be in [0, 1], got {exploration_fraction}")
         if target_update_interval < 1:
@@ -166,6 +167,9 @@ class DQN(OffPolicyAlgorithm):
                 actions = actions.astype(batch.dtype) if batch.ndim else batch.dtype.type(actions)
         return actions, state
 
+    def _compile_targets(self) -> list[tuple[Any, str]]:
+        return [(self.q_net, "forward"), (self.q_net_target, "forward")]
+
     # ------------------------------------------------------------------ learning
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """``gradient_steps`` minimizations of the Huber TD error (Mnih et al. 2015, Algorithm 1).
@@ -184,7 +188,7 @@ class DQN(OffPolicyAlgorithm):
         losses: list[torch.Tensor] = []
         q_means: list[torch.Tensor] = []
         chunks = [1] * gradient_steps if per is not None else [gradient_steps]
-        analytic = self._policy_view("analytic_q", self._mlp_passes)
+        analytic = None if self.compile else self._policy_view("analytic_q", self._mlp_passes)
         for n in chunks:
             batch = buffer.sample(batch_size * n, env=env)
             actions = batch.actions.long().view(-1, 1)

@@ -57,13 +57,14 @@ class SAC(OffPolicyAlgorithm):
                  replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
                          learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
                          train_freq=train_freq, gradient_steps=gradient_steps, action_noise=action_noise,
                          replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
                          optimize_memory_usage=optimize_memory_usage, policy_kwargs=policy_kwargs,
-                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device, compile=compile)
         self.ent_coef = ent_coef
         self.target_update_interval = int(target_update_interval)
         self.target_entropy = target_entropy
@@ -115,6 +116,9 @@ class SAC(OffPolicyAlgorithm):
         if self.ent_coef_optimizer is not None:
             objects["ent_coef_optimizer"] = self.ent_coef_optimizer
         return objects
+
+    def _compile_targets(self) -> list[tuple[Any, str]]:
+        return [(self.actor, "action_log_prob"), (self.critic, "forward"), (self.critic_target, "forward")]
 
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """Soft policy iteration steps: critic (eq. 5), actor (eq. 7), temperature (eq. 18), targets."""

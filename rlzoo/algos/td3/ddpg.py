@@ -44,6 +44,7 @@ class DDPG(TD3):
                  replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         if param_noise is not None and not isinstance(param_noise, AdaptiveParamNoiseSpec):
             raise ValueError(f"param_noise must be an AdaptiveParamNoiseSpec, got {type(param_noise).__name__}")
@@ -57,7 +58,7 @@ class DDPG(TD3):
                          policy_delay=1, target_policy_noise=0.0, target_noise_clip=0.0,
                          replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
                          optimize_memory_usage=optimize_memory_usage, policy_kwargs=policy_kwargs,
-                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device,
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device, compile=compile,
                          _init_setup_model=_init_setup_model)
 
     def _setup_networks(self, **policy_extra: Any) -> None:

@@ -45,13 +45,14 @@ class TD3(OffPolicyAlgorithm):
                  replay_buffer_kwargs: dict[str, Any] | None = None, optimize_memory_usage: bool | None = None,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         super().__init__(policy, env, learning_rate=learning_rate, buffer_size=buffer_size,
                          learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
                          train_freq=train_freq, gradient_steps=gradient_steps, action_noise=action_noise,
                          replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
                          optimize_memory_usage=optimize_memory_usage, policy_kwargs=policy_kwargs,
-                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device)
+                         tensorboard_log=tensorboard_log, verbose=verbose, seed=seed, device=device, compile=compile)
         if policy_delay < 1:
             raise ValueError(f"policy_delay must be >= 1, got {policy_delay}")
         self.policy_delay = int(policy_delay)
@@ -76,6 +77,10 @@ class TD3(OffPolicyAlgorithm):
     def _state_objects(self) -> dict[str, Any]:
         return {"policy": self.policy, "actor_optimizer": self.actor_optimizer,
                 "critic_optimizer": self.critic_optimizer}
+
+    def _compile_targets(self) -> list[tuple[Any, str]]:
+        return [(self.actor, "forward"), (self.actor_target, "forward"), (self.critic, "forward"),
+                (self.critic, "q1_forward"), (self.critic_target, "forward")]
 
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """Critic updates every step, actor and target updates every ``policy_delay`` steps."""

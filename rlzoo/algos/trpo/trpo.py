@@ -15,7 +15,7 @@ Per rollout (the shared collection and GAE of :class:`OnPolicyAlgorithm`):
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,9 @@ class TRPO(OnPolicyAlgorithm):
     :param sde_sample_freq: gSDE: new exploration matrix every this many steps (-1: once per rollout)
     """
 
+    not_compilable: ClassVar[str | None] = ("its Fisher-vector products differentiate twice (double backward), which "
+                                            "torch.compile'd graphs do not support")
+
     def __init__(self, policy: str | type[BasePolicy], env: Any, learning_rate: Any = 3e-4,
                  n_steps: int = 1024, batch_size: int = 128, gamma: float = 0.99, cg_max_steps: int = 10,
                  cg_damping: float = 1e-2, line_search_shrinking_factor: float = 0.5,
@@ -65,13 +68,14 @@ class TRPO(OnPolicyAlgorithm):
                  ent_coef: float = 0.0,
                  policy_kwargs: dict[str, Any] | None = None, tensorboard_log: str | None = None,
                  verbose: int = 0, seed: int | None = None, device: str | torch.device = "auto",
+                 compile: bool = False,
                  _init_setup_model: bool = True) -> None:
         # the value function has its own regression steps and the policy step is the line search: TRPO has no
         # value-loss weight in the policy loss and no gradient clipping
         super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
                          gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=0.0, max_grad_norm=0.0,
                          policy_kwargs=policy_kwargs, tensorboard_log=tensorboard_log, verbose=verbose, seed=seed,
-                         device=device, use_sde=use_sde, sde_sample_freq=sde_sample_freq)
+                         device=device, compile=compile, use_sde=use_sde, sde_sample_freq=sde_sample_freq)
         if target_kl <= 0 or cg_damping < 0 or cg_max_steps < 1 or sub_sampling_factor < 1:
             raise ValueError("TRPO needs target_kl > 0, cg_damping >= 0, cg_max_steps >= 1, sub_sampling_factor >= 1")
         if not 0 < line_search_shrinking_factor < 1 or line_search_max_iter < 1 or kl_tolerance < 1:
