@@ -5,6 +5,7 @@ Algorithms only add what is theirs: ``_setup_model`` (networks, optimizers, buff
 """
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import weakref
@@ -364,7 +365,10 @@ class BaseAlgorithm:
 
         Each algorithm extends this with its own arguments: ``{**super()._hyperparameters(), ...}``.
         """
-        return self._attrs("learning_rate", "policy_kwargs", "tensorboard_log", "verbose", "seed", "compile")
+        saved = self._attrs("learning_rate", "policy_kwargs", "tensorboard_log", "verbose", "seed")
+        if "compile" in inspect.signature(type(self).__init__).parameters:  # user algorithms may not take it
+            saved["compile"] = self.compile
+        return saved
 
     def _attrs(self, *names: str) -> dict[str, Any]:
         """``{name: self.name}`` for constructor arguments kept under their own name."""
