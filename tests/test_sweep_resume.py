@@ -38,3 +38,9 @@ def test_sweep_resume_continues_and_skips(tmp_path):
     assert "1 run(s) already finished, 0 to resume, 0 new" in out
     assert len(json.loads((runs[0] / "run.json").read_text())["segments"]) == 2
 
+
+    # a smaller budget is a new run: the 1024-step model is not a 512-step one
+    out = rlzoo(*SWEEP, "-n", "512", "--resume", cwd=tmp_path)
+    assert "0 run(s) already finished, 0 to resume, 1 new" in out
+    info = json.loads((tmp_path / "logs" / "ppo" / "CartPole-v1_2" / "run.json").read_text())
+    assert (info["status"], info["n_timesteps"], info["seed"]) == ("finished", 512, 3)

@@ -109,8 +109,9 @@ def _option(options: list[str], flag: str) -> str | None:
 
 def earlier_run(job: SweepJob, log_folder: str, n_timesteps: int | None = None) -> tuple[str, Path | None]:
     """What an earlier sweep left for ``job`` in ``log_folder``: ``("finished", dir)`` when a run of the
-    same algo, env and seed reached its total (or ``n_timesteps``), ``("resume", dir)`` for the most
-    advanced one with a saved model or checkpoint, else ``("new", None)``."""
+    same algo, env and seed reached its total (or ``n_timesteps``; a run made for a larger budget does not
+    count for a smaller one), ``("resume", dir)`` for the most advanced one with a saved model or
+    checkpoint, else ``("new", None)``."""
     from rlzoo.zoo.resume import latest_model
 
     best: tuple[int, Path] | None = None
@@ -123,6 +124,8 @@ def earlier_run(job: SweepJob, log_folder: str, n_timesteps: int | None = None) 
             continue
         total = n_timesteps or int(info.get("n_timesteps", 0))
         if info.get("status") == "finished" and int(info.get("num_timesteps", 0)) >= total:
+            if n_timesteps is not None and int(info.get("n_timesteps", 0)) > n_timesteps:
+                continue  # a longer run: its final model is not one of this budget
             return "finished", run_dir
         _, steps = latest_model(run_dir)
         if steps > 0 and steps < total and (best is None or steps > best[0]):
