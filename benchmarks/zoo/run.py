@@ -171,7 +171,8 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
                   "figures.**", ""]
     lines += ["Produced by `python benchmarks/zoo/run.py --budget " + budget + "` (rows: `benchmarks/zoo/rows.yml`). "
              "Each run is `rlzoo train` with the shipped entry; final reward = last evaluation "
-             "(final model, 10 deterministic episodes on a separate env). IQM: interquartile mean over seeds "
+             "(final model, 10 episodes on a separate env; deterministic actions, except on Atari, "
+             "sampled as in the SB3 zoo). IQM: interquartile mean over seeds "
              "with a 95% percentile bootstrap CI (`benchmarks/zoo/stats.py`). Threshold: the reference's "
              "mean - std, else the task's solved score (CartPole-v1: 450). Wall time and steps/s are per run, "
              "measured on the shared 2-core machine under load (other jobs running): compare them only "
