@@ -41,9 +41,11 @@ def needs_final_eval(run: Path) -> bool:
 
 def final_eval(run: Path, algo: str, env_id: str, episodes: int = 10) -> float:
     from rlzoo.evaluation import evaluate_policy
+    from rlzoo.fileio import atomic_path
+    from rlzoo.zoo import run_folder as rf
     from rlzoo.zoo.enjoy import load_agent, make_agent_env
 
-    info = json.loads((run / "run.json").read_text())
+    info = rf.read_run_info(run)
     n = int(run.name.rsplit("_", 1)[1])
     agent = load_agent(algo, env_id, str(run.parent.parent), exp_id=n)
     assert agent.run_dir == run
@@ -58,15 +60,12 @@ def final_eval(run: Path, algo: str, env_id: str, episodes: int = 10) -> float:
     row = {"timesteps": int(info["num_timesteps"]), "mean_reward": float(np.mean(rewards)),
            "std_reward": float(np.std(rewards)), "mean_ep_length": float(np.mean(lengths)),
            **{f"reward_{i}": r for i, r in enumerate(rewards)}}
-    tmp = evals.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(evals) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=header, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows([*rows, row])
-    tmp.replace(evals)
-    info["final_eval"] = {"by": "benchmarks/zoo/final_eval.py", "timesteps": row["timesteps"],
-                          "mean_reward": row["mean_reward"], "episodes": episodes}
-    (run / "run.json").write_text(json.dumps(info, indent=2))
+    rf.update_run_info(run, final_eval={"by": "benchmarks/zoo/final_eval.py", "timesteps": row["timesteps"],
+                                        "mean_reward": row["mean_reward"], "episodes": episodes})
     return row["mean_reward"]
 
 

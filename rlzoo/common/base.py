@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import os
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -99,7 +98,6 @@ class BaseAlgorithm:
         if compile and self.not_compilable is not None:
             raise ValueError(f"{type(self).__name__} cannot run with compile=True: {self.not_compilable}")
         self.compile = bool(compile)
-        self._compiled: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self.policy_class = self._resolve_policy(policy)
         self.policy_name = policy if isinstance(policy, str) else None
         self.learning_rate = learning_rate
@@ -245,13 +243,12 @@ class BaseAlgorithm:
     def _compile_networks(self) -> None:
         """``compile=True``: from now on the update's network calls (:meth:`_compile_targets`) run as
         ``torch.compile``'d graphs, their backward passes too; on CUDA in "reduce-overhead" mode (CUDA
-        graphs). Weights, state dicts and the file format are unchanged."""
+        graphs). Weights, state dicts and the file format are unchanged. A compiled method is an attribute of
+        the object itself (its class keeps the eager one), so a later ``learn`` does not compile it again."""
         mode = "reduce-overhead" if self.device.type == "cuda" else None
         for obj, name in self._compile_targets():
-            done = self._compiled.setdefault(obj, set())
-            if name not in done:
+            if name not in vars(obj):
                 setattr(obj, name, torch.compile(getattr(obj, name), mode=mode))
-                done.add(name)
 
     def _update_current_progress_remaining(self) -> None:
         self._current_progress_remaining = 1.0 - self.num_timesteps / max(self._total_timesteps, 1)
