@@ -61,6 +61,18 @@ def test_report_from_run_folders(tmp_path, monkeypatch):
     assert (tmp_path / "plots" / "CartPole-v1_full.png").is_file()
 
 
+def test_wall_time_of_a_resumed_run_leaves_out_the_pause(tmp_path, monkeypatch):
+    run = _load("run")
+    folder = tmp_path / "a2c" / "CartPole-v1_1"
+    _fake_run(folder, 0, 500.0)
+    info = json.loads((folder / "run.json").read_text())
+    info["ended_at"] = "2026-01-02T00:00:00+00:00"  # stopped, resumed a day later
+    info["wall_time_s"] = 25.0  # what rlzoo train summed over the two stretches of training
+    (folder / "run.json").write_text(json.dumps(info))
+    [found] = run.row_runs({"algo": "a2c", "env": "CartPole-v1"}, 1000, [0], tmp_path)
+    assert found["wall"] == 25.0
+
+
 def test_reduced_report_is_marked_and_applies_no_threshold(tmp_path, monkeypatch):
     run = _load("run")
     monkeypatch.setattr(run, "HERE", tmp_path)

@@ -96,7 +96,11 @@ def row_runs(row: dict, steps: int, seeds: list[int], logs: Path) -> list[dict]:
             pass
         if not curve:
             continue
-        wall = _seconds(info.get("started_at"), info.get("ended_at"))
+        # time spent training, summed over resumes (rlzoo train records it); the span from start to end would
+        # also count the hours a stopped run waited to be resumed
+        wall = info.get("wall_time_s")
+        if not isinstance(wall, (int, float)):
+            wall = _seconds(info.get("started_at"), info.get("ended_at"))
         found[int(info["seed"])] = {"seed": int(info["seed"]), "final": curve[-1][1], "curve": curve,
                                     "steps": int(info.get("num_timesteps", steps)), "wall": wall, "run": run.name}
     return [found[s] for s in sorted(found)]
