@@ -38,7 +38,6 @@ def test_sweep_resume_continues_and_skips(tmp_path):
     assert "1 run(s) already finished, 0 to resume, 0 new" in out
     assert len(json.loads((runs[0] / "run.json").read_text())["segments"]) == 2
 
-
     # a smaller budget is a new run: the 1024-step model is not a 512-step one
     out = rlzoo(*SWEEP, "-n", "512", "--resume", cwd=tmp_path)
     assert "0 run(s) already finished, 0 to resume, 1 new" in out

@@ -38,7 +38,7 @@ def _fake_run(folder: Path, seed: int, final: float, steps: int = 1000) -> None:
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({
         "seed": seed, "status": "finished", "n_timesteps": steps, "num_timesteps": steps,
-        "started_at": "2026-01-01T00:00:00+00:00", "ended_at": "2026-01-01T00:00:10+00:00"}))
+        "started_at": "2026-01-01T00:00:00+00:00", "ended_at": "2026-01-01T00:00:10+00:00", "wall_time_s": 10.0}))
     (folder / "evaluations.csv").write_text(f"timesteps,mean_reward\n500,10.0\n{steps},{final}\n")
 
 
@@ -61,7 +61,7 @@ def test_report_from_run_folders(tmp_path, monkeypatch):
     assert (tmp_path / "plots" / "CartPole-v1_full.png").is_file()
 
 
-def test_wall_time_of_a_resumed_run_leaves_out_the_pause(tmp_path, monkeypatch):
+def test_wall_time_of_a_resumed_run_leaves_out_the_pause(tmp_path):
     run = _load("run")
     folder = tmp_path / "a2c" / "CartPole-v1_1"
     _fake_run(folder, 0, 500.0)

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import yaml
+
+from rlzoo.zoo import run_folder as rf
+from rlzoo.zoo.errors import ZooError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -64,26 +65,15 @@ def sweep_command(row: dict, steps: int, seeds: str, logs: Path, jobs: int | Non
 
 
 # ----------------------------------------------------------------------------- results
-def _env_folder(env_id: str) -> str:
-    return env_id.split(":", 1)[-1].replace("/", "-")
-
-
-def _seconds(a: str | None, b: str | None) -> float | None:
-    try:
-        return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
 def row_runs(row: dict, steps: int, seeds: list[int], logs: Path) -> list[dict]:
     """The latest finished run of each seed: seed, final reward, curve, steps, wall time."""
     base = logs / row["algo"]
     found: dict[int, dict] = {}
-    prefix = _env_folder(row["env"]) + "_"
+    prefix = rf.env_folder_name(row["env"]) + "_"
     for run in sorted(base.glob(prefix + "*"), key=lambda p: int(p.name.rsplit("_", 1)[-1] or 0)):
         try:
-            info = json.loads((run / "run.json").read_text())
-        except (OSError, ValueError):
+            info = rf.read_run_info(run)  # run.json, type-checked as rlzoo reads it
+        except ZooError:
             continue
         if (info.get("status") != "finished" or info.get("seed") not in seeds
                 or int(info.get("n_timesteps", 0)) != steps):
@@ -96,13 +86,11 @@ def row_runs(row: dict, steps: int, seeds: list[int], logs: Path) -> list[dict]:
             pass
         if not curve:
             continue
-        # time spent training, summed over resumes (rlzoo train records it); the span from start to end would
-        # also count the hours a stopped run waited to be resumed
-        wall = info.get("wall_time_s")
-        if not isinstance(wall, (int, float)):
-            wall = _seconds(info.get("started_at"), info.get("ended_at"))
-        found[int(info["seed"])] = {"seed": int(info["seed"]), "final": curve[-1][1], "curve": curve,
-                                    "steps": int(info.get("num_timesteps", steps)), "wall": wall, "run": run.name}
+        # wall time: the training time rlzoo train records, summed over resumes (as `rlzoo benchmark` reads it),
+        # not the span from start to end, which would count the hours a stopped run waited to be resumed
+        found[info["seed"]] = {"seed": info["seed"], "final": curve[-1][1], "curve": curve,
+                               "steps": info.get("num_timesteps", steps), "wall": info.get("wall_time_s"),
+                               "run": run.name}
     return [found[s] for s in sorted(found)]
 
 
@@ -211,7 +199,7 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
     lines += ["", "## Curves", ""]
     envs = list(dict.fromkeys(r["env"] for r in rows))
     for env in envs:
-        png = HERE / "plots" / f"{_env_folder(env)}_{budget}.png"
+        png = HERE / "plots" / f"{rf.env_folder_name(env)}_{budget}.png"
         if plot_env(env, [r for r in rows if r["env"] == env], results, png, thresholds=not reduced):
             lines.append(f"- {env}: ![{env}](plots/{png.name}) (dashed: the SB3 zoo's reported final reward"
                          + (" at the full budget)" if reduced else "; dotted: threshold)"))
