@@ -99,3 +99,11 @@ def test_reduced_budget_selects_only_rows_cut_short(tmp_path, monkeypatch, capsy
     assert run.main(["--budget", "reduced", "--dry-run", "--rows", str(tmp_path / "rows.yml")]) == 0
     out = capsys.readouterr().out
     assert "--envs Hopper-v5" in out and "CartPole" not in out
+
+
+def test_per_seed_values_are_never_rounded_across_the_threshold():
+    run = _load("run")
+    # 93.6547 < 93.66 must not print as 93.7 next to ">= 93.66"
+    assert run._fmt(93.6547, 93.66) == "93.65"
+    assert run._fmt(-109.96, -110.0) == "-110.0"
+    assert run._fmt(93.6547) == "93.7" and run._fmt(4989.4, 9100.0) == "4989"

@@ -94,8 +94,11 @@ def row_runs(row: dict, steps: int, seeds: list[int], logs: Path) -> list[dict]:
     return [found[s] for s in sorted(found)]
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.1f}" if abs(x) < 1000 else f"{x:.0f}"
+def _fmt(x: float, threshold: float | None = None) -> str:
+    """One decimal below 1000 (none above), or as many as the threshold has, so that a value shown is never
+    rounded across it (93.655 against 93.66 shows as 93.65, not 93.7)."""
+    decimals = 1 if threshold is None else max(1, len(f"{threshold:g}".partition(".")[2]))
+    return f"{x:.{decimals}f}" if abs(x) < 1000 else f"{x:.0f}"
 
 
 def _hms(seconds: float) -> str:
@@ -192,7 +195,7 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
             f"| {row['group']} | {row['algo']} | {row['env']} | {row[budget]:,}{entry} | {len(runs)} | "
             f"{_fmt(finals.mean())} ± {_fmt(finals.std())} | {_fmt(iqm(finals))} [{_fmt(lo)}, {_fmt(hi)}] | "
             f"{'' if hits is None else f'{hits}/{len(runs)} (>= {thr:g})'} | {row.get('reference', '')} | "
-            f"{_hms(wall) if walls else '?'} | {sps:.0f} | {', '.join(_fmt(f) for f in finals)} |")
+            f"{_hms(wall) if walls else '?'} | {sps:.0f} | {', '.join(_fmt(f, thr) for f in finals)} |")
     if not reduced:
         lines += ["", f"**Seed reliability (classic control and Box2D, rows with 5 seeds):** {reliable} of "
                   f"{measured} rows reach their threshold on >= 4 of 5 seeds."]
