@@ -149,12 +149,13 @@ def plot_env(env_id: str, rows: list[dict], results: dict, out: Path, thresholds
 def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: Path) -> None:
     """Write ``benchmark.md`` and the PNGs from the finished runs under ``logs``."""
     results: dict[tuple[str, str], list[dict]] = {}
-    rates: dict[str, list[float]] = {}
+    rates: dict[tuple[str, str], list[float]] = {}  # (algo, group or "") -> steps/s of its finished runs
     for row in rows:
         runs = row_runs(row, row[budget], seeds, logs)
         if runs:
             results[(row["algo"], row["env"])] = runs
-            rates.setdefault(row["algo"], []).extend(r["steps"] / r["wall"] for r in runs if r["wall"])
+            for key in ((row["algo"], row["group"]), (row["algo"], "")):
+                rates.setdefault(key, []).extend(r["steps"] / r["wall"] for r in runs if r["wall"])
     reduced = budget == "reduced"
     lines = [f"# rlzoo zoo benchmark ({budget} budget)", ""]
     if reduced:
@@ -207,8 +208,9 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
             lines.append(f"- {env}: ![{env}](plots/{png.name}) (dashed: the SB3 zoo's reported final reward"
                          + (" at the full budget)" if reduced else "; dotted: threshold)"))
     lines += ["", "## Rows not run yet", "",
-              "Estimated time for the seeds run one after the other at the steps/s per run measured above for "
-              "the same algorithm (on this loaded machine; an idle core is several times faster), else rough "
+              "Estimated time for the seeds run one after the other at the median steps/s per run measured "
+              "above for the same algorithm in the same group, else for the same algorithm (on this loaded "
+              "machine; an idle core is several times faster), else rough "
               "defaults (`DEFAULT_RATE` in run.py; CnnPolicy rows at ~60 steps/s).", "",
               "| group | algo | env | steps | estimated time (5 seeds) |", "|---|---|---|---|---|"]
     total = 0.0
@@ -216,8 +218,8 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
         if (row["algo"], row["env"]) in results:
             continue
         image = row["env"] == "CarRacing-v3" or row["group"] == "atari"
-        rate = IMAGE_RATE if image else (np.median(rates[row["algo"]]) if rates.get(row["algo"])
-                                         else DEFAULT_RATE[row["algo"]])
+        measured_rates = rates.get((row["algo"], row["group"])) or rates.get((row["algo"], ""))
+        rate = IMAGE_RATE if image else (np.median(measured_rates) if measured_rates else DEFAULT_RATE[row["algo"]])
         seconds = row[budget] * len(seeds) / rate
         total += seconds
         lines.append(f"| {row['group']} | {row['algo']} | {row['env']} | {row[budget]:,} | {_hms(seconds)} |")
