@@ -107,3 +107,30 @@ def test_per_seed_values_are_never_rounded_across_the_threshold():
     assert run._fmt(93.6547, 93.66) == "93.65"
     assert run._fmt(-109.96, -110.0) == "-110.0"
     assert run._fmt(93.6547) == "93.7" and run._fmt(4989.4, 9100.0) == "4989"
+
+
+def test_every_threshold_follows_the_rows_rule():
+    """A row's threshold is its reference's mean - std (as printed, so within rounding), or with no reference
+    the task's solved score; CartPole-v1's is 450 (issue 16)."""
+    import re
+
+    import gymnasium as gym
+    import yaml
+
+    gym.register_envs(pytest.importorskip("ale_py"))  # the Atari ids
+    rows = yaml.safe_load((ZOO / "rows.yml").read_text())["rows"]
+    checked = 0
+    for row in rows:
+        reference, threshold = row.get("reference"), row.get("threshold")
+        if row["env"] == "CartPole-v1":
+            assert threshold == 450.0, row
+            continue
+        if not reference:
+            assert threshold == gym.spec(row["env"]).reward_threshold, row  # the solved score, or none
+            continue
+        match = re.match(r"(-?[\d.]+) ± ([\d.]+) \(", reference)
+        assert match, row
+        mean, std = float(match.group(1)), float(match.group(2))
+        assert threshold is not None and abs(mean - std - threshold) <= 1.0 + 0.005 * abs(threshold), row
+        checked += 1
+    assert checked >= 40
