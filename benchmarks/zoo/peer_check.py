@@ -6,6 +6,7 @@ stable-baselines3 and sb3-contrib.
     python benchmarks/zoo/peer_check.py a2c-lunarlander --seeds 0,1,2,3,4
     python benchmarks/zoo/peer_check.py trpo-lunarlandercontinuous --seeds 0,1,2,3,4
     python benchmarks/zoo/peer_check.py ppo-mountaincarcontinuous --seeds 0,1,2,3,4
+    python benchmarks/zoo/peer_check.py ppo-hopper --seeds 0,1
 """
 from __future__ import annotations
 
@@ -48,10 +49,26 @@ def _ppo_mountaincarcontinuous(seed: int) -> tuple[Any, Any]:
     return model.learn(20_000), env
 
 
+def _ppo_hopper(seed: int) -> tuple[Any, Any]:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+    from torch import nn
+
+    env = VecNormalize(make_vec_env("Hopper-v5", n_envs=1, seed=seed), gamma=0.999)
+    model = PPO("MlpPolicy", env, batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05,
+                ent_coef=0.00229519, clip_range=0.2, n_epochs=5, gae_lambda=0.99, max_grad_norm=0.7,
+                vf_coef=0.835671, policy_kwargs=dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU,
+                                                     net_arch=dict(pi=[256, 256], vf=[256, 256])),
+                seed=seed, device="cpu")
+    return model.learn(1_000_000), env
+
+
 CHECKS: dict[str, tuple[str, str, Callable[[int], tuple[Any, Any]]]] = {
     "a2c-lunarlander": ("SB3 A2C", "LunarLander-v3", _a2c_lunarlander),
     "trpo-lunarlandercontinuous": ("SB3-contrib TRPO", "LunarLanderContinuous-v3", _trpo_lunarlandercontinuous),
     "ppo-mountaincarcontinuous": ("SB3 PPO", "MountainCarContinuous-v0", _ppo_mountaincarcontinuous),
+    "ppo-hopper": ("SB3 PPO", "Hopper-v5", _ppo_hopper),
 }
 
 
