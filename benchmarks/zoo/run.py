@@ -96,7 +96,7 @@ def row_runs(row: dict, steps: int, seeds: list[int], logs: Path) -> list[dict]:
 
 def _fmt(x: float, threshold: float | None = None) -> str:
     """One decimal below 1000 (none above), or as many as the threshold has, so that a value shown is never
-    rounded across it (93.655 against 93.66 shows as 93.65, not 93.7)."""
+    rounded across it (93.6547 against 93.66 shows as 93.65, not 93.7)."""
     decimals = 1 if threshold is None else max(1, len(f"{threshold:g}".partition(".")[2]))
     return f"{x:.{decimals}f}" if abs(x) < 1000 else f"{x:.0f}"
 
