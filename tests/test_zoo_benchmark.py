@@ -134,3 +134,27 @@ def test_every_threshold_follows_the_rows_rule():
         assert threshold is not None and abs(mean - std - threshold) <= 1.0 + 0.005 * abs(threshold), row
         checked += 1
     assert checked >= 40
+
+
+def test_long_final_evaluation_scores_each_finished_run_and_writes_nothing(tmp_path, capsys):
+    from typer.testing import CliRunner
+
+    from rlzoo.zoo.cli import app
+
+    logs = tmp_path / "logs"
+    result = CliRunner().invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "--seed", "3", "-f",
+                                      str(logs), "-n", "256", "--no-progress", "--hyperparams", "n_envs=1",
+                                      "n_steps=128", "batch_size=64", "n_epochs=1"])
+    assert result.exit_code == 0, result.output
+    run = logs / "ppo" / "CartPole-v1_1"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    final_eval = _load("final_eval")
+    assert final_eval.main(["--logs", str(logs), "--long", "3", "--algos", "ppo"]) == 0
+    line = capsys.readouterr().out.strip()
+    head, _, score = line.partition(": ")
+    assert head == "ppo CartPole-v1_1 seed 3" and score.endswith(" over 3 episodes")
+    mean, std = (float(x) for x in score.split(" over ")[0].split(" ± "))
+    assert 1 <= mean <= 500 and std >= 0  # CartPole returns: 1 a step, at most 500 steps
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # read-only
+    assert final_eval.main(["--logs", str(logs), "--long", "3", "--algos", "dqn"]) == 0
+    assert capsys.readouterr().out == ""  # no dqn run: nothing scored

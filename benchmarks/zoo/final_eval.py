@@ -2,6 +2,7 @@
 
     python benchmarks/zoo/final_eval.py                      # every run under logs/full that needs it
     python benchmarks/zoo/final_eval.py --dry-run            # list them only
+    python benchmarks/zoo/final_eval.py --long 100 --algos trpo --envs LunarLanderContinuous-v3
 
 Before rlzoo's EvalCallback counted from the model's own step count, a run resumed from a checkpoint
 evaluated on a schedule shifted by the resume point, so its last evaluation could be hundreds of
@@ -10,6 +11,12 @@ Runs made since evaluate their final model themselves. For the older ones, this 
 ``model.zip`` as the callback does (10 deterministic episodes on a separate env with the run's frozen
 VecNormalize statistics, seed = run seed + 10,000) and appends the row at the run's final timestep to
 ``evaluations.csv``; it writes ``final_eval`` into ``run.json`` so that the row is traceable.
+
+``--long N`` only reads: it scores the final model of every finished run of the chosen rows over N
+deterministic episodes (seed = run seed + 20,000, so other episodes than the callback's) and prints the mean
+± std of each. The benchmark scores a seed by its last 10-episode evaluation, whose noise on some tasks is
+as wide as the gap between a seed and its threshold; this shows how much of a row's count is that noise.
+It needs the runs' ``model.zip`` files, which git does not keep: run the row first.
 """
 from __future__ import annotations
 
@@ -69,11 +76,34 @@ def final_eval(run: Path, algo: str, env_id: str, episodes: int = 10) -> float:
     return row["mean_reward"]
 
 
+def long_eval(run: Path, algo: str, env_id: str, episodes: int) -> tuple[float, float]:
+    """Mean and std of the final model's return over ``episodes`` deterministic episodes (Atari: sampled)."""
+    from rlzoo.evaluation import evaluate_policy
+    from rlzoo.zoo import run_folder as rf
+    from rlzoo.zoo.enjoy import load_agent, make_agent_env
+
+    info = rf.read_run_info(run)
+    agent = load_agent(algo, env_id, str(run.parent.parent), exp_id=int(run.name.rsplit("_", 1)[1]))
+    env = make_agent_env(agent, int(info["seed"]) + 20_000, None, [])
+    rewards, _ = evaluate_policy(agent.model, env, n_eval_episodes=episodes, deterministic=not agent.atari,
+                                 return_episode_rewards=True)
+    env.close()
+    return float(np.mean(rewards)), float(np.std(rewards))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=Path, default=HERE / "logs" / "full")
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--long", type=int, default=None, metavar="N",
+                        help="only print each finished run's final model over N episodes (writes nothing)")
+    parser.add_argument("--algos", default=None, help="with --long: only these algorithms, e.g. trpo,ppo")
+    parser.add_argument("--envs", default=None, help="with --long: only these env ids")
     args = parser.parse_args(argv)
+    if args.long is not None:
+        if args.long < 1:
+            parser.error("--long must be >= 1")
+        return print_long(args.logs, args.long, args.algos, args.envs)
     for run in sorted(args.logs.glob("*/*_*")):
         if not needs_final_eval(run):
             continue
@@ -82,6 +112,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run}: needs a final evaluation")
             continue
         print(f"{run}: final model {final_eval(run, algo, env_id):.1f}", flush=True)
+    return 0
+
+
+def print_long(logs: Path, episodes: int, algos: str | None, envs: str | None) -> int:
+    """Print the ``--long`` scores of the finished runs with a model under ``logs``."""
+    from rlzoo.zoo import run_folder as rf
+    from rlzoo.zoo.errors import ZooError
+
+    for run in sorted(logs.glob("*/*_*"), key=lambda p: (p.parent.name, p.name.rsplit("_", 1)[0],
+                                                           int(p.name.rsplit("_", 1)[1] or 0))):
+        algo, env_id = run.parent.name, run.name.rsplit("_", 1)[0]
+        if (algos and algo not in algos.split(",")) or (envs and env_id not in envs.split(",")):
+            continue
+        try:
+            info = rf.read_run_info(run)
+        except ZooError:
+            continue
+        if info.get("status") != "finished" or not (run / "model.zip").is_file():
+            continue
+        mean, std = long_eval(run, algo, env_id, episodes)
+        print(f"{algo} {run.name} seed {info['seed']}: {mean:.1f} ± {std:.1f} over {episodes} episodes", flush=True)
     return 0
 
 
