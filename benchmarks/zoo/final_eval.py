@@ -132,7 +132,7 @@ def print_long(logs: Path, episodes: int, algos: str | None, envs: str | None) -
         if info.get("status") != "finished" or not (run / "model.zip").is_file():
             continue
         mean, std = long_eval(run, algo, env_id, episodes)
-        print(f"{algo} {run.name} seed {info['seed']}: {mean:.1f} ± {std:.1f} over {episodes} episodes", flush=True)
+        print(f"{algo} {run.name} seed {info['seed']}: {mean:.2f} ± {std:.2f} over {episodes} episodes", flush=True)
     return 0
 
 
