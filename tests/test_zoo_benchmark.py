@@ -157,4 +157,12 @@ def test_long_final_evaluation_scores_each_finished_run_and_writes_nothing(tmp_p
     assert 1 <= mean <= 500 and std >= 0  # CartPole returns: 1 a step, at most 500 steps
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # read-only
     assert final_eval.main(["--logs", str(logs), "--long", "3", "--algos", "dqn"]) == 0
-    assert capsys.readouterr().out == ""  # no dqn run: nothing scored
+    out, err = capsys.readouterr()
+    assert out == "" and "no finished run with a model.zip" in err  # no dqn run: nothing scored, and said so
+    (run / "model.zip").write_bytes(b"not a zip")  # an unreadable model: named on stderr, exit 2
+    assert final_eval.main(["--logs", str(logs), "--long", "3"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and str(run) in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:
+        final_eval.main(["--logs", str(tmp_path / "missing"), "--long", "3"])
+    assert exc.value.code == 2

@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.long is not None:
         if args.long < 1:
             parser.error("--long must be >= 1")
+        if not args.logs.is_dir():
+            parser.error(f"--logs {args.logs}: no such folder")
         return print_long(args.logs, args.long, args.algos, args.envs)
     for run in sorted(args.logs.glob("*/*_*")):
         if not needs_final_eval(run):
@@ -116,24 +118,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_long(logs: Path, episodes: int, algos: str | None, envs: str | None) -> int:
-    """Print the ``--long`` scores of the finished runs with a model under ``logs``."""
+    """Print the ``--long`` scores of the finished runs with a model under ``logs``; 2 if a run's files could
+    not be read (each such run is named on stderr), else 0."""
+    from rlzoo.common.save_format import ModelFileError
     from rlzoo.zoo import run_folder as rf
     from rlzoo.zoo.errors import ZooError
 
-    for run in sorted(logs.glob("*/*_*"), key=lambda p: (p.parent.name, p.name.rsplit("_", 1)[0],
-                                                           int(p.name.rsplit("_", 1)[1] or 0))):
+    runs = [p for p in logs.glob("*/*_*") if p.is_dir() and p.name.rsplit("_", 1)[1].isdigit()]
+    scored = failed = 0
+    for run in sorted(runs, key=lambda p: (p.parent.name, p.name.rsplit("_", 1)[0], int(p.name.rsplit("_", 1)[1]))):
         algo, env_id = run.parent.name, run.name.rsplit("_", 1)[0]
         if (algos and algo not in algos.split(",")) or (envs and env_id not in envs.split(",")):
             continue
         try:
             info = rf.read_run_info(run)
-        except ZooError:
+            if info.get("status") != "finished" or not (run / "model.zip").is_file():
+                continue
+            mean, std = long_eval(run, algo, env_id, episodes)
+        except (ZooError, ModelFileError, OSError) as e:  # the files of a run are untrusted input
+            print(f"{run}: {' '.join(str(e).split())}", file=sys.stderr)
+            failed += 1
             continue
-        if info.get("status") != "finished" or not (run / "model.zip").is_file():
-            continue
-        mean, std = long_eval(run, algo, env_id, episodes)
+        scored += 1
         print(f"{algo} {run.name} seed {info['seed']}: {mean:.2f} ± {std:.2f} over {episodes} episodes", flush=True)
-    return 0
+    if not scored and not failed:
+        print(f"no finished run with a model.zip under {logs} matched", file=sys.stderr)
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":
