@@ -46,20 +46,27 @@ def needs_final_eval(run: Path) -> bool:
     return end - last > first // 2  # more than half an evaluation interval untested
 
 
-def final_eval(run: Path, algo: str, env_id: str, episodes: int = 10) -> float:
+def final_model_returns(run: Path, algo: str, env_id: str, seed: int, episodes: int) -> tuple[list[float], list[int]]:
+    """Episode returns and lengths of a run's ``model.zip`` on a separate env seeded ``seed``, with the run's
+    frozen VecNormalize statistics (deterministic actions; Atari: sampled, as in the SB3 zoo)."""
     from rlzoo.evaluation import evaluate_policy
-    from rlzoo.fileio import atomic_path
-    from rlzoo.zoo import run_folder as rf
     from rlzoo.zoo.enjoy import load_agent, make_agent_env
 
-    info = rf.read_run_info(run)
-    n = int(run.name.rsplit("_", 1)[1])
-    agent = load_agent(algo, env_id, str(run.parent.parent), exp_id=n)
+    agent = load_agent(algo, env_id, str(run.parent.parent), exp_id=int(run.name.rsplit("_", 1)[1]))
     assert agent.run_dir == run
-    env = make_agent_env(agent, int(info["seed"]) + 10_000, None, [])
+    env = make_agent_env(agent, seed, None, [])
     rewards, lengths = evaluate_policy(agent.model, env, n_eval_episodes=episodes, deterministic=not agent.atari,
                                        return_episode_rewards=True)
     env.close()
+    return list(rewards), list(lengths)
+
+
+def final_eval(run: Path, algo: str, env_id: str, episodes: int = 10) -> float:
+    from rlzoo.fileio import atomic_path
+    from rlzoo.zoo import run_folder as rf
+
+    info = rf.read_run_info(run)
+    rewards, lengths = final_model_returns(run, algo, env_id, int(info["seed"]) + 10_000, episodes)
     evals = run / "evaluations.csv"
     with open(evals, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
@@ -74,21 +81,6 @@ def final_eval(run: Path, algo: str, env_id: str, episodes: int = 10) -> float:
     rf.update_run_info(run, final_eval={"by": "benchmarks/zoo/final_eval.py", "timesteps": row["timesteps"],
                                         "mean_reward": row["mean_reward"], "episodes": episodes})
     return row["mean_reward"]
-
-
-def long_eval(run: Path, algo: str, env_id: str, episodes: int) -> tuple[float, float]:
-    """Mean and std of the final model's return over ``episodes`` deterministic episodes (Atari: sampled)."""
-    from rlzoo.evaluation import evaluate_policy
-    from rlzoo.zoo import run_folder as rf
-    from rlzoo.zoo.enjoy import load_agent, make_agent_env
-
-    info = rf.read_run_info(run)
-    agent = load_agent(algo, env_id, str(run.parent.parent), exp_id=int(run.name.rsplit("_", 1)[1]))
-    env = make_agent_env(agent, int(info["seed"]) + 20_000, None, [])
-    rewards, _ = evaluate_policy(agent.model, env, n_eval_episodes=episodes, deterministic=not agent.atari,
-                                 return_episode_rewards=True)
-    env.close()
-    return float(np.mean(rewards)), float(np.std(rewards))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,13 +126,14 @@ def print_long(logs: Path, episodes: int, algos: str | None, envs: str | None) -
             info = rf.read_run_info(run)
             if info.get("status") != "finished" or not (run / "model.zip").is_file():
                 continue
-            mean, std = long_eval(run, algo, env_id, episodes)
+            rewards, _ = final_model_returns(run, algo, env_id, int(info["seed"]) + 20_000, episodes)
         except (ZooError, ModelFileError, OSError) as e:  # the files of a run are untrusted input
             print(f"{run}: {' '.join(str(e).split())}", file=sys.stderr)
             failed += 1
             continue
         scored += 1
-        print(f"{algo} {run.name} seed {info['seed']}: {mean:.2f} ± {std:.2f} over {episodes} episodes", flush=True)
+        print(f"{algo} {run.name} seed {info['seed']}: {np.mean(rewards):.2f} ± {np.std(rewards):.2f} over {episodes} "
+              "episodes", flush=True)
     if not scored and not failed:
         print(f"no finished run with a model.zip under {logs} matched", file=sys.stderr)
     return 2 if failed else 0
