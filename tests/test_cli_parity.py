@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -48,12 +49,31 @@ def test_eval_env_kwargs_and_n_eval_envs(workdir, monkeypatch):
     assert result.exit_code == 2 and "--n-eval-envs" in result.output
 
 
-def test_num_threads(workdir):
+def test_num_threads(workdir, monkeypatch):
+    """--num-threads wins over rlzoo's per-model choice (one thread for small MLPs, torch's default for big
+    networks), as RLZOO_NUM_THREADS does, and only for that run."""
+    from rlzoo.common import utils
+
+    monkeypatch.delenv("RLZOO_NUM_THREADS", raising=False)
+    monkeypatch.setattr(utils, "_DEFAULT_THREADS", 3)  # a big network would otherwise get 3
+    seen: list[int] = []
+    original = utils.tune_threads
+
+    def spy(small_model: bool) -> None:
+        original(small_model)
+        seen.append(torch.get_num_threads())
+
+    monkeypatch.setattr("rlzoo.common.base.tune_threads", spy)
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
     try:
-        ok(BASE + ["-n", "128", "--eval-freq", "0", "--num-threads", "1", "--hyperparams", "n_envs=1", "n_steps=64"])
-        assert torch.get_num_threads() == 1
+        ok(BASE + ["-n", "128", "--eval-freq", "0", "--num-threads", "2", "--hyperparams", "n_envs=1", "n_steps=64"])
+        ok(["train", "--algo", "sac", "--env", "Pendulum-v1", "--seed", "0", "--no-progress", "-n", "64",
+            "--eval-freq", "0", "--num-threads", "1", "--hyperparams", "learning_starts=32"])
+        assert seen == [2, 1]  # small PPO MLP: 2, not 1; SAC's 256-wide networks: 1, not 3
+        assert "RLZOO_NUM_THREADS" not in os.environ
+        ok(["train", "--algo", "sac", "--env", "Pendulum-v1", "--seed", "1", "--no-progress", "-n", "64",
+            "--eval-freq", "0", "--hyperparams", "learning_starts=32"])
+        assert seen[-1] == 3  # without the option: rlzoo's own choice again
     finally:
         torch.set_num_threads(before)
 

@@ -130,6 +130,25 @@ def tune_threads(small_model: bool) -> None:
 
 
 @contextlib.contextmanager
+def threads_override(n_threads: int | None) -> Iterator[None]:
+    """Within the block, ``n_threads`` intra-op threads for every model, as ``RLZOO_NUM_THREADS`` would give
+    (``rlzoo train --num-threads``); ``None`` changes nothing. The previous setting is put back after."""
+    if n_threads is None:
+        yield
+        return
+    before = os.environ.get("RLZOO_NUM_THREADS")
+    os.environ["RLZOO_NUM_THREADS"] = str(int(n_threads))
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RLZOO_NUM_THREADS", None)
+        else:
+            os.environ["RLZOO_NUM_THREADS"] = before
+
+
+@contextlib.contextmanager
 def large_batch_threads() -> Iterator[None]:
     """All the intra-op threads rlzoo may use (``RLZOO_NUM_THREADS``, else torch's default) for one large
     batched computation of a small model (e.g. DQN's target values of a whole train() call: 8192 rows),

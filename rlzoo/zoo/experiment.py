@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlzoo.zoo import run_folder as rf
+from rlzoo.common.utils import threads_override
 from rlzoo.zoo import run_lock, stop_flag
 from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
 from rlzoo.zoo.env_factory import check_env_builds, close_envs, make_action_noise, make_env, normalize_env
@@ -190,13 +191,15 @@ def _train(opts: TrainOptions, locked: list[Path]) -> Path:
     eval_env_kwargs = check_run_options(opts)
     if eval_env_kwargs and opts.eval_freq > 0:
         check_env_builds(plan.config, "--eval-env-kwargs", eval_env_kwargs)
-    if opts.num_threads is not None:
-        import torch
-
-        torch.set_num_threads(int(opts.num_threads))
     if stop_flag.received() is not None:
         _stopped_message("before the run folder was created; nothing was written")
         stop_flag.check()
+    with threads_override(opts.num_threads):  # over rlzoo's per-model choice (tune_threads), as RLZOO_NUM_THREADS
+        return _build_and_learn(plan, opts, locked, eval_env_kwargs)
+
+
+def _build_and_learn(plan: _Plan, opts: TrainOptions, locked: list[Path], eval_env_kwargs: dict[str, Any]) -> Path:
+    """Create (or reopen) the run folder, set up the model and its envs, and learn."""
     run_dir, new_run, created = _open_run_dir(plan, opts, locked)
     model, envs, callbacks, guard = _setup_or_undo(plan, run_dir, new_run, created, opts, eval_env_kwargs)
     tracker = None
