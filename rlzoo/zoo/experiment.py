@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlzoo.zoo import run_folder as rf
 from rlzoo.common.utils import threads_override
+from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo import run_lock, stop_flag
 from rlzoo.zoo.config import ZooConfig, build_config, parse_key_values
 from rlzoo.zoo.env_factory import check_env_builds, close_envs, make_action_noise, make_env, normalize_env
