@@ -43,3 +43,43 @@ def test_sweep_resume_continues_and_skips(tmp_path):
     assert "0 run(s) already finished, 0 to resume, 1 new" in out
     info = json.loads((tmp_path / "logs" / "ppo" / "CartPole-v1_2" / "run.json").read_text())
     assert (info["status"], info["n_timesteps"], info["seed"]) == ("finished", 512, 3)
+
+    # a job that finished after the sweep planned it: the worker looks again under its claim and skips it
+    from rlzoo.zoo.sweep import SweepJob, run_job, train_args
+
+    job, log = SweepJob("ppo", "CartPole-v1", 3), str(tmp_path / "logs")
+    result = run_job(job, train_args(job, log, ["-n", "512"]), log, ["-n", "512"], True, str(tmp_path))
+    assert result["skipped"] == "it finished after this sweep started"
+    assert result["run_dir"] == str(tmp_path / "logs" / "ppo" / "CartPole-v1_2")
+
+
+def test_sweep_resume_skips_a_job_another_sweep_holds(tmp_path):
+    from rlzoo.zoo import run_lock
+
+    claim = tmp_path / "logs" / ".sweep-claims" / "ppo_CartPole-v1_seed3.lock"
+    with run_lock.claim(claim) as holder:
+        assert holder is None
+        out = rlzoo(*SWEEP, "-n", "512", "--resume", cwd=tmp_path)
+    assert f"skipped: another sweep is running it (pid {os.getpid()} on host" in out
+    assert "0 of 1 runs finished, 1 skipped" in out
+    assert not (tmp_path / "logs" / "ppo").exists()  # nothing was trained
+    # the claim is free again: the same sweep now runs the job
+    out = rlzoo(*SWEEP, "-n", "512", "--resume", cwd=tmp_path)
+    assert "1 of 1 runs finished" in out
+    assert [r.name for r in (tmp_path / "logs" / "ppo").iterdir()] == ["CartPole-v1_1"]
+
+
+def test_two_overlapping_sweeps_run_each_job_once(tmp_path):
+    """Two `sweep --resume` calls over the same seeds, started together: every run exists once, finished."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    args = [sys.executable, "-m", "rlzoo.zoo.cli", *SWEEP[:6], "0-2", *SWEEP[7:], "-n", "1024", "--resume"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = sorted((tmp_path / "logs" / "ppo").iterdir())
+    infos = [json.loads((r / "run.json").read_text()) for r in runs]
+    assert sorted(i["seed"] for i in infos) == [0, 1, 2], [r.name for r in runs]
+    assert all((i["status"], i["num_timesteps"], len(i["segments"])) == ("finished", 1024, 1) for i in infos)
+    trained = sum(o.count(": ok in") for o in outs)
+    assert trained == 3, outs

@@ -18,6 +18,8 @@ import fcntl
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rlzoo.zoo.errors import ZooError
@@ -45,6 +47,33 @@ def _holder(fd: int) -> str:
     return "another process"
 
 
+def _lock(path: Path) -> int | str:
+    """Lock ``path`` (created if missing) without waiting: the open descriptor, with this process's name
+    written in the file, or the holder's name when another process has it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise ZooError(f"cannot open the lock file {path}: {e.strerror}") from None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = _holder(fd) if e.errno in (errno.EACCES, errno.EAGAIN) else ""
+        os.close(fd)
+        if holder:
+            return holder
+        if e.errno == errno.ENOLCK:
+            raise ZooError(f"cannot lock {path}: the file system offers no locks (on NFS: NFSv4, or NFSv3 "
+                           "with lockd running; see README 'Runs on a cluster')") from None
+        raise ZooError(f"cannot lock {path}: {e.strerror}") from None
+    try:
+        data = f"pid={os.getpid()} host={socket.gethostname()}\n".encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    except OSError:
+        pass  # disk full: the lock holds all the same, only the holder's name is missing
+    return fd
+
+
 def acquire(run_dir: str | os.PathLike) -> None:
     """Take the writer lock of ``run_dir`` for this process.
 
@@ -56,28 +85,10 @@ def acquire(run_dir: str | os.PathLike) -> None:
     if key in _HELD:
         raise ZooError(f"{run_dir} is already being written by this process (pid {os.getpid()} on host "
                        f"{socket.gethostname()}); one writer per run folder")
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as e:
-        raise ZooError(f"cannot open the lock file {path}: {e.strerror}") from None
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        holder = _holder(fd)
-        os.close(fd)
-        if e.errno in (errno.EACCES, errno.EAGAIN):
-            raise ZooError(f"{run_dir} is being written by {holder} (lock {path}); "
-                           "one writer per run folder: wait for it to end or stop it first") from None
-        if e.errno == errno.ENOLCK:
-            raise ZooError(f"cannot lock {path}: the file system offers no locks (on NFS: NFSv4, or NFSv3 "
-                           "with lockd running; see README 'Runs on a cluster')") from None
-        raise ZooError(f"cannot lock {path}: {e.strerror}") from None
-    try:
-        data = f"pid={os.getpid()} host={socket.gethostname()}\n".encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
-    except OSError:
-        pass  # disk full: the lock holds all the same, only the holder's name is missing
+    fd = _lock(path)
+    if isinstance(fd, str):
+        raise ZooError(f"{run_dir} is being written by {fd} (lock {path}); "
+                       "one writer per run folder: wait for it to end or stop it first")
     _HELD[key] = fd
 
 
@@ -94,3 +105,26 @@ def release(run_dir: str | os.PathLike) -> None:
 def held(run_dir: str | os.PathLike) -> bool:
     """Whether this process holds the lock of ``run_dir``."""
     return str(Path(run_dir).resolve()) in _HELD
+
+
+@contextmanager
+def claim(path: str | os.PathLike) -> Iterator[str | None]:
+    """Hold an exclusive lock on the file ``path`` for the ``with`` block, without waiting.
+
+    Yields ``None`` when this process got it, else who holds it (``pid N on host H``). The same POSIX
+    lock as :func:`acquire` (released by the kernel when the holder dies); ``rlzoo sweep --resume``
+    claims each job with it so that two sweeps over the same runs never run one twice."""
+    key = str(Path(path).resolve())
+    if key in _HELD:
+        yield f"pid {os.getpid()} on host {socket.gethostname()}"
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = _lock(Path(path))
+    if isinstance(fd, str):
+        yield fd
+        return
+    _HELD[key] = fd
+    try:
+        yield None
+    finally:
+        release(path)

@@ -25,6 +25,7 @@ from typing import Any
 from collections.abc import Callable
 
 from rlzoo.zoo import run_folder as rf
+from rlzoo.zoo import run_lock
 from rlzoo.zoo.errors import ZooError
 
 _RUN_LINE = re.compile(r"^(?:training|resuming) \S+ on \S+: (?P<run>.+?) \(seed", re.MULTILINE)
@@ -156,18 +157,51 @@ def run_train(args: list[str], cwd: str, threads: int = 1) -> dict:
             "error": " ".join(proc.stderr.strip().splitlines()[-1:]) if proc.returncode else ""}
 
 
+#: Under the log folder: one lock file per (algo, env, seed) that a ``sweep --resume`` worker holds while it runs
+CLAIMS_DIR = ".sweep-claims"
+
+
+def run_job(job: SweepJob, new_args: list[str], log_folder: str, options: list[str], resume: bool, cwd: str,
+            threads: int = 1) -> dict:
+    """Run one job on this worker (the local pool's thread or a Ray task).
+
+    With ``resume`` the job is first claimed (a lock on ``<log_folder>/.sweep-claims/<algo>_<env>_seed<N>.lock``
+    held until the run ends) and the log folder looked at again: a job another sweep holds, or one that
+    finished since the sweep started, is skipped, and an interrupted one continues. So two sweeps over
+    the same runs, started at any times, never run one twice."""
+    if not resume:
+        return run_train(new_args, cwd, threads)
+    claim_file = Path(log_folder) / CLAIMS_DIR / f"{job.algo}_{rf.env_folder_name(job.env)}_seed{job.seed}.lock"
+    with run_lock.claim(claim_file) as holder:
+        if holder is not None:
+            return _skipped(f"another sweep is running it ({holder})", None)
+        n_option = _option(options, "-n")
+        kind, run_dir = earlier_run(job, log_folder, int(n_option) if n_option else None)
+        if kind == "finished":
+            return _skipped("it finished after this sweep started", run_dir)
+        return run_train(_resume_or_new_args(kind, run_dir, job, new_args, log_folder, options), cwd, threads)
+
+
+def _skipped(reason: str, run_dir: Path | None) -> dict:
+    return {"returncode": 0, "run_dir": str(run_dir) if run_dir else None, "wall_s": 0.0,
+            "host": socket.gethostname(), "error": "", "skipped": reason}
+
+
 def run_local(jobs: list[SweepJob], args: list[list[str]], n_jobs: int, threads: int,
-              on_result: Callable[[SweepJob, dict], None]) -> None:
-    """Run the jobs on a pool of ``n_jobs`` local processes."""
+              on_result: Callable[[SweepJob, dict], None], log_folder: str = "", options: list[str] | None = None,
+              resume: bool = False) -> None:
+    """Run the jobs on a pool of ``n_jobs`` local processes (``args``: each job's new-run arguments)."""
     cwd = os.getcwd()
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        futures = {pool.submit(run_train, a, cwd, threads): job for job, a in zip(jobs, args, strict=True)}
+        futures = {pool.submit(run_job, job, a, log_folder, options or [], resume, cwd, threads): job
+                   for job, a in zip(jobs, args, strict=True)}
         for future in as_completed(futures):
             on_result(futures[future], future.result())
 
 
 def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_task: float,
-            on_result: Callable[[SweepJob, dict], None]) -> None:
+            on_result: Callable[[SweepJob, dict], None], log_folder: str = "", options: list[str] | None = None,
+            resume: bool = False) -> None:
     """Run one Ray task per job on the cluster at ``address`` (``local``: a private local instance)."""
     try:
         import ray
@@ -183,9 +217,10 @@ def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_
     except Exception as e:  # ConnectionError, RuntimeError ...
         raise ZooError(f"cannot connect to Ray at '{address}': {' '.join(str(e).split())[:300]}") from None
     try:
-        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_train)
+        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_job)
         threads = max(int(cpus_per_task), 1)
-        pending = {remote.remote(a, os.getcwd(), threads): job for job, a in zip(jobs, args, strict=True)}
+        pending = {remote.remote(job, a, log_folder, options or [], resume, os.getcwd(), threads): job
+                   for job, a in zip(jobs, args, strict=True)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(done[0])
@@ -254,7 +289,9 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
     """Run (or emit) every combination; returns ``(job, result)`` pairs. See ``rlzoo sweep --help``.
 
     With ``resume``, a job whose earlier run (same log folder, algo, env and seed) finished is skipped
-    and one that was interrupted continues from its last saved model (``rlzoo train --resume``)."""
+    and one that was interrupted continues from its last saved model (``rlzoo train --resume``); each
+    job is claimed and looked at again just before it launches (``run_job``), so overlapping sweeps
+    run it once."""
     if cpus_per_task <= 0:
         raise ZooError(f"--cpus-per-task must be positive, got {cpus_per_task}")
     if jobs is not None and jobs <= 0:
@@ -265,7 +302,7 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
     plan_jobs = plan(parse_names(algos, "--algos"), parse_names(envs, "--envs"), parse_seeds(seeds), options,
                      gym_packages)
     log_folder = os.path.abspath(log_folder)  # the same folder for every worker and node
-    args = [train_args(job, log_folder, options) for job in plan_jobs]
+    args = new_args = [train_args(job, log_folder, options) for job in plan_jobs]
     if resume:
         n_option = _option(options, "-n")
         earlier = [earlier_run(job, log_folder, int(n_option) if n_option else None) for job in plan_jobs]
@@ -277,6 +314,7 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
               f"{len(keep) - n_done - n_resumed} new", flush=True)
         plan_jobs = [j for j, k in zip(plan_jobs, keep, strict=True) if k]
         args = [a for a, k in zip(args, keep, strict=True) if k]
+        new_args = [a for a, k in zip(new_args, keep, strict=True) if k]
 
     if emit_slurm is not None:
         (Path(log_folder) / "slurm").mkdir(parents=True, exist_ok=True)
@@ -301,11 +339,14 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
             bar.done(job, result)
 
         if ray_address:
-            run_ray(plan_jobs, args, ray_address, cpus_per_task, on_result)
+            run_ray(plan_jobs, new_args, ray_address, cpus_per_task, on_result, log_folder, options, resume)
         else:
-            run_local(plan_jobs, args, n_jobs, max(int(cpus_per_task), 1), on_result)
+            run_local(plan_jobs, new_args, n_jobs, max(int(cpus_per_task), 1), on_result, log_folder, options,
+                      resume)
     failed = [(j, r) for j, r in results if r["returncode"] != 0]
-    print(f"sweep done: {len(results) - len(failed)} of {len(results)} runs finished"
+    n_skipped = sum("skipped" in r for _, r in results)
+    print(f"sweep done: {len(results) - len(failed) - n_skipped} of {len(results)} runs finished"
+          + (f", {n_skipped} skipped" if n_skipped else "")
           + (f"; summarize them with: rlzoo benchmark -f {log_folder}" if not failed else ""), flush=True)
     if failed:
         raise ZooError(f"{len(failed)} of {len(results)} runs failed: "
@@ -335,7 +376,9 @@ class _SweepProgress:
 
     def done(self, job: SweepJob, result: dict) -> None:
         self.count += 1
-        status = "ok" if result["returncode"] == 0 else f"FAILED (exit {result['returncode']}): {result['error']}"
+        status = ("ok" if result["returncode"] == 0 else f"FAILED (exit {result['returncode']}): {result['error']}")
+        if "skipped" in result:
+            status = f"skipped: {result['skipped']}"
         self.console.print(f"[{self.count}/{self.total}] {job.label}: {status} in {result['wall_s']:.1f} s"
                            f" -> {result['run_dir'] or '?'}", soft_wrap=True)
         self.progress.advance(self.task)
