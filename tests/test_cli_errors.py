@@ -40,6 +40,8 @@ TRAIN = ["train", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs", "--no-p
     (["train", "--algo", "ppo2", "--env", "CartPole-v1"], ["unknown algorithm 'ppo2'", "did you mean 'ppo'"]),
     (["train", "--algo", "ppo", "--env", "CartPol-v1"], ["unknown environment 'CartPol-v1'", "did you mean 'CartPole-v1'"]),
     (TRAIN + ["-n", "0"], ["timesteps must be positive, got 0"]),
+    (TRAIN + ["--resume-or-new"], ["--resume-or-new needs --seed"]),
+    (TRAIN + ["--seed", "1", "--resume-or-new", "--resume", "x"], ["either --resume RUN_DIR or --resume-or-new"]),
     (TRAIN + ["-n", "-100"], ["timesteps must be positive, got -100"]),
     (TRAIN + ["--hyperparams", "n_step=64"], ["unknown hyperparameter 'n_step'", "did you mean 'n_steps'"]),
     (TRAIN + ["--hyperparams", "n_steps=abc"], ["'n_steps' must be an integer, got 'abc'"]),

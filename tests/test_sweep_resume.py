@@ -44,23 +44,22 @@ def test_sweep_resume_continues_and_skips(tmp_path):
     info = json.loads((tmp_path / "logs" / "ppo" / "CartPole-v1_2" / "run.json").read_text())
     assert (info["status"], info["n_timesteps"], info["seed"]) == ("finished", 512, 3)
 
-    # a job that finished after the sweep planned it: the worker looks again under its claim and skips it
-    from rlzoo.zoo.sweep import SweepJob, run_job, train_args
-
-    job, log = SweepJob("ppo", "CartPole-v1", 3), str(tmp_path / "logs")
-    result = run_job(job, train_args(job, log, ["-n", "512"]), log, ["-n", "512"], True, str(tmp_path))
-    assert result["skipped"] == "it finished after this sweep started"
-    assert result["run_dir"] == str(tmp_path / "logs" / "ppo" / "CartPole-v1_2")
+    # train --resume-or-new (what each sweep --resume run is) on a job that finished: nothing runs
+    out = rlzoo("train", "--algo", "ppo", "--env", "CartPole-v1", "--seed", "3", "-f", "logs", "-n", "512",
+                "--resume-or-new", cwd=tmp_path)
+    assert out.strip() == f"skipped: ppo CartPole-v1 seed 3 already finished in {tmp_path / 'logs/ppo/CartPole-v1_2'}"
 
 
 def test_sweep_resume_skips_a_job_another_sweep_holds(tmp_path):
     from rlzoo.zoo import run_lock
 
     claim = tmp_path / "logs" / ".sweep-claims" / "ppo_CartPole-v1_seed3.lock"
-    with run_lock.claim(claim) as holder:
-        assert holder is None
+    assert run_lock.claim(claim) is None
+    try:
         out = rlzoo(*SWEEP, "-n", "512", "--resume", cwd=tmp_path)
-    assert f"skipped: another sweep is running it (pid {os.getpid()} on host" in out
+    finally:
+        run_lock.release(claim)
+    assert f"skipped: ppo CartPole-v1 seed 3 is being run by pid {os.getpid()} on host" in out
     assert "0 of 1 runs finished, 1 skipped" in out
     assert not (tmp_path / "logs" / "ppo").exists()  # nothing was trained
     # the claim is free again: the same sweep now runs the job
@@ -83,3 +82,21 @@ def test_two_overlapping_sweeps_run_each_job_once(tmp_path):
     assert all((i["status"], i["num_timesteps"], len(i["segments"])) == ("finished", 1024, 1) for i in infos)
     trained = sum(o.count(": ok in") for o in outs)
     assert trained == 3, outs
+
+
+def test_requeued_slurm_task_continues_its_run(tmp_path):
+    """A task of a `sweep --resume --emit-slurm` script decides as it starts: run twice (a requeue), it
+    continues the interrupted run once, then skips it."""
+    rlzoo(*SWEEP, "-n", "512", cwd=tmp_path)  # finished at 512: for the 1024-step sweep, a run to continue
+    script = tmp_path / "sweep.sh"
+    rlzoo(*SWEEP, "-n", "1024", "--resume", "--emit-slurm", str(script), cwd=tmp_path)
+    assert "--resume-or-new" in script.read_text()
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", SLURM_ARRAY_TASK_ID="0")
+    outs = [subprocess.run(["bash", str(script)], cwd="/", env=env, capture_output=True, text=True, timeout=240)
+            for _ in range(2)]
+    assert [o.returncode for o in outs] == [0, 0], [o.stderr for o in outs]
+    assert "resuming ppo on CartPole-v1" in outs[0].stdout
+    assert outs[1].stdout.startswith("skipped: ppo CartPole-v1 seed 3 already finished")
+    assert sorted(r.name for r in (tmp_path / "logs" / "ppo").iterdir()) == ["CartPole-v1_1"]
+    info = json.loads((tmp_path / "logs" / "ppo" / "CartPole-v1_1" / "run.json").read_text())
+    assert (info["status"], info["num_timesteps"], len(info["segments"])) == ("finished", 1024, 2)

@@ -218,6 +218,9 @@ def train(
                                                   "(flat like config.yml, or keyed by env id)."),
     trained_agent: Path | None = typer.Option(None, "-i", "--trained-agent", help="Start from this model.zip."),
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
+    resume_or_new: bool = typer.Option(
+        False, "--resume-or-new", help="Continue this algo/env/seed's unfinished run in -f, skip it if it "
+                                       "finished or another process runs it, else start it (needs --seed)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show training progress."),
     gym_packages: list[str] | None = GYM_PACKAGES,
     verbose: int = typer.Option(0, "--verbose", "-v", help="Library log level (0: quiet, 1: training tables)."),
@@ -262,6 +265,10 @@ def train(
         tracking = TrackingOptions(project=wandb_project, entity=wandb_entity, tags=list(wandb_tags or []))
     elif wandb_entity or wandb_tags:
         raise ZooError("--wandb-entity and --wandb-tags need --track")
+    if resume_or_new:
+        resume = _resume_or_new(algo, env, seed, log_folder, n_timesteps, resume, gym_packages)
+        if resume is not None:  # the run's own configuration: the options that would change it are dropped
+            hyperparams, conf_file, trained_agent, n_envs, env_kwargs, compile_ = None, None, None, None, None, False
     if resume is not None:
         conflicts = [name for name, value in (("--hyperparams", hyperparams), ("--conf-file", conf_file),
                                               ("-i", trained_agent), ("--n-envs", n_envs),
@@ -280,6 +287,25 @@ def train(
         uuid=uuid, track=tracking, argv=tuple(_argv()), given=frozenset(_given_options(ctx)),
     )
     experiment.train(opts)
+
+
+def _resume_or_new(algo: str, env: str, seed: int | None, log_folder: str, n_timesteps: int | None,
+                   resume: Path | None, gym_packages: list[str] | None) -> Path | None:
+    """``--resume-or-new``: the run folder to continue, or None for a new run; exits 0 (``skipped: ...``)
+    when the job finished or another process runs it."""
+    from rlzoo.zoo.resolve import resolve_algo, resolve_env
+    from rlzoo.zoo.sweep import SweepJob, resume_or_new
+
+    if seed is None:
+        raise ZooError("--resume-or-new needs --seed: it continues the run of this algo, env and seed")
+    if resume is not None:
+        raise ZooError("use either --resume RUN_DIR or --resume-or-new, not both")
+    job = SweepJob(resolve_algo(algo)[0], resolve_env(env, gym_packages or []), seed)
+    run_dir, skip = resume_or_new(job, os.path.abspath(log_folder), n_timesteps)
+    if skip is not None:
+        print(f"skipped: {skip}", flush=True)
+        raise typer.Exit(0)
+    return run_dir
 
 
 def _given_options(ctx: typer.Context) -> set[str]:

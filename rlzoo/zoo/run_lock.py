@@ -18,8 +18,6 @@ import fcntl
 import os
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from rlzoo.zoo.errors import ZooError
@@ -107,24 +105,19 @@ def held(run_dir: str | os.PathLike) -> bool:
     return str(Path(run_dir).resolve()) in _HELD
 
 
-@contextmanager
-def claim(path: str | os.PathLike) -> Iterator[str | None]:
-    """Hold an exclusive lock on the file ``path`` for the ``with`` block, without waiting.
+def claim(path: str | os.PathLike) -> str | None:
+    """Take an exclusive lock on the file ``path`` for the rest of this process (or until :func:`release`),
+    without waiting: ``None`` when taken, else who holds it (``pid N on host H``).
 
-    Yields ``None`` when this process got it, else who holds it (``pid N on host H``). The same POSIX
-    lock as :func:`acquire` (released by the kernel when the holder dies); ``rlzoo sweep --resume``
-    claims each job with it so that two sweeps over the same runs never run one twice."""
+    The same POSIX lock as :func:`acquire`, so the kernel frees it when the holder dies. ``rlzoo train
+    --resume-or-new`` claims its (algo, env, seed) with it: two sweeps or requeued batch tasks over the
+    same runs never run one twice."""
     key = str(Path(path).resolve())
     if key in _HELD:
-        yield f"pid {os.getpid()} on host {socket.gethostname()}"
-        return
+        return f"pid {os.getpid()} on host {socket.gethostname()}"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd = _lock(Path(path))
     if isinstance(fd, str):
-        yield fd
-        return
+        return fd
     _HELD[key] = fd
-    try:
-        yield None
-    finally:
-        release(path)
+    return None

@@ -29,6 +29,7 @@ from rlzoo.zoo import run_lock
 from rlzoo.zoo.errors import ZooError
 
 _RUN_LINE = re.compile(r"^(?:training|resuming) \S+ on \S+: (?P<run>.+?) \(seed", re.MULTILINE)
+_SKIPPED_LINE = re.compile(r"^skipped: (?P<why>.+)$", re.MULTILINE)
 _SEED_RANGE = re.compile(r"^(?P<a>\d+)(?:-(?P<b>\d+))?$")
 
 
@@ -100,10 +101,6 @@ def train_args(job: SweepJob, log_folder: str, train_options: list[str]) -> list
             "--no-progress", *train_options]
 
 
-# train options that a resumed run accepts (the others are fixed by the run's own config.yml)
-_RESUME_OPTIONS = ("-n", "--eval-freq", "--eval-episodes", "--save-freq", "--device", "--gym-packages")
-
-
 def _option(options: list[str], flag: str) -> str | None:
     return next((options[i + 1] for i in range(len(options) - 1) if options[i] == flag), None)
 
@@ -134,14 +131,6 @@ def earlier_run(job: SweepJob, log_folder: str, n_timesteps: int | None = None) 
     return ("resume", best[1]) if best else ("new", None)
 
 
-def resume_args(run_dir: Path, job: SweepJob, log_folder: str, train_options: list[str]) -> list[str]:
-    """The ``rlzoo`` arguments that continue ``run_dir`` (``train --resume``)."""
-    kept = [x for i in range(len(train_options) - 1) if train_options[i] in _RESUME_OPTIONS
-            for x in train_options[i:i + 2]]
-    return ["train", "--algo", job.algo, "--env", job.env, "-f", log_folder, "--no-progress",
-            "--resume", str(run_dir), *kept]
-
-
 def run_train(args: list[str], cwd: str, threads: int = 1) -> dict:
     """Run ``python -m rlzoo.zoo.cli <args>`` (this interpreter) and report how it went.
 
@@ -152,56 +141,48 @@ def run_train(args: list[str], cwd: str, threads: int = 1) -> dict:
     proc = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)
     m = _RUN_LINE.search(proc.stdout)
+    skipped = _SKIPPED_LINE.search(proc.stdout)
+    if skipped and proc.returncode == 0:
+        return {"returncode": 0, "run_dir": None, "wall_s": round(time.time() - start, 1),
+                "host": socket.gethostname(), "error": "", "skipped": skipped.group("why")}
     return {"returncode": proc.returncode, "run_dir": m.group("run") if m else None,
             "wall_s": round(time.time() - start, 1), "host": socket.gethostname(),
             "error": " ".join(proc.stderr.strip().splitlines()[-1:]) if proc.returncode else ""}
 
 
-#: Under the log folder: one lock file per (algo, env, seed) that a ``sweep --resume`` worker holds while it runs
+#: Under the log folder: a lock file per (algo, env, seed), held by the ``train --resume-or-new`` that runs it
 CLAIMS_DIR = ".sweep-claims"
 
 
-def run_job(job: SweepJob, new_args: list[str], log_folder: str, options: list[str], resume: bool, cwd: str,
-            threads: int = 1) -> dict:
-    """Run one job on this worker (the local pool's thread or a Ray task).
+def resume_or_new(job: SweepJob, log_folder: str, n_timesteps: int | None) -> tuple[Path | None, str | None]:
+    """What ``rlzoo train --resume-or-new`` does for ``job``: ``(run_dir, None)`` to continue that run,
+    ``(None, None)`` to start a new one, ``(None, why)`` to skip it.
 
-    With ``resume`` the job is first claimed (a lock on ``<log_folder>/.sweep-claims/<algo>_<env>_seed<N>.lock``
-    held until the run ends) and the log folder looked at again: a job another sweep holds, or one that
-    finished since the sweep started, is skipped, and an interrupted one continues. So two sweeps over
-    the same runs, started at any times, never run one twice."""
-    if not resume:
-        return run_train(new_args, cwd, threads)
+    The job is first claimed for the life of this process (``<log_folder>/.sweep-claims/<algo>_<env>_seed<N>.lock``),
+    then the log folder is looked at: a job another process holds, or one that already finished, is
+    skipped. So sweeps and requeued batch tasks over the same runs, started at any times, run each once."""
     claim_file = Path(log_folder) / CLAIMS_DIR / f"{job.algo}_{rf.env_folder_name(job.env)}_seed{job.seed}.lock"
-    with run_lock.claim(claim_file) as holder:
-        if holder is not None:
-            return _skipped(f"another sweep is running it ({holder})", None)
-        n_option = _option(options, "-n")
-        kind, run_dir = earlier_run(job, log_folder, int(n_option) if n_option else None)
-        if kind == "finished":
-            return _skipped("it finished after this sweep started", run_dir)
-        return run_train(_resume_or_new_args(kind, run_dir, job, new_args, log_folder, options), cwd, threads)
-
-
-def _skipped(reason: str, run_dir: Path | None) -> dict:
-    return {"returncode": 0, "run_dir": str(run_dir) if run_dir else None, "wall_s": 0.0,
-            "host": socket.gethostname(), "error": "", "skipped": reason}
+    holder = run_lock.claim(claim_file)
+    if holder is not None:
+        return None, f"{job.label} is being run by {holder}"
+    kind, run_dir = earlier_run(job, log_folder, n_timesteps)
+    if kind == "finished":
+        return None, f"{job.label} already finished in {run_dir}"
+    return run_dir, None
 
 
 def run_local(jobs: list[SweepJob], args: list[list[str]], n_jobs: int, threads: int,
-              on_result: Callable[[SweepJob, dict], None], log_folder: str = "", options: list[str] | None = None,
-              resume: bool = False) -> None:
-    """Run the jobs on a pool of ``n_jobs`` local processes (``args``: each job's new-run arguments)."""
+              on_result: Callable[[SweepJob, dict], None]) -> None:
+    """Run the jobs on a pool of ``n_jobs`` local processes."""
     cwd = os.getcwd()
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        futures = {pool.submit(run_job, job, a, log_folder, options or [], resume, cwd, threads): job
-                   for job, a in zip(jobs, args, strict=True)}
+        futures = {pool.submit(run_train, a, cwd, threads): job for job, a in zip(jobs, args, strict=True)}
         for future in as_completed(futures):
             on_result(futures[future], future.result())
 
 
 def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_task: float,
-            on_result: Callable[[SweepJob, dict], None], log_folder: str = "", options: list[str] | None = None,
-            resume: bool = False) -> None:
+            on_result: Callable[[SweepJob, dict], None]) -> None:
     """Run one Ray task per job on the cluster at ``address`` (``local``: a private local instance)."""
     try:
         import ray
@@ -217,10 +198,9 @@ def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_
     except Exception as e:  # ConnectionError, RuntimeError ...
         raise ZooError(f"cannot connect to Ray at '{address}': {' '.join(str(e).split())[:300]}") from None
     try:
-        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_job)
+        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_train)
         threads = max(int(cpus_per_task), 1)
-        pending = {remote.remote(job, a, log_folder, options or [], resume, os.getcwd(), threads): job
-                   for job, a in zip(jobs, args, strict=True)}
+        pending = {remote.remote(a, os.getcwd(), threads): job for job, a in zip(jobs, args, strict=True)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(done[0])
@@ -272,15 +252,6 @@ def slurm_script(jobs: list[SweepJob], args: list[list[str]], log_folder: str, c
     return "\n".join(lines)
 
 
-def _resume_or_new_args(kind: str, run_dir: Path | None, job: SweepJob, new_args: list[str], log_folder: str,
-                        options: list[str]) -> list[str]:
-    """The ``rlzoo train`` arguments of a job: ``--resume`` ones when ``earlier_run`` said "resume"."""
-    if kind != "resume":
-        return new_args
-    assert run_dir is not None  # earlier_run names the run folder of a run to resume
-    return resume_args(run_dir, job, log_folder, options)
-
-
 def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int | None = None,
           ray_address: str | None = None, cpus_per_task: float = 1, emit_slurm: Path | None = None,
           slurm_time: str | None = None, slurm_partition: str | None = None, train_options: list[str] | None = None,
@@ -289,9 +260,9 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
     """Run (or emit) every combination; returns ``(job, result)`` pairs. See ``rlzoo sweep --help``.
 
     With ``resume``, a job whose earlier run (same log folder, algo, env and seed) finished is skipped
-    and one that was interrupted continues from its last saved model (``rlzoo train --resume``); each
-    job is claimed and looked at again just before it launches (``run_job``), so overlapping sweeps
-    run it once."""
+    and one that was interrupted continues from its last saved model: each run is ``rlzoo train
+    --resume-or-new``, which claims its job and looks again as it starts (:func:`resume_or_new`), so
+    overlapping sweeps, and SLURM tasks that are requeued, run each job once."""
     if cpus_per_task <= 0:
         raise ZooError(f"--cpus-per-task must be positive, got {cpus_per_task}")
     if jobs is not None and jobs <= 0:
@@ -302,19 +273,15 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
     plan_jobs = plan(parse_names(algos, "--algos"), parse_names(envs, "--envs"), parse_seeds(seeds), options,
                      gym_packages)
     log_folder = os.path.abspath(log_folder)  # the same folder for every worker and node
-    args = new_args = [train_args(job, log_folder, options) for job in plan_jobs]
-    if resume:
+    args = [train_args(job, log_folder, options) for job in plan_jobs]
+    if resume:  # what is there now, for the summary; each run decides again as it starts (--resume-or-new)
         n_option = _option(options, "-n")
-        earlier = [earlier_run(job, log_folder, int(n_option) if n_option else None) for job in plan_jobs]
-        args = [_resume_or_new_args(kind, run_dir, job, a, log_folder, options)
-                for job, a, (kind, run_dir) in zip(plan_jobs, args, earlier, strict=True)]
-        keep = [kind != "finished" for kind, _ in earlier]
-        n_done, n_resumed = keep.count(False), sum(kind == "resume" for kind, _ in earlier)
-        print(f"sweep --resume: {n_done} run(s) already finished, {n_resumed} to resume, "
-              f"{len(keep) - n_done - n_resumed} new", flush=True)
+        earlier = [earlier_run(job, log_folder, int(n_option) if n_option else None)[0] for job in plan_jobs]
+        keep = [kind != "finished" for kind in earlier]
+        print(f"sweep --resume: {keep.count(False)} run(s) already finished, {earlier.count('resume')} to resume, "
+              f"{earlier.count('new')} new", flush=True)
         plan_jobs = [j for j, k in zip(plan_jobs, keep, strict=True) if k]
-        args = [a for a, k in zip(args, keep, strict=True) if k]
-        new_args = [a for a, k in zip(new_args, keep, strict=True) if k]
+        args = [[*a, "--resume-or-new"] for a, k in zip(args, keep, strict=True) if k]
 
     if emit_slurm is not None:
         (Path(log_folder) / "slurm").mkdir(parents=True, exist_ok=True)
@@ -339,10 +306,9 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
             bar.done(job, result)
 
         if ray_address:
-            run_ray(plan_jobs, new_args, ray_address, cpus_per_task, on_result, log_folder, options, resume)
+            run_ray(plan_jobs, args, ray_address, cpus_per_task, on_result)
         else:
-            run_local(plan_jobs, new_args, n_jobs, max(int(cpus_per_task), 1), on_result, log_folder, options,
-                      resume)
+            run_local(plan_jobs, args, n_jobs, max(int(cpus_per_task), 1), on_result)
     failed = [(j, r) for j, r in results if r["returncode"] != 0]
     n_skipped = sum("skipped" in r for _, r in results)
     print(f"sweep done: {len(results) - len(failed) - n_skipped} of {len(results)} runs finished"
