@@ -142,7 +142,7 @@ def run_train(args: list[str], cwd: str, threads: int = 1) -> dict:
                           capture_output=True, text=True)
     m = _RUN_LINE.search(proc.stdout)
     skipped = _SKIPPED_LINE.search(proc.stdout)
-    if skipped and proc.returncode == 0:
+    if skipped and not m and proc.returncode == 0:  # train --resume-or-new ran nothing
         return {"returncode": 0, "run_dir": None, "wall_s": round(time.time() - start, 1),
                 "host": socket.gethostname(), "error": "", "skipped": skipped.group("why")}
     return {"returncode": proc.returncode, "run_dir": m.group("run") if m else None,
@@ -342,7 +342,7 @@ class _SweepProgress:
 
     def done(self, job: SweepJob, result: dict) -> None:
         self.count += 1
-        status = ("ok" if result["returncode"] == 0 else f"FAILED (exit {result['returncode']}): {result['error']}")
+        status = "ok" if result["returncode"] == 0 else f"FAILED (exit {result['returncode']}): {result['error']}"
         if "skipped" in result:
             status = f"skipped: {result['skipped']}"
         self.console.print(f"[{self.count}/{self.total}] {job.label}: {status} in {result['wall_s']:.1f} s"
