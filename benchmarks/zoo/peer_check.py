@@ -7,6 +7,7 @@ stable-baselines3 and sb3-contrib.
     python benchmarks/zoo/peer_check.py trpo-lunarlandercontinuous --seeds 0,1,2,3,4
     python benchmarks/zoo/peer_check.py ppo-mountaincarcontinuous --seeds 0,1,2,3,4
     python benchmarks/zoo/peer_check.py ppo-hopper --seeds 0,1
+    python benchmarks/zoo/peer_check.py trpo-ant --seeds 0
 """
 from __future__ import annotations
 
@@ -64,11 +65,24 @@ def _ppo_hopper(seed: int) -> tuple[Any, Any]:
     return model.learn(1_000_000), env
 
 
+def _trpo_ant(seed: int) -> tuple[Any, Any]:
+    # the RL Zoo's Ant values with its default initial action noise (std 1); rlzoo's entry lowers it
+    from sb3_contrib import TRPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env = VecNormalize(make_vec_env("Ant-v5", n_envs=2, seed=seed), gamma=0.99)
+    model = TRPO("MlpPolicy", env, batch_size=128, n_steps=1024, gamma=0.99, gae_lambda=0.95, sub_sampling_factor=1,
+                 cg_max_steps=25, cg_damping=0.1, n_critic_updates=20, learning_rate=1e-3, seed=seed, device="cpu")
+    return model.learn(1_000_000), env
+
+
 CHECKS: dict[str, tuple[str, str, Callable[[int], tuple[Any, Any]]]] = {
     "a2c-lunarlander": ("SB3 A2C", "LunarLander-v3", _a2c_lunarlander),
     "trpo-lunarlandercontinuous": ("SB3-contrib TRPO", "LunarLanderContinuous-v3", _trpo_lunarlandercontinuous),
     "ppo-mountaincarcontinuous": ("SB3 PPO", "MountainCarContinuous-v0", _ppo_mountaincarcontinuous),
     "ppo-hopper": ("SB3 PPO", "Hopper-v5", _ppo_hopper),
+    "trpo-ant": ("SB3-contrib TRPO", "Ant-v5", _trpo_ant),
 }
 
 
