@@ -3,18 +3,24 @@
 This module imports only the standard library, so ``rlzoo train`` installs the handlers before
 torch, gymnasium or the algorithms are imported. A first signal only records itself; every loop that
 can run long (set-up steps, the learn loop's callbacks, evaluation episodes) reads :func:`received`
-and stops at the next safe point. A second signal exits at once (writes are atomic, files stay intact).
+and stops at the next safe point. A second signal exits at once (writes are atomic, files stay intact),
+except the same signal again within :data:`REPEAT_WINDOW_S`: a scheduler that signals every process of a
+job delivers it to ``rlzoo train`` both directly and through the ``rlzoo sweep`` that started it.
 """
 from __future__ import annotations
 
 import signal
 import sys
+import time
 from types import FrameType
 from typing import Any
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+#: A repeat of the first signal within this many seconds counts as the same request
+REPEAT_WINDOW_S = 1.0
 
 _received: int | None = None
+_received_at = 0.0
 _installed: dict[int, Any] = {}
 
 
@@ -27,12 +33,14 @@ class StopRequested(Exception):
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    global _received
+    global _received, _received_at
     name = signal.Signals(signum).name
     if _received is not None:
+        if signum == _received and time.monotonic() - _received_at < REPEAT_WINDOW_S:
+            return  # the same request delivered twice (see the module docstring)
         print(f"\nreceived {name} again: exiting immediately", file=sys.stderr, flush=True)
         raise SystemExit(128 + signum)
-    _received = signum
+    _received, _received_at = signum, time.monotonic()
     print(f"\nreceived {name}: stopping at the next safe point and saving "
           "(send it again to exit immediately)", file=sys.stderr, flush=True)
 

@@ -18,15 +18,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from rlzoo.zoo import run_folder as rf
 from rlzoo.zoo import run_lock
 from rlzoo.zoo.errors import ZooError
+from rlzoo.zoo.local_runs import LocalRuns, SweepStopped
 
 _RUN_LINE = re.compile(r"^(?:training|resuming) \S+ on \S+: (?P<run>.+?) \(seed", re.MULTILINE)
 _SKIPPED_LINE = re.compile(r"^skipped: (?P<why>.+)$", re.MULTILINE)
@@ -131,23 +132,34 @@ def earlier_run(job: SweepJob, log_folder: str, n_timesteps: int | None = None) 
     return ("resume", best[1]) if best else ("new", None)
 
 
-def run_train(args: list[str], cwd: str, threads: int = 1) -> dict:
+def run_train(args: list[str], cwd: str, threads: int = 1, runs: LocalRuns | None = None) -> dict:
     """Run ``python -m rlzoo.zoo.cli <args>`` (this interpreter) and report how it went.
 
-    Used by the local pool and, on the cluster node, by each Ray task.
+    Used by the local pool (with its ``runs``) and, on the cluster node, by each Ray task.
     """
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
-    m = _RUN_LINE.search(proc.stdout)
-    skipped = _SKIPPED_LINE.search(proc.stdout)
+    runs = runs if runs is not None else LocalRuns()
+    proc = runs.start([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=env,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc is None:
+        return {"returncode": 0, "run_dir": None, "wall_s": 0.0, "host": socket.gethostname(), "error": "",
+                "skipped": "not started: the sweep was stopped"}
+    try:
+        stdout, stderr = proc.communicate()
+    finally:
+        runs.ended(proc)
+    m = _RUN_LINE.search(stdout)
+    skipped = _SKIPPED_LINE.search(stdout)
     if skipped and not m and proc.returncode == 0:  # train --resume-or-new ran nothing
         return {"returncode": 0, "run_dir": None, "wall_s": round(time.time() - start, 1),
                 "host": socket.gethostname(), "error": "", "skipped": skipped.group("why")}
-    return {"returncode": proc.returncode, "run_dir": m.group("run") if m else None,
-            "wall_s": round(time.time() - start, 1), "host": socket.gethostname(),
-            "error": " ".join(proc.stderr.strip().splitlines()[-1:]) if proc.returncode else ""}
+    result = {"returncode": proc.returncode, "run_dir": m.group("run") if m else None,
+              "wall_s": round(time.time() - start, 1), "host": socket.gethostname(),
+              "error": " ".join(stderr.strip().splitlines()[-1:]) if proc.returncode else ""}
+    if runs.stopped_by is not None and proc.returncode == 128 + runs.stopped_by:
+        result["interrupted"] = True  # saved and marked interrupted: --resume continues it
+    return result
 
 
 #: Under the log folder: a lock file per (algo, env, seed), held by the ``train --resume-or-new`` that runs it
@@ -173,12 +185,16 @@ def resume_or_new(job: SweepJob, log_folder: str, n_timesteps: int | None) -> tu
 
 def run_local(jobs: list[SweepJob], args: list[list[str]], n_jobs: int, threads: int,
               on_result: Callable[[SweepJob, dict], None]) -> None:
-    """Run the jobs on a pool of ``n_jobs`` local processes."""
+    """Run the jobs on a pool of ``n_jobs`` local processes; raise :class:`SweepStopped` after a
+    SIGINT/SIGTERM, once every run it reached has saved itself (see :class:`LocalRuns`)."""
     cwd = os.getcwd()
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        futures = {pool.submit(run_train, a, cwd, threads): job for job, a in zip(jobs, args, strict=True)}
+    runs = LocalRuns()
+    with runs.forwarding_signals(), ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        futures = {pool.submit(run_train, a, cwd, threads, runs): job for job, a in zip(jobs, args, strict=True)}
         for future in as_completed(futures):
             on_result(futures[future], future.result())
+    if runs.stopped_by is not None:
+        raise SweepStopped(runs.stopped_by)
 
 
 def run_ray(jobs: list[SweepJob], args: list[list[str]], address: str, cpus_per_task: float,
@@ -308,7 +324,14 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
         if ray_address:
             run_ray(plan_jobs, args, ray_address, cpus_per_task, on_result)
         else:
-            run_local(plan_jobs, args, n_jobs, max(int(cpus_per_task), 1), on_result)
+            try:
+                run_local(plan_jobs, args, n_jobs, max(int(cpus_per_task), 1), on_result)
+            except SweepStopped as stop:
+                saved = sum(bool(r.get("interrupted")) for _, r in results)
+                print(f"sweep stopped by {stop}: {saved} run(s) saved and marked interrupted, "
+                      f"{sum(r.get('skipped', '').startswith('not started') for _, r in results)} not started; "
+                      "run the same sweep with --resume to continue", flush=True)
+                raise SystemExit(128 + stop.signum) from None
     failed = [(j, r) for j, r in results if r["returncode"] != 0]
     n_skipped = sum("skipped" in r for _, r in results)
     print(f"sweep done: {len(results) - len(failed) - n_skipped} of {len(results)} runs finished"
@@ -343,7 +366,9 @@ class _SweepProgress:
     def done(self, job: SweepJob, result: dict) -> None:
         self.count += 1
         status = "ok" if result["returncode"] == 0 else f"FAILED (exit {result['returncode']}): {result['error']}"
-        if "skipped" in result:
+        if result.get("interrupted"):
+            status = "interrupted: saved, --resume continues it"
+        elif "skipped" in result:
             status = f"skipped: {result['skipped']}"
         self.console.print(f"[{self.count}/{self.total}] {job.label}: {status} in {result['wall_s']:.1f} s"
                            f" -> {result['run_dir'] or '?'}", soft_wrap=True)
