@@ -107,6 +107,9 @@ def test_per_seed_values_are_never_rounded_across_the_threshold():
     assert run._fmt(93.6547, 93.66) == "93.65"
     assert run._fmt(-109.96, -110.0) == "-110.0"
     assert run._fmt(93.6547) == "93.7" and run._fmt(4989.4, 9100.0) == "4989"
+    # below the threshold by less than its last decimal: more decimals, never "93.5" next to ">= 93.5"
+    assert run._fmt(93.45005, 93.5) == "93.45" and run._fmt(93.36015, 93.4) == "93.36"
+    assert run._fmt(9099.6, 9100.0) == "9099.6" and run._fmt(9100.4, 9100.0) == "9100"
 
 
 def test_every_threshold_follows_the_rows_rule():

@@ -95,10 +95,14 @@ def row_runs(row: dict, steps: int, seeds: list[int], logs: Path) -> list[dict]:
 
 
 def _fmt(x: float, threshold: float | None = None) -> str:
-    """One decimal below 1000 (none above), or as many as the threshold has, so that a value shown is never
-    rounded across it (93.6547 against 93.66 shows as 93.65, not 93.7)."""
+    """One decimal below 1000 (none above), or as many as the threshold has, and more where needed so that a
+    value shown is never rounded across it (93.6547 against 93.66 shows as 93.65, not 93.7; 93.4500 against
+    93.5 as 93.45, not 93.5)."""
     decimals = 1 if threshold is None else max(1, len(f"{threshold:g}".partition(".")[2]))
-    return f"{x:.{decimals}f}" if abs(x) < 1000 else f"{x:.0f}"
+    decimals = decimals if abs(x) < 1000 else 0
+    while threshold is not None and decimals < 6 and (float(f"{x:.{decimals}f}") >= threshold) != (x >= threshold):
+        decimals += 1
+    return f"{x:.{decimals}f}"
 
 
 def _hms(seconds: float) -> str:
