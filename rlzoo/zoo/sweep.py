@@ -157,8 +157,9 @@ def run_train(args: list[str], cwd: str, threads: int = 1, runs: LocalRuns | Non
     result = {"returncode": proc.returncode, "run_dir": m.group("run") if m else None,
               "wall_s": round(time.time() - start, 1), "host": socket.gethostname(),
               "error": " ".join(stderr.strip().splitlines()[-1:]) if proc.returncode else ""}
-    if runs.stopped_by is not None and proc.returncode == 128 + runs.stopped_by:
-        result["interrupted"] = True  # saved and marked interrupted: --resume continues it
+    if runs.stopped_by is not None and proc.returncode in (128 + runs.stopped_by, -runs.stopped_by):
+        # saved and marked interrupted (or stopped before its handlers were in place): --resume continues it
+        result["interrupted"] = True
     return result
 
 
