@@ -34,6 +34,7 @@ class LocalRuns:
             return proc
 
     def ended(self, proc: subprocess.Popen[str]) -> None:
+        """Forget ``proc`` (it exited): later signals are not sent to it."""
         with self._lock:
             self._procs.discard(proc)
 
