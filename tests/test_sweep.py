@@ -2,30 +2,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_kit import cli_env, rlzoo
 
 from rlzoo.zoo import cli
 from rlzoo.zoo.errors import ZooError
 from rlzoo.zoo.sweep import parse_names, parse_seeds
 
 TINY = ["-n", "512", "--eval-freq", "256", "--eval-episodes", "1"]
-
-
-def _env() -> dict:
-    # read os.environ now: ray.init() exports what a client needs to join its cluster (auth token ...)
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-
-
-def rlzoo(*args: str, cwd: Path) -> str:
-    proc = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def shape(run: Path) -> set:
@@ -106,7 +93,7 @@ def test_emit_slurm_script_runs_one_task(tmp_path, monkeypatch, capsys):
         assert line in text
     subprocess.run(["bash", "-n", str(script)], check=True)
     # task 3 = a2c, seed 1 (algo-major order), run here as SLURM would
-    subprocess.run(["bash", str(script)], cwd="/", env=dict(_env(), SLURM_ARRAY_TASK_ID="3"), check=True,
+    subprocess.run(["bash", str(script)], cwd="/", env=dict(cli_env(), SLURM_ARRAY_TASK_ID="3"), check=True,
                    capture_output=True, timeout=240)
     (run,) = (tmp_path / "logs" / "a2c").glob("CartPole-v1_*")
     info = json.loads((run / "run.json").read_text())

@@ -5,18 +5,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+
+from cli_kit import rlzoo
 
 SWEEP = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "3", "--jobs", "1", "-f", "logs",
          "--eval-freq", "0", "--no-progress"]
-
-
-def rlzoo(*args: str, cwd: Path) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def test_sweep_resume_continues_and_skips(tmp_path):

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_kit import cli_env, rlzoo
 
 from rlzoo.zoo import stop_flag
 
@@ -22,8 +23,7 @@ SWEEP = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "0-2", "
 
 
 def _start_sweep(cwd: Path) -> subprocess.Popen[str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "rlzoo.zoo.cli", *SWEEP], cwd=cwd, env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "rlzoo.zoo.cli", *SWEEP], cwd=cwd, env=cli_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
@@ -68,10 +68,8 @@ def test_a_stopped_sweep_leaves_its_runs_saved_and_resumable(tmp_path, how):
     assert sorted(p.name for p in (tmp_path / "logs" / "ppo").iterdir()) == ["CartPole-v1_1"]  # no run started
     assert _no_train_left(tmp_path)
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    plan = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *SWEEP, "--resume", "--dry-run"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert "0 run(s) already finished, 1 to resume, 2 new" in plan.stdout, plan.stdout + plan.stderr
+    plan = rlzoo(*SWEEP, "--resume", "--dry-run", cwd=tmp_path)
+    assert "0 run(s) already finished, 1 to resume, 2 new" in plan, plan
 
 
 def test_the_same_signal_twice_at_once_is_one_request_and_later_it_forces_the_exit(monkeypatch):

@@ -1,0 +1,21 @@
+"""Running the rlzoo CLI in a child process, as a user would, for the sweep tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def cli_env() -> dict[str, str]:
+    """This process's environment, read now (ray.init() exports what a client needs to join its cluster:
+    auth token ...), with one BLAS thread per run."""
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def rlzoo(*args: str, cwd: Path) -> str:
+    """Run ``python -m rlzoo.zoo.cli <args>`` in ``cwd``; assert it exits 0 and return its stdout."""
+    proc = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=cli_env(), capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
