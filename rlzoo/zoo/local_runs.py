@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rlzoo.zoo import stop_flag
+
 
 class LocalRuns:
     """The ``rlzoo train`` processes a local sweep has running, and a stop that reaches them.
@@ -51,10 +53,10 @@ class LocalRuns:
 
     @contextmanager
     def forwarding_signals(self) -> Iterator[LocalRuns]:
-        """Install :meth:`stop` for SIGINT and SIGTERM (main thread only) for the ``with`` block."""
+        """Install :meth:`stop` for the signals ``rlzoo train`` handles (main thread only) for the ``with`` block."""
         previous: dict[int, Any] = {}
         try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in stop_flag.HANDLED:
                 previous[sig] = signal.signal(sig, self.stop)
         except ValueError:  # not the main thread: the caller handles signals
             pass

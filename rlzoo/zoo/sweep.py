@@ -31,6 +31,8 @@ from rlzoo.zoo.local_runs import LocalRuns, SweepStopped
 
 _RUN_LINE = re.compile(r"^(?:training|resuming) \S+ on \S+: (?P<run>.+?) \(seed", re.MULTILINE)
 _SKIPPED_LINE = re.compile(r"^skipped: (?P<why>.+)$", re.MULTILINE)
+#: The ``skipped`` reason of a job a stopped sweep did not start
+NOT_STARTED = "not started: the sweep was stopped"
 _SEED_RANGE = re.compile(r"^(?P<a>\d+)(?:-(?P<b>\d+))?$")
 
 
@@ -144,7 +146,7 @@ def run_train(args: list[str], cwd: str, threads: int = 1, runs: LocalRuns | Non
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc is None:
         return {"returncode": 0, "run_dir": None, "wall_s": 0.0, "host": socket.gethostname(), "error": "",
-                "skipped": "not started: the sweep was stopped"}
+                "skipped": NOT_STARTED}
     try:
         stdout, stderr = proc.communicate()
     finally:
@@ -330,7 +332,7 @@ def sweep(algos: str, envs: str, seeds: str, log_folder: str = "logs", jobs: int
             except SweepStopped as stop:
                 saved = sum(bool(r.get("interrupted")) for _, r in results)
                 print(f"sweep stopped by {stop}: {saved} run(s) saved and marked interrupted, "
-                      f"{sum(r.get('skipped', '').startswith('not started') for _, r in results)} not started; "
+                      f"{sum(r.get('skipped') == NOT_STARTED for _, r in results)} not started; "
                       "run the same sweep with --resume to continue", flush=True)
                 raise SystemExit(128 + stop.signum) from None
     failed = [(j, r) for j, r in results if r["returncode"] != 0]
