@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 
+#: The command line that starts the rlzoo CLI in a child process
+CLI = [sys.executable, "-m", "rlzoo.zoo.cli"]
+
+
 def cli_env() -> dict[str, str]:
     """This process's environment, read now (ray.init() exports what a client needs to join its cluster:
     auth token ...), with one BLAS thread per run."""
@@ -15,7 +19,6 @@ def cli_env() -> dict[str, str]:
 
 def rlzoo(*args: str, cwd: Path) -> str:
     """Run ``python -m rlzoo.zoo.cli <args>`` in ``cwd``; assert it exits 0 and return its stdout."""
-    proc = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=cli_env(), capture_output=True,
-                          text=True, timeout=240)
+    proc = subprocess.run([*CLI, *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout

@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
-from cli_kit import rlzoo
+from cli_kit import CLI, cli_env, rlzoo
 
 SWEEP = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "3", "--jobs", "1", "-f", "logs",
          "--eval-freq", "0", "--no-progress"]
@@ -63,9 +62,8 @@ def test_sweep_resume_skips_a_job_another_sweep_holds(tmp_path):
 
 def test_two_overlapping_sweeps_run_each_job_once(tmp_path):
     """Two `sweep --resume` calls over the same seeds, started together: every run exists once, finished."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    args = [sys.executable, "-m", "rlzoo.zoo.cli", *SWEEP[:6], "0-2", *SWEEP[7:], "-n", "1024", "--resume"]
-    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    args = [*CLI, *SWEEP[:6], "0-2", *SWEEP[7:], "-n", "1024", "--resume"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -84,7 +82,7 @@ def test_requeued_slurm_task_continues_its_run(tmp_path):
     script = tmp_path / "sweep.sh"
     rlzoo(*SWEEP, "-n", "1024", "--resume", "--emit-slurm", str(script), cwd=tmp_path)
     assert "--resume-or-new" in script.read_text()
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", SLURM_ARRAY_TASK_ID="0")
+    env = dict(cli_env(), SLURM_ARRAY_TASK_ID="0")
     outs = [subprocess.run(["bash", str(script)], cwd="/", env=env, capture_output=True, text=True, timeout=240)
             for _ in range(2)]
     assert [o.returncode for o in outs] == [0, 0], [o.stderr for o in outs]

@@ -9,12 +9,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from cli_kit import cli_env, rlzoo
+from cli_kit import CLI, cli_env, rlzoo
 
 from rlzoo.zoo import stop_flag
 
@@ -23,7 +22,7 @@ SWEEP = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "0-2", "
 
 
 def _start_sweep(cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "rlzoo.zoo.cli", *SWEEP], cwd=cwd, env=cli_env(), text=True,
+    return subprocess.Popen([*CLI, *SWEEP], cwd=cwd, env=cli_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
