@@ -1,4 +1,4 @@
-"""Running the rlzoo CLI in a child process, as a user would, for the sweep tests."""
+"""Running the rlzoo CLI in a child process, as a user would (the sweep, train, optimize and contributing tests)."""
 from __future__ import annotations
 
 import os

@@ -142,7 +142,7 @@ def test_save_load_roundtrip(tmp_path):
     path = model.save(tmp_path / "acer_cartpole")
     loaded = ACER.load(path, env=env)
     np.testing.assert_allclose(loaded.action_probability(obs), before, rtol=1e-6)
-    for p, q in zip(loaded.avg_policy.parameters(), model.avg_policy.parameters()):
+    for p, q in zip(loaded.avg_policy.parameters(), model.avg_policy.parameters(), strict=True):
         torch.testing.assert_close(p, q)  # the average policy network is part of the model
     assert [m.out_features for m in loaded.policy.q_net if isinstance(m, torch.nn.Linear)] == [48]
     assert loaded.replay_ratio == model.replay_ratio and loaded.num_timesteps == 600

@@ -83,7 +83,8 @@ def test_truncation_with_bias_correction_is_unbiased():
     expected = (f * torch.log(f + 1e-6) * (q - v)).sum()
     for c in (0.3, 1.0, 10.0):
         acts = torch.arange(n_act)
-        gains = discrete_policy_gain(f.expand(n_act, -1), q.expand(n_act, -1), acts, q[0], (f / mu).expand(n_act, -1), c)
+        gains = discrete_policy_gain(f.expand(n_act, -1), q.expand(n_act, -1), acts, q[0],
+                                     (f / mu).expand(n_act, -1), c)
         torch.testing.assert_close((mu[0] * gains).sum(), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -153,7 +154,7 @@ def test_replay_roundtrip_ring_and_save(tmp_path):
         mem.add(**s)
     assert len(mem) == 3 and mem.has_at_least(15) and not mem.has_at_least(20)
     # The fourth segment overwrote the first slot.
-    for slot, seg in zip(range(3), [segs[3], segs[1], segs[2]]):
+    for slot, seg in zip(range(3), [segs[3], segs[1], segs[2]], strict=True):
         got = mem.get(slot)
         for key, val in seg.items():
             np.testing.assert_array_equal(got[key], val)

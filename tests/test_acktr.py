@@ -70,7 +70,8 @@ def test_save_load_keeps_kfac_state(tmp_path):
     loaded = ACKTR.load(tmp_path / "acktr", env=env)
     np.testing.assert_array_equal(before, loaded.predict(obs, deterministic=True)[0])
     layer = loaded.optimizer.layers[0]
-    torch.testing.assert_close(loaded.optimizer.factors(layer)[0], model.optimizer.factors(model.optimizer.layers[0])[0])
+    torch.testing.assert_close(loaded.optimizer.factors(layer)[0],
+                               model.optimizer.factors(model.optimizer.layers[0])[0])
     assert loaded.optimizer.param_groups[0]["step"] == model.optimizer.param_groups[0]["step"]
     loaded.learn(100, reset_num_timesteps=False)
 

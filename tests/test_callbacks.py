@@ -194,7 +194,8 @@ def test_convert_callback_stops_on_false_and_continues_on_none():
 
     seen = []
     model2 = FakeModel(make_venv(n_envs=1))
-    model2.learn(10, callback=[lambda l, g: seen.append(1), Recorder()], n_steps=5)  # list mixing a function and a callback
+    # a list mixing a function and a callback
+    model2.learn(10, callback=[lambda locals_, globals_: seen.append(1), Recorder()], n_steps=5)
     assert len(seen) == 10
 
 
@@ -202,8 +203,8 @@ def test_make_callback_kinds():
     rec = Recorder()
     assert make_callback(rec) is rec
     assert isinstance(make_callback(None), CallbackList)
-    assert isinstance(make_callback(lambda l, g: None), ConvertCallback)
-    combo = make_callback([rec, lambda l, g: None], progress_bar=True)
+    assert isinstance(make_callback(lambda locals_, globals_: None), ConvertCallback)
+    combo = make_callback([rec, lambda locals_, globals_: None], progress_bar=True)
     assert isinstance(combo, CallbackList) and isinstance(combo.callbacks[-1], ProgressBarCallback)
     with pytest.raises(TypeError):
         make_callback(42)
@@ -212,11 +213,11 @@ def test_make_callback_kinds():
 def test_callback_list_runs_every_callback_even_after_a_stop():
     counts = {"a": 0, "b": 0}
 
-    def a(l, g):
+    def a(locals_, globals_):
         counts["a"] += 1
         return False
 
-    def b(l, g):
+    def b(locals_, globals_):
         counts["b"] += 1
 
     FakeModel(make_venv(n_envs=1)).learn(10, callback=CallbackList([ConvertCallback(a), ConvertCallback(b)]))
@@ -343,7 +344,7 @@ def test_stop_on_reward_threshold_needs_parent():
 def test_progress_bar_plain_lines_when_not_a_tty(capsys):
     model = FakeModel(make_venv(n_envs=2, length=5))
     model.learn(100, callback=ProgressBarCallback(), n_steps=10)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("steps ")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("steps ")]
     assert len(lines) == 11  # 10 %, 20 %, ... 100 %, then the final summary
     assert lines[0].startswith("steps 10/100 (10%) | ") and "steps/s" in lines[0] and "ETA" in lines[0]
     assert "mean reward 5" in lines[3]
@@ -386,7 +387,8 @@ def test_evaluate_policy_single_env_state_threshold_and_callback():
     env = Monitor(FixedEpisodeEnv(length=3, reward_scale=2.0))
     model = FakeModel(make_venv(n_envs=1), good_after=0)
     seen = []
-    mean, std = evaluate_policy(model, env, n_eval_episodes=2, callback=lambda l, g: seen.append(l["done"]))
+    mean, std = evaluate_policy(model, env, n_eval_episodes=2,
+                                callback=lambda locals_, globals_: seen.append(locals_["done"]))
     assert (mean, std) == (6.0, 0.0) and seen == [False, False, True] * 2
     # recurrent state is threaded through predict and episode_start marks episode starts
     states = [s for s, _ in model.predict_calls]

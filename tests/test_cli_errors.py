@@ -38,7 +38,8 @@ TRAIN = ["train", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs", "--no-p
 
 @pytest.mark.parametrize("args, fragments", [
     (["train", "--algo", "ppo2", "--env", "CartPole-v1"], ["unknown algorithm 'ppo2'", "did you mean 'ppo'"]),
-    (["train", "--algo", "ppo", "--env", "CartPol-v1"], ["unknown environment 'CartPol-v1'", "did you mean 'CartPole-v1'"]),
+    (["train", "--algo", "ppo", "--env", "CartPol-v1"],
+     ["unknown environment 'CartPol-v1'", "did you mean 'CartPole-v1'"]),
     (TRAIN + ["-n", "0"], ["timesteps must be positive, got 0"]),
     (TRAIN + ["--resume-or-new"], ["--resume-or-new needs --seed"]),
     (TRAIN + ["--seed", "1", "--resume-or-new", "--resume", "x"], ["either --resume RUN_DIR or --resume-or-new"]),
@@ -112,7 +113,8 @@ ENJOY = ["enjoy", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs", "--no-r
 def test_enjoy_missing_folder_and_models(workdir, fake_run):
     assert_one_line_error(run(["enjoy", "--algo", "ppo", "--env", "CartPole-v1", "-f", "nowhere"]),
                           "log folder 'nowhere' does not exist")
-    assert_one_line_error(run(["enjoy", "--algo", "ppo", "--env", "Pendulum-v1", "-f", "logs"]), "no ppo runs on Pendulum-v1")
+    assert_one_line_error(run(["enjoy", "--algo", "ppo", "--env", "Pendulum-v1", "-f", "logs"]),
+                          "no ppo runs on Pendulum-v1")
     assert_one_line_error(run(ENJOY + ["--exp-id", "7"]), "no run CartPole-v1_7", "runs: 1")
     assert_one_line_error(run(ENJOY), "has no model.zip")
     assert_one_line_error(run(ENJOY + ["--load-best"]), "has no best_model.zip")

@@ -7,13 +7,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 from typer.testing import CliRunner
+
+from cli_kit import CLI
 
 from rlzoo.common.save_format import read_model_zip
 from rlzoo.zoo.cli import app
@@ -119,7 +120,7 @@ def _env() -> dict:
 def test_sigterm_then_resume_reaches_the_total(tmp_path):
     env = _env()
     total, rollout = 8_000, 8 * 32  # PPO CartPole: 8 envs x n_steps 32 per rollout
-    base = [sys.executable, "-m", "rlzoo.zoo.cli", "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs",
+    base = [*CLI, "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs",
             "--eval-freq", "2000", "--eval-episodes", "2", "--no-progress"]
     run = tmp_path / "logs" / "ppo" / "CartPole-v1_1"
     out = _train_then_sigterm(tmp_path, base, total, run, after_steps=2000)
@@ -171,7 +172,7 @@ def test_sigterm_then_resume_keeps_the_replay_buffer(tmp_path):
     """Off-policy runs save their replay buffer when interrupted and continue with it on --resume."""
     env = _env()
     total = 6_000
-    base = [sys.executable, "-m", "rlzoo.zoo.cli", "train", "--algo", "dqn", "--env", "CartPole-v1", "-f", "logs",
+    base = [*CLI, "train", "--algo", "dqn", "--env", "CartPole-v1", "-f", "logs",
             "--eval-freq", "0", "--no-progress"]
     run = tmp_path / "logs" / "dqn" / "CartPole-v1_1"
     _train_then_sigterm(tmp_path, base, total, run, after_steps=1500)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from cli_kit import CLI
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 
@@ -29,7 +31,7 @@ def _site_with_entry_point(tmp_path: Path) -> Path:
 def _run(args: list[str], site: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), str(site)]),
            "MPLBACKEND": "Agg", "SDL_VIDEODRIVER": "dummy"}
-    return subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
 

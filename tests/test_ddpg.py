@@ -31,7 +31,7 @@ def test_ddpg_param_noise_learns_and_adapts():
     assert spec.current_stddev < 0.5 / 1.05 ** 10
     # the exploring actor is the actor plus noise of the current scale
     diffs = torch.cat([(p - q).flatten() for p, q in zip(model.actor_perturbed.parameters(),
-                                                         model.actor.parameters())])
+                                                         model.actor.parameters(), strict=True)])
     assert 0 < diffs.std().item() < 3 * spec.current_stddev
 
 

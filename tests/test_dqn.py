@@ -1,4 +1,6 @@
 """DQN: learning with every option, epsilon schedule, target updates, frame storage, save/load."""
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +64,7 @@ def test_epsilon_schedule_and_target_update():
     assert eps[25] == pytest.approx(1.0 - 0.9 * 24 / 50)
     assert eps[80] == pytest.approx(0.1)
     # the target network changes only when it is copied, every 7 steps (seen by the next callback)
-    changes = [t for (t, _, w), (_, _, w_prev) in zip(seen[1:], seen) if not torch.equal(w, w_prev)]
+    changes = [t for (_, _, w_prev), (t, _, w) in pairwise(seen) if not torch.equal(w, w_prev)]
     assert changes == list(range(8, 101, 7))
     torch.testing.assert_close(model.q_net_target.advantage.weight, seen[-1][2])
 

@@ -89,7 +89,7 @@ def test_same_step_autoreset_final_obs():
     env = counter_vec((3, 5))
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(obs[:, 0], [0, 0])
-    for t in range(1, 3):
+    for _ in range(1, 3):
         obs, rew, term, trunc, infos = env.step(np.zeros(2, dtype=np.int64))
         assert "final_obs" not in infos and not term.any()
         assert episode_stats(infos) == []

@@ -2,6 +2,7 @@
 
 import copy
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -143,7 +144,7 @@ def test_kronecker_product_damping_and_its_limits():
     out = opt.precondition(grads)
     torch.testing.assert_close(out[model.bias] * 1e6, grads[model.bias], rtol=1e-3, atol=1e-9)
     # damping * |U| rises towards |V| as damping grows (U shrinks towards V / damping)
-    assert all(n1 < n2 for n1, n2 in zip(norms, norms[1:]))
+    assert all(n1 < n2 for n1, n2 in pairwise(norms))
 
 
 def _manual_patches(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
@@ -197,7 +198,7 @@ def test_conv_with_full_kernel_equals_linear():
         (0.5 * ((out - target) ** 2).sum(-1).mean()).backward()
         pre = opt.precondition({p: p.grad for p in model.parameters()})
         results.append([pre[p].reshape(3, -1) for p in model.parameters()])
-    for conv_part, lin_part in zip(*results):
+    for conv_part, lin_part in zip(*results, strict=True):
         torch.testing.assert_close(conv_part, lin_part, rtol=1e-9, atol=1e-12)
 
 
@@ -212,7 +213,7 @@ def _one_step(model, opt, x, y):
     grads = {p: p.grad.clone() for p in model.parameters()}
     before = [p.detach().clone() for p in model.parameters()]
     opt.step()
-    delta = {p: b - p.detach() for p, b in zip(model.parameters(), before)}
+    delta = {p: b - p.detach() for p, b in zip(model.parameters(), before, strict=True)}
     return grads, delta
 
 
@@ -326,7 +327,8 @@ def test_kfac_solves_ill_conditioned_regression_fast():
             if name == "kfac":
                 opt.zero_grad()
                 with opt.record_stats():
-                    (0.5 * ((mu - (mu + torch.randn_like(mu)).detach()) ** 2).sum(-1).mean()).backward(retain_graph=True)
+                    sampled = (mu + torch.randn_like(mu)).detach()
+                    (0.5 * ((mu - sampled) ** 2).sum(-1).mean()).backward(retain_graph=True)
             opt.zero_grad()
             (0.5 * ((mu - y) ** 2).sum(-1).mean()).backward()
             opt.step()
@@ -353,7 +355,7 @@ def test_state_dict_round_trip_and_bad_arguments():
     _one_step(model, opt, x, y)
     torch.manual_seed(12)
     _one_step(clone, opt2, x, y)
-    for p, q in zip(model.parameters(), clone.parameters()):
+    for p, q in zip(model.parameters(), clone.parameters(), strict=True):
         torch.testing.assert_close(p, q)
     with pytest.raises(ValueError):
         KFAC(model, lr=-1.0)

@@ -41,7 +41,7 @@ def test_cartpole_native_is_the_python_stack(n_envs: int) -> None:
     assert isinstance(python, DummyVecEnv) and isinstance(native, CartPoleNativeVecEnv)
     assert native.single_observation_space == python.single_observation_space
     a, b = _rollout(python, actions, seed=5), _rollout(native, actions, seed=5)
-    for x, y in zip(a[:3], b[:3]):
+    for x, y in zip(a[:3], b[:3], strict=True):
         np.testing.assert_array_equal(x, y)
     assert len(a[3]) > 50 and a[3] == b[3]  # episode returns and lengths
     for x, y in zip(a[4], b[4], strict=True):
@@ -99,7 +99,7 @@ def test_same_learning_with_native_and_python_stack() -> None:
         env = make_vec_env("CartPole-v1", n_envs=4, seed=3, vec_env_cls=kind)
         model = A2C("MlpPolicy", env, seed=3).learn(600)
         params.append([p.detach().clone() for p in model.policy.parameters()])
-    for x, y in zip(*params):
+    for x, y in zip(*params, strict=True):
         assert np.array_equal(x.numpy(), y.numpy())
 
 
@@ -144,7 +144,7 @@ def test_envpool_adapter_contract() -> None:
     for _ in range(300):
         obs, rewards, _term, _trunc, infos = env.step(np.random.randint(0, 2, size=4))
         total += rewards
-        for i, e in zip(np.flatnonzero(infos.get("_final_obs", np.zeros(4, bool))), episode_stats(infos)):
+        for i, e in zip(np.flatnonzero(infos.get("_final_obs", np.zeros(4, bool))), episode_stats(infos), strict=True):
             assert e["r"] == total[i] and final_observations(infos, [i]).shape == (1, 4)
             assert np.abs(obs[i]).max() <= 0.05  # the restarted env's first observation, this step
             total[i] = 0

@@ -16,7 +16,8 @@ def test_a2c_default_is_tf_rmsprop_and_torch_rmsprop_on_request() -> None:
     default = A2C("MlpPolicy", "CartPole-v1", seed=0)
     assert type(default.optimizer) is RMSpropTF and default.optimizer.defaults["eps"] == 1e-5
     chosen = A2C("MlpPolicy", "CartPole-v1", seed=0, learning_rate=3e-4,
-                 policy_kwargs={"optimizer_class": torch.optim.RMSprop, "optimizer_kwargs": {"alpha": 0.9, "eps": 1e-6}})
+                 policy_kwargs={"optimizer_class": torch.optim.RMSprop,
+                                "optimizer_kwargs": {"alpha": 0.9, "eps": 1e-6}})
     assert type(chosen.optimizer) is torch.optim.RMSprop
     assert chosen.optimizer.defaults["alpha"] == 0.9 and chosen.optimizer.defaults["eps"] == 1e-6
     assert chosen.optimizer.defaults["lr"] == 3e-4

@@ -113,7 +113,8 @@ def test_predict_returns_next_state_and_resets_it():
 
 
 def test_save_load_round_trip_gives_identical_actions(tmp_path):
-    kwargs = {"lstm_hidden_size": 12, "n_lstm_layers": 2, "layer_norm": True, "shared_lstm": True, "net_arch": {"pi": [16], "vf": [8]}}
+    kwargs = {"lstm_hidden_size": 12, "n_lstm_layers": 2, "layer_norm": True, "shared_lstm": True,
+              "net_arch": {"pi": [16], "vf": [8]}}
     model = PPO("MlpLstmPolicy", make_vec_env("CartPoleNoVel-v1", n_envs=2, seed=1), n_steps=32, batch_size=64,
                 n_epochs=2, seed=1, policy_kwargs=kwargs).learn(128)
     path = model.save(tmp_path / "lstm")
@@ -138,7 +139,7 @@ def test_a2c_recurrent_learns_and_updates_weights():
     before = [p.detach().clone() for p in model.policy.lstm_actor.parameters()]
     model.learn(320)
     assert model.num_timesteps == 320
-    assert any(not torch.equal(b, p) for b, p in zip(before, model.policy.lstm_actor.parameters()))
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.policy.lstm_actor.parameters(), strict=True))
 
 
 def test_cnn_and_multi_input_lstm_policies_run():

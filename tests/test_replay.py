@@ -167,7 +167,7 @@ def test_segment_tree_consistent_after_updates():
         val = rng.random(64) * 10
         tree.update(idx, val)
         mins.update(idx, val)
-        for i, v in zip(idx, val):  # reference: last write wins
+        for i, v in zip(idx, val, strict=True):  # reference: last write wins
             values[i] = v
         np.testing.assert_array_equal(tree.leaves, values)
         assert tree.root == pytest.approx(values.sum(), rel=1e-12)

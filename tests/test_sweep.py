@@ -75,7 +75,7 @@ def test_local_sweep_makes_train_run_folders_and_benchmark(local_sweep, monkeypa
     row = next(line for line in table.splitlines() if line.startswith("| a2c |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[:3] == ["a2c", "CartPole-v1", "2"] and " ± " in cells[4]
-    rewards = [float(next(iter(reversed((r / "evaluations.csv").read_text().splitlines()))).split(",")[1]) for r in runs]
+    rewards = [float((r / "evaluations.csv").read_text().splitlines()[-1].split(",")[1]) for r in runs]
     assert cells[4].startswith(f"{sum(rewards) / 2:.1f} ± ")
     capsys.readouterr()
 

@@ -26,10 +26,10 @@ def test_delayed_actor_updates():
     actor_before = [p.clone() for p in model.actor.parameters()]
     critic_before = [p.clone() for p in model.critic.parameters()]
     model.train(gradient_steps=2, batch_size=8)  # updates 1, 2: critic only
-    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.actor.parameters()))
-    assert not all(torch.equal(a, b) for a, b in zip(critic_before, model.critic.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.actor.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(critic_before, model.critic.parameters(), strict=True))
     model.train(gradient_steps=1, batch_size=8)  # update 3: actor too
-    assert not all(torch.equal(a, b) for a, b in zip(actor_before, model.actor.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(actor_before, model.actor.parameters(), strict=True))
     assert all(p.requires_grad for p in model.critic.parameters())  # unfrozen after the actor step
 
 
@@ -70,10 +70,10 @@ def test_lean_adam_matches_torch_adam():
 
     lean, lean_opt = run(LeanAdam)
     ref, ref_opt = run(torch.optim.Adam)
-    for p, q in zip(lean.parameters(), ref.parameters()):
+    for p, q in zip(lean.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     # the state dict continues a run exactly like torch's Adam
     resumed, _ = run(LeanAdam, steps=5, state=(lean.state_dict(), lean_opt.state_dict()))
     longer, _ = run(torch.optim.Adam, steps=20)
-    for p, q in zip(resumed.parameters(), longer.parameters()):
+    for p, q in zip(resumed.parameters(), longer.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

@@ -97,8 +97,8 @@ def test_critic_fit_does_not_move_the_actor():
     critic_before = [p.detach().clone() for p in model.critic_params]
     model.learn(64)
     # tiny trust region: the step is rejected or negligible; only the critic moves
-    assert all(torch.allclose(a, p, atol=1e-4) for a, p in zip(actor_before, model.actor_params))
-    assert any(not torch.equal(c, p) for c, p in zip(critic_before, model.critic_params))
+    assert all(torch.allclose(a, p, atol=1e-4) for a, p in zip(actor_before, model.actor_params, strict=True))
+    assert any(not torch.equal(c, p) for c, p in zip(critic_before, model.critic_params, strict=True))
     assert {id(p) for p in model.actor_params}.isdisjoint({id(p) for p in model.critic_params})
 
 

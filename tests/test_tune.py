@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import pytest
+
+from cli_kit import CLI
 
 optuna = pytest.importorskip("optuna")
 
@@ -29,7 +30,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 def rlzoo(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rlzoo.zoo.cli", *args], cwd=cwd, env=ENV,
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -44,7 +45,10 @@ def load(storage: str, name: str) -> optuna.Study:
 
 
 # ----------------------------------------------------------------------------- search spaces
-@pytest.mark.parametrize("algo", sorted(set(ALGOS) | {"ppo", "a2c", "dqn", "sac", "td3", "ddpg", "trpo", "acktr", "acer"}))
+BUILT_IN = {"ppo", "a2c", "dqn", "sac", "td3", "ddpg", "trpo", "acktr", "acer"}
+
+
+@pytest.mark.parametrize("algo", sorted(set(ALGOS) | BUILT_IN))
 def test_search_space_samples_valid_entries(algo):
     assert algo in SEARCH_SPACES
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -138,7 +142,8 @@ def test_workers_racing_on_a_fresh_study_agree_on_its_owner(tmp_path, kind):
     assert tune.study_owner(load(storage, "race")) == seen[0]
     # a study made outside rlzoo is claimed by the first worker; one written by an older rlzoo keeps its owner
     optuna.create_study(storage=tune.open_storage(storage), study_name="plain")
-    assert tune.join_study(tune.open_storage(storage), "plain", "sac", "Pendulum-v1", wait=0.1)[1] == ("sac", "Pendulum-v1")
+    joined = tune.join_study(tune.open_storage(storage), "plain", "sac", "Pendulum-v1", wait=0.1)
+    assert joined[1] == ("sac", "Pendulum-v1")
     old = optuna.create_study(storage=tune.open_storage(storage), study_name="old")
     old.set_user_attr("algo", "dqn")
     old.set_user_attr("env", "CartPole-v1")
@@ -148,10 +153,12 @@ def test_workers_racing_on_a_fresh_study_agree_on_its_owner(tmp_path, kind):
 def test_study_of_another_algo_is_refused_with_one_line(tmp_path):
     storage = str(tmp_path / "optuna.log")
     tune.join_study(tune.open_storage(storage), "s", "a2c", "CartPole-v1")
-    out = subprocess.run([sys.executable, "-m", "rlzoo.zoo.cli", "optimize", *FAST, "--algo", "ppo", "--n-trials", "1",
-                          "--storage", storage, "--study-name", "s"], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    out = subprocess.run([*CLI, "optimize", *FAST, "--algo", "ppo", "--n-trials", "1",
+                          "--storage", storage, "--study-name", "s"],
+                         cwd=tmp_path, env=ENV, capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines() == [f"error: study 's' in {storage} tunes a2c on CartPole-v1, not ppo on CartPole-v1"]
+    expected = f"error: study 's' in {storage} tunes a2c on CartPole-v1, not ppo on CartPole-v1"
+    assert out.stderr.strip().splitlines() == [expected]
     assert load(storage, "s").get_trials() == []
 
 
@@ -182,7 +189,8 @@ def test_train_trial_id_reproduces_hyperparameters(two_worker_study, monkeypatch
     assert {k: config[k] for k in expected} == expected
     assert config["n_timesteps"] == 64
 
-    for bad, message in ((["--trial-id", "99"], "no trial 99"), (["--study-name", "nope", "--trial-id", "0"], "no study 'nope'"),
+    for bad, message in ((["--trial-id", "99"], "no trial 99"),
+                         (["--study-name", "nope", "--trial-id", "0"], "no study 'nope'"),
                          (["--storage", storage], "add --trial-id")):
         with pytest.raises(SystemExit) as e:
             cli.main(["train", "--algo", "a2c", "--env", "CartPole-v1", "--storage", storage, "--study-name", "shared",
@@ -201,7 +209,8 @@ def test_sigkilled_worker_trial_is_failed_and_retried(tmp_path, kind):
     deadline = time.monotonic() + 90
     running = []
     while not running:
-        assert doomed.poll() is None and time.monotonic() < deadline, doomed.stdout.read() if doomed.poll() else "timeout"
+        failed = doomed.stdout.read() if doomed.poll() else "timeout"
+        assert doomed.poll() is None and time.monotonic() < deadline, failed
         time.sleep(0.5)
         try:
             running = [t for t in load(storage, "s").get_trials(states=(TrialState.RUNNING,))

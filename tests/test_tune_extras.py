@@ -1,4 +1,5 @@
-"""``rlzoo optimize --sampler auto``, ``--optimization-log-path`` (Optuna plots) and ``--track`` (a W&B run per trial)."""
+"""``rlzoo optimize --sampler auto``, ``--optimization-log-path`` (Optuna plots) and ``--track`` (a W&B run per
+trial)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_optimize_auto_plots_and_track(wandb_offline):
     study = optuna.load_study(study_name="ppo_CartPole-v1",
                               storage=optuna.storages.JournalStorage(
                                   optuna.storages.journal.JournalFileBackend("logs/ppo/CartPole-v1/optuna.log")))
-    for run, trial in zip(runs, study.trials):
+    for run, trial in zip(runs, study.trials, strict=True):
         assert run["name"] == f"ppo_CartPole-v1_trial_{trial.number}" and run["tags"] == ["tune"]
         assert run["config"]["learning_rate"] == trial.user_attrs["hyperparams"]["learning_rate"]
         assert run["summary"]["state"] == "complete" and run["summary"]["value"] == pytest.approx(trial.value)

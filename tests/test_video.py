@@ -59,7 +59,8 @@ def test_record_video_options(trained):
     assert len(frames) == 30 and meta["fps"] == pytest.approx(10)
     ok(["record-video", "--algo", "ppo", "--env", "CartPole-v1", "--load-best", "-n", "20", "-o", "best.mp4"])
     assert len(decode(Path("best.mp4"))[1]) == 20
-    ok(["record-video", "--algo", "ppo", "--env", "CartPole-v1", "--load-last-checkpoint", "-n", "20", "-o", "last.mp4"])
+    ok(["record-video", "--algo", "ppo", "--env", "CartPole-v1", "--load-last-checkpoint",
+        "-n", "20", "-o", "last.mp4"])
     assert len(decode(Path("last.mp4"))[1]) == 20
     # a model file (here outside its run folder: the env comes from --env)
     (trained / "loose").mkdir(exist_ok=True)
