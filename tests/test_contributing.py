@@ -31,8 +31,7 @@ def _site_with_entry_point(tmp_path: Path) -> Path:
 def _run(args: list[str], site: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), str(site)]),
            "MPLBACKEND": "Agg", "SDL_VIDEODRIVER": "dummy"}
-    return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_a_registered_toy_algorithm_trains_from_the_command_line(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_kit import CLI
+from cli_kit import CLI, cli_env
 
 optuna = pytest.importorskip("optuna")
 
@@ -26,11 +26,10 @@ from rlzoo.zoo.search_spaces import SEARCH_SPACES, SpaceContext, sample_hyperpar
 # a trial of a2c on CartPole-v1 that takes a fraction of a second: 256 steps, one 1-episode evaluation
 FAST = ["--algo", "a2c", "--env", "CartPole-v1", "-n", "256", "--n-evaluations", "1", "--eval-episodes", "1",
         "--sampler", "random", "--pruner", "none", "--no-progress"]
-ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 def rlzoo(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *args], cwd=cwd, env=ENV,
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -155,7 +154,7 @@ def test_study_of_another_algo_is_refused_with_one_line(tmp_path):
     tune.join_study(tune.open_storage(storage), "s", "a2c", "CartPole-v1")
     out = subprocess.run([*CLI, "optimize", *FAST, "--algo", "ppo", "--n-trials", "1",
                           "--storage", storage, "--study-name", "s"],
-                         cwd=tmp_path, env=ENV, capture_output=True, text=True)
+                         cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     expected = f"error: study 's' in {storage} tunes a2c on CartPole-v1, not ppo on CartPole-v1"
     assert out.stderr.strip().splitlines() == [expected]
