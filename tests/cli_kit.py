@@ -9,12 +9,19 @@ from pathlib import Path
 
 #: The command line that starts the rlzoo CLI in a child process
 CLI = [sys.executable, "-m", "rlzoo.zoo.cli"]
+#: The checkout's root, put first on a child's PYTHONPATH by ``repo_env``
+REPO = Path(__file__).resolve().parents[1]
 
 
 def cli_env() -> dict[str, str]:
     """This process's environment, read now (ray.init() exports what a client needs to join its cluster:
     auth token ...), with one BLAS thread per run."""
     return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def repo_env() -> dict[str, str]:
+    """This process's environment with the checkout first on PYTHONPATH (children import this rlzoo)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 def rlzoo(*args: str, cwd: Path) -> str:

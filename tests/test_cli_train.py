@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import signal
 import subprocess
@@ -14,12 +13,11 @@ import numpy as np
 import yaml
 from typer.testing import CliRunner
 
-from cli_kit import CLI
+from cli_kit import CLI, repo_env
 
 from rlzoo.common.save_format import read_model_zip
 from rlzoo.zoo.cli import app
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -96,7 +94,7 @@ def _finished_steps(monitor: Path) -> int:
 def _train_then_sigterm(tmp_path: Path, base: list[str], total: int, run: Path, after_steps: int) -> str:
     """Start ``rlzoo train`` in a subprocess, SIGTERM it once the monitor files show ``after_steps``
     finished steps, and return its output (it must exit as killed by SIGTERM)."""
-    proc = subprocess.Popen(base + ["-n", str(total), "--seed", "0"], cwd=tmp_path, env=_env(), text=True,
+    proc = subprocess.Popen(base + ["-n", str(total), "--seed", "0"], cwd=tmp_path, env=repo_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     try:
@@ -113,12 +111,8 @@ def _train_then_sigterm(tmp_path: Path, base: list[str], total: int, run: Path, 
     return out
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-
-
 def test_sigterm_then_resume_reaches_the_total(tmp_path):
-    env = _env()
+    env = repo_env()
     total, rollout = 8_000, 8 * 32  # PPO CartPole: 8 envs x n_steps 32 per rollout
     base = [*CLI, "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", "logs",
             "--eval-freq", "2000", "--eval-episodes", "2", "--no-progress"]
@@ -170,7 +164,7 @@ def test_custom_env_from_a_user_package(workdir, monkeypatch):
 
 def test_sigterm_then_resume_keeps_the_replay_buffer(tmp_path):
     """Off-policy runs save their replay buffer when interrupted and continue with it on --resume."""
-    env = _env()
+    env = repo_env()
     total = 6_000
     base = [*CLI, "train", "--algo", "dqn", "--env", "CartPole-v1", "-f", "logs",
             "--eval-freq", "0", "--no-progress"]

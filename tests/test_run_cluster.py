@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli_kit import repo_env
+
 from rlzoo.zoo.cli import app
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 TINY = ["--algo", "a2c", "--env", "CartPole-v1", "--hyperparams", "n_steps=8", "--n-envs", "2", "-f", "logs",
         "--seed", "3", "--no-progress"]
@@ -43,10 +44,6 @@ def _raise(signum, frame):
     raise SigtermReachedTest()
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-
-
 def invoke(args: list[str]):
     return runner.invoke(app, args)
 
@@ -66,7 +63,7 @@ def test_a_second_writer_is_refused_naming_the_holder(workdir):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom rlzoo.zoo import run_lock\nrun_lock.acquire(sys.argv[1])\n"
                                "print('locked', flush=True)\ntime.sleep(120)\n", str(run)],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=repo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = {p.name: p.read_bytes() for p in [run / "run.json", *sorted((run / "monitor").iterdir())]}
@@ -140,7 +137,7 @@ def test_subprocess_env_workers_die_quietly_with_their_parent():
     script = ("from rlzoo.envs import make_vec_env\n"
               "venv = make_vec_env('CartPole-v1', n_envs=2, seed=0, vec_env_cls='subproc')\n"
               "venv.reset()\nprint('ready', flush=True)\nimport time\ntime.sleep(120)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], env=_env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", script], env=repo_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGKILL)  # the parent dies without closing its envs
