@@ -34,11 +34,11 @@ def test_iqm_and_bootstrap_interval():
     assert stats.iqm_ci(np.full(5, 3.0)) == (3.0, 3.0)
 
 
-def _fake_run(folder: Path, seed: int, final: float, steps: int = 1000) -> None:
+def _fake_run(folder: Path, seed: int, final: float, steps: int = 1000, wall: float = 10.0) -> None:
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({
         "seed": seed, "status": "finished", "n_timesteps": steps, "num_timesteps": steps,
-        "started_at": "2026-01-01T00:00:00+00:00", "ended_at": "2026-01-01T00:00:10+00:00", "wall_time_s": 10.0}))
+        "started_at": "2026-01-01T00:00:00+00:00", "ended_at": "2026-01-01T00:00:10+00:00", "wall_time_s": wall}))
     (folder / "evaluations.csv").write_text(f"timesteps,mean_reward\n500,10.0\n{steps},{final}\n")
 
 
@@ -59,6 +59,21 @@ def test_report_from_run_folders(tmp_path, monkeypatch):
     assert "1 of 1 rows reach their threshold" in text
     assert "| classic | ppo | Acrobot-v1 | 1,000,000 |" in text.split("## Rows not run yet")[1]
     assert (tmp_path / "plots" / "CartPole-v1_full.png").is_file()
+
+
+def test_estimate_takes_the_other_budgets_rate_for_the_same_group(tmp_path, monkeypatch):
+    run = _load("run")
+    monkeypatch.setattr(run, "HERE", tmp_path)
+    _fake_run(tmp_path / "logs" / "full" / "td3" / "Pendulum-v1_1", 0, -150.0)  # small task: 100 steps/s
+    _fake_run(tmp_path / "logs" / "reduced" / "td3" / "Hopper-v5_1", 0, 900.0, wall=100.0)  # MuJoCo: 10 steps/s
+    rows = [{"algo": "td3", "env": "Pendulum-v1", "group": "classic", "full": 1000, "reduced": 1000},
+            {"algo": "td3", "env": "Hopper-v5", "group": "mujoco", "full": 10**6, "reduced": 1000},
+            {"algo": "td3", "env": "Walker2d-v5", "group": "mujoco", "full": 10**6, "reduced": 1000}]
+    run.report(rows, "full", [0], tmp_path / "logs" / "full", tmp_path / "benchmark.md")
+    not_run = (tmp_path / "benchmark.md").read_text().split("## Rows not run yet")[1]
+    # 10**6 steps at the reduced MuJoCo runs' 10 steps/s: 27h46m, not 2h46m at the classic-control rate
+    assert "| mujoco | td3 | Walker2d-v5 | 1,000,000 | 27h46m |" in not_run
+    assert "| mujoco | td3 | Hopper-v5 | 1,000,000 | 27h46m |" in not_run
 
 
 def test_wall_time_of_a_resumed_run_leaves_out_the_pause(tmp_path):

@@ -153,7 +153,7 @@ def plot_env(env_id: str, rows: list[dict], results: dict, out: Path, thresholds
 def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: Path) -> None:
     """Write ``benchmark.md`` and the PNGs from the finished runs under ``logs``."""
     results: dict[tuple[str, str], list[dict]] = {}
-    rates: dict[tuple[str, str], list[float]] = {}  # (algo, group or "") -> steps/s of its finished runs
+    rates: dict[tuple[str, ...], list[float]] = {}  # (algo, group or "" [, other budget]) -> steps/s of its runs
     for row in rows:
         runs = row_runs(row, row[budget], seeds, logs)
         if runs:
@@ -161,6 +161,12 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
             for key in ((row["algo"], row["group"]), (row["algo"], "")):
                 rates.setdefault(key, []).extend(r["steps"] / r["wall"] for r in runs if r["wall"])
     reduced = budget == "reduced"
+    other = "full" if reduced else "reduced"
+    for row in rows:  # the other budget's runs: a rate for groups this budget has not measured yet
+        if (row["algo"], row["group"]) not in rates and row[other] != row[budget]:
+            runs = row_runs(row, row[other], seeds, logs.parent / other)
+            rates.setdefault((row["algo"], row["group"], other), []).extend(
+                r["steps"] / r["wall"] for r in runs if r["wall"])
     lines = [f"# rlzoo zoo benchmark ({budget} budget)", ""]
     if reduced:
         lines += ["**Reduced budget: these runs stop at `reduced` steps (rows.yml), well short of the entries' "
@@ -213,7 +219,8 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
                          + (" at the full budget)" if reduced else "; dotted: threshold)"))
     lines += ["", "## Rows not run yet", "",
               "Estimated time for the seeds run one after the other at the median steps/s per run measured "
-              "above for the same algorithm in the same group, else for the same algorithm (on this loaded "
+              f"above for the same algorithm in the same group, else in the same group at the {other} budget, "
+              "else for the same algorithm (on this loaded "
               "machine; an idle core is several times faster), else rough "
               "defaults (`DEFAULT_RATE` in run.py; CnnPolicy rows at ~60 steps/s).", "",
               "| group | algo | env | steps | estimated time (5 seeds) |", "|---|---|---|---|---|"]
@@ -222,7 +229,8 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
         if (row["algo"], row["env"]) in results:
             continue
         image = row["env"] == "CarRacing-v3" or row["group"] == "atari"
-        measured_rates = rates.get((row["algo"], row["group"])) or rates.get((row["algo"], ""))
+        measured_rates = (rates.get((row["algo"], row["group"])) or rates.get((row["algo"], row["group"], other))
+                          or rates.get((row["algo"], "")))
         rate = IMAGE_RATE if image else (np.median(measured_rates) if measured_rates else DEFAULT_RATE[row["algo"]])
         seconds = row[budget] * len(seeds) / rate
         total += seconds
