@@ -150,23 +150,28 @@ def plot_env(env_id: str, rows: list[dict], results: dict, out: Path, thresholds
     return True
 
 
+def _steps_per_s(runs: list[dict]) -> list[float]:
+    """Env steps per second of each run that recorded its wall time."""
+    return [r["steps"] / r["wall"] for r in runs if r["wall"]]
+
+
 def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: Path) -> None:
     """Write ``benchmark.md`` and the PNGs from the finished runs under ``logs``."""
     results: dict[tuple[str, str], list[dict]] = {}
-    rates: dict[tuple[str, ...], list[float]] = {}  # (algo, group or "" [, other budget]) -> steps/s of its runs
+    rates: dict[tuple[str, str], list[float]] = {}  # (algo, group or "") -> steps/s of its finished runs
     for row in rows:
         runs = row_runs(row, row[budget], seeds, logs)
         if runs:
             results[(row["algo"], row["env"])] = runs
             for key in ((row["algo"], row["group"]), (row["algo"], "")):
-                rates.setdefault(key, []).extend(r["steps"] / r["wall"] for r in runs if r["wall"])
+                rates.setdefault(key, []).extend(_steps_per_s(runs))
     reduced = budget == "reduced"
     other = "full" if reduced else "reduced"
-    for row in rows:  # the other budget's runs: a rate for groups this budget has not measured yet
+    other_rates: dict[tuple[str, str], list[float]] = {}  # (algo, group) -> steps/s at the other budget
+    for row in rows:  # only for groups this budget has not measured yet
         if (row["algo"], row["group"]) not in rates and row[other] != row[budget]:
             runs = row_runs(row, row[other], seeds, logs.parent / other)
-            rates.setdefault((row["algo"], row["group"], other), []).extend(
-                r["steps"] / r["wall"] for r in runs if r["wall"])
+            other_rates.setdefault((row["algo"], row["group"]), []).extend(_steps_per_s(runs))
     lines = [f"# rlzoo zoo benchmark ({budget} budget)", ""]
     if reduced:
         lines += ["**Reduced budget: these runs stop at `reduced` steps (rows.yml), well short of the entries' "
@@ -201,7 +206,7 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
         entry = f" (entry: {row['full']:,})" if reduced else ""
         walls = [r["wall"] for r in runs if r["wall"]]
         wall = float(np.mean(walls)) if walls else math.nan
-        sps = float(np.mean([r["steps"] / r["wall"] for r in runs if r["wall"]])) if walls else math.nan
+        sps = float(np.mean(_steps_per_s(runs))) if walls else math.nan
         lines.append(
             f"| {row['group']} | {row['algo']} | {row['env']} | {row[budget]:,}{entry} | {len(runs)} | "
             f"{_fmt(finals.mean())} ± {_fmt(finals.std())} | {_fmt(iqm(finals))} [{_fmt(lo)}, {_fmt(hi)}] | "
@@ -229,7 +234,7 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
         if (row["algo"], row["env"]) in results:
             continue
         image = row["env"] == "CarRacing-v3" or row["group"] == "atari"
-        measured_rates = (rates.get((row["algo"], row["group"])) or rates.get((row["algo"], row["group"], other))
+        measured_rates = (rates.get((row["algo"], row["group"])) or other_rates.get((row["algo"], row["group"]))
                           or rates.get((row["algo"], "")))
         rate = IMAGE_RATE if image else (np.median(measured_rates) if measured_rates else DEFAULT_RATE[row["algo"]])
         seconds = row[budget] * len(seeds) / rate
