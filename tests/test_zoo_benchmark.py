@@ -184,3 +184,40 @@ def test_long_final_evaluation_scores_each_finished_run_and_writes_nothing(tmp_p
     with pytest.raises(SystemExit) as exc:
         final_eval.main(["--logs", str(tmp_path / "missing"), "--long", "3"])
     assert exc.value.code == 2
+
+
+def _entry_comment(algo: str, env_id: str) -> str | None:
+    """The comment lines under an entry's key in hyperparams/<algo>.yml (Atari games without a key of their
+    own: the ``atari`` entry's), or None if the file has no such entry."""
+    lines = (ZOO.parent.parent / "hyperparams" / f"{algo}.yml").read_text().splitlines()
+    for key in (env_id, "atari") if env_id.endswith("NoFrameskip-v4") else (env_id,):
+        for i, line in enumerate(lines):
+            if line.split(":", 1)[0] == key and not line.startswith(" "):
+                comment = []
+                for following in lines[i + 1:]:
+                    if not following.lstrip().startswith("#"):
+                        break
+                    comment.append(following.strip().lstrip("#").strip())
+                return " ".join(comment)
+    return None
+
+
+def test_every_entry_with_committed_runs_says_what_they_reached():
+    """An entry whose benchmark row has finished runs in benchmarks/zoo/logs must not still say "not yet run";
+    one measured only at the reduced budget must say so (its figure is not the entry's result)."""
+    run = _load("run")
+    rows, _ = run.load_rows(ZOO / "rows.yml")
+    checked = 0
+    for row in rows:
+        measured = {budget: run.row_runs(row, row[budget], list(range(5)), ZOO / "logs" / budget)
+                    for budget in ("full", "reduced")}
+        if not (measured["full"] or measured["reduced"]):
+            continue
+        comment = _entry_comment(row["algo"], row["env"])
+        assert comment, row
+        if measured["full"]:
+            assert not comment.lower().startswith("not yet run"), (row["algo"], row["env"], comment)
+        else:
+            assert "reduced budget" in comment.lower(), (row["algo"], row["env"], comment)
+        checked += 1
+    assert checked >= 100
