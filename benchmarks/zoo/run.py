@@ -128,7 +128,7 @@ def plot_env(env_id: str, rows: list[dict], results: dict, out: Path, thresholds
             continue
         xs = sorted({t for r in runs for t, _ in r["curve"]})
         ys = np.array([[np.interp(x, *zip(*r["curve"], strict=True)) for x in xs] for r in runs])
-        line, = ax.plot(xs, ys.mean(0), label=f"rlzoo {row['algo']} ({len(runs)} seeds)")
+        line, = ax.plot(xs, ys.mean(0), label=f"rlzoo {row['algo']} ({len(runs)} seed{'s' if len(runs) != 1 else ''})")
         ax.fill_between(xs, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2, color=line.get_color())
         if row.get("reference"):
             mean = float(row["reference"].split(" ")[0])
