@@ -186,20 +186,21 @@ def test_long_final_evaluation_scores_each_finished_run_and_writes_nothing(tmp_p
     assert exc.value.code == 2
 
 
-def _entry_comment(algo: str, env_id: str) -> str | None:
-    """The comment lines under an entry's key in hyperparams/<algo>.yml (Atari games without a key of their
-    own: the ``atari`` entry's), or None if the file has no such entry."""
-    lines = (ZOO.parent.parent / "hyperparams" / f"{algo}.yml").read_text().splitlines()
-    for key in (env_id, "atari") if env_id.endswith("NoFrameskip-v4") else (env_id,):
-        for i, line in enumerate(lines):
-            if line.split(":", 1)[0] == key and not line.startswith(" "):
-                comment = []
-                for following in lines[i + 1:]:
-                    if not following.lstrip().startswith("#"):
-                        break
-                    comment.append(following.strip().lstrip("#").strip())
-                return " ".join(comment)
-    return None
+def _entry_comment(algo: str, env_id: str) -> str:
+    """The comment lines under the key of the entry rlzoo picks for ``env_id`` in hyperparams/<algo>.yml."""
+    from rlzoo.zoo.hyperparams_files import hyperparams_file, load_hyperparams_file, select_entry
+    from rlzoo.zoo.resolve import is_atari
+
+    path = hyperparams_file(algo)
+    key, _ = select_entry(load_hyperparams_file(path), env_id, is_atari(env_id), str(path))
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split(":", 1)[0] == key)
+    comment = []
+    for following in lines[start + 1:]:
+        if not following.lstrip().startswith("#"):
+            break
+        comment.append(following.strip().lstrip("#").strip())
+    return " ".join(comment)
 
 
 def test_every_entry_with_committed_runs_says_what_they_reached():
