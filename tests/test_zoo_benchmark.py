@@ -222,3 +222,15 @@ def test_every_entry_with_committed_runs_says_what_they_reached():
             assert "reduced budget" in comment.lower(), (row["algo"], row["env"], comment)
         checked += 1
     assert checked >= 100
+
+
+def test_running_one_seed_keeps_the_other_seeds_in_the_table(tmp_path, monkeypatch):
+    run = _load("run")
+    (tmp_path / "rows.yml").write_text(
+        "seeds: 0-2\nrows:\n  - {algo: ppo, env: CartPole-v1, group: classic, full: 1000, reduced: 1000}\n")
+    monkeypatch.setattr(run, "HERE", tmp_path)
+    for seed, final in enumerate([500.0, 400.0, 300.0]):
+        _fake_run(tmp_path / "logs" / "full" / "ppo" / f"CartPole-v1_{seed + 1}", seed, final)
+    assert run.main(["--report-only", "--seeds", "1", "--rows", str(tmp_path / "rows.yml")]) == 0
+    text = (tmp_path / "benchmark.md").read_text()
+    assert "| classic | ppo | CartPole-v1 | 1,000 | 3 | 400.0 ± 81.6 |" in text

@@ -275,10 +275,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args.dry_run and subprocess.run(cmd, cwd=ROOT, check=False).returncode != 0:
                 print(f"row {row['algo']} {row['env']}: some runs failed (see above); continuing", flush=True)
     if not args.dry_run:
+        # the table covers every run of rows.yml's seeds (and any given here), not only those this call launched:
+        # `--seeds 0` adds seed 0's run to a table that keeps its other seeds
+        report_seeds = sorted(set(parse_seeds(default_seeds)) | set(seeds))
         name = "benchmark.md" if args.budget == "full" else "benchmark_reduced.md"
         if args.budget == "reduced":  # rows run in full on every seed: reported in benchmark.md
-            rows = [row for row in rows if len(row_runs(row, row["full"], seeds, HERE / "logs" / "full")) < len(seeds)]
-        report(rows, args.budget, seeds, logs, HERE / name)
+            rows = [row for row in rows
+                    if len(row_runs(row, row["full"], report_seeds, HERE / "logs" / "full")) < len(report_seeds)]
+        report(rows, args.budget, report_seeds, logs, HERE / name)
     return 0
 
 
