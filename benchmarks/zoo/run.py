@@ -11,7 +11,8 @@ Each row is one ``rlzoo sweep --resume`` call (seeds 0-4 by default, 10 determin
 episodes every tenth of the budget, a checkpoint every tenth), so stopping this script and starting
 it again continues the unfinished runs instead of starting over, and skips the finished ones.
 Run folders go to ``benchmarks/zoo/logs/<budget>/``. A run's final reward is its last evaluation
-(the final model, 10 deterministic episodes on a separate env).
+(the final model, 10 deterministic episodes on a separate env). ``--seeds`` picks the seeds to run; the
+table is always written over all of rows.yml's seeds, so adding one seed's run keeps the others' figures.
 """
 from __future__ import annotations
 
