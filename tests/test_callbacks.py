@@ -228,7 +228,8 @@ def test_callback_list_runs_every_callback_even_after_a_stop():
 def test_checkpoint_callback_files_with_vecnormalize(tmp_path):
     venv = make_venv(n_envs=2, normalize=True)
     model = FakeModel(venv, replay_buffer=True)
-    ckpt = CheckpointCallback(save_freq=5, save_path=str(tmp_path / "ckpt"), save_replay_buffer=True)
+    ckpt = CheckpointCallback(save_freq=5, save_path=str(tmp_path / "ckpt"), save_replay_buffer=True,
+                              keep_replay_buffers=0)
     model.learn(40, callback=ckpt, n_steps=4)  # 20 calls -> checkpoints at calls 5, 10, 15, 20
     files = sorted(os.listdir(tmp_path / "ckpt"))
     zips = sorted(f for f in files if f.endswith(".zip"))
@@ -245,6 +246,26 @@ def test_checkpoint_callback_files_with_vecnormalize(tmp_path):
         with safe_open(path, "numpy") as f:
             return max(json.loads(f.metadata()["counts"]).values())
     assert obs_count(10) < obs_count(40)
+
+
+@pytest.mark.parametrize("prefix", ["rl_model", ""])
+def test_checkpoint_callback_keeps_only_the_newest_replay_buffers(tmp_path, prefix):
+    # replay buffers are gigabytes: a long run must not keep one per checkpoint (a 200k-step run with
+    # 1M-transition buffers filled a 100 GB disk); buffers left by an earlier process count too
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    stem = (lambda s: f"{prefix}_{s}_steps") if prefix else str
+    (folder / f"{stem(2)}_replay_buffer.bin").write_bytes(b"from an earlier process")
+    (folder / "notes_replay_buffer.bin").write_bytes(b"not a checkpoint's")
+    model = FakeModel(make_venv(n_envs=2), replay_buffer=True)
+    model.learn(40, callback=CheckpointCallback(5, str(folder), name_prefix=prefix, save_replay_buffer=True),
+                n_steps=4)
+    files = sorted(os.listdir(folder))
+    assert sorted(f for f in files if "_replay_buffer" in f) == sorted(
+        [f"{stem(30)}_replay_buffer.bin", f"{stem(40)}_replay_buffer.bin", "notes_replay_buffer.bin"])
+    assert sorted(f for f in files if f.endswith(".zip")) == sorted(f"{stem(s)}.zip" for s in (10, 20, 30, 40))
+    with pytest.raises(ValueError):
+        CheckpointCallback(5, str(folder), keep_replay_buffers=-1)
 
 
 def test_checkpoint_callback_empty_prefix_without_vecnormalize(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -46,13 +47,22 @@ class CheckpointCallback(BaseCallback):
     """Save the model every ``save_freq`` calls (vector steps) as
     ``<save_path>/<name_prefix>_<num_timesteps>_steps.zip`` (``<num_timesteps>.zip`` when
     ``name_prefix`` is empty), each with its own VecNormalize statistics
-    (``<same stem>.vecnormalize.safetensors``) and optionally the replay buffer."""
+    (``<same stem>.vecnormalize.safetensors``) and optionally the replay buffer
+    (``<same stem>_replay_buffer.npz``).
+
+    A replay buffer can be gigabytes (1M MuJoCo transitions: 2.9 GB), so only the newest
+    ``keep_replay_buffers`` checkpoints keep theirs (0: all): an older buffer is deleted once a newer
+    checkpoint is complete. Resuming needs the newest buffer only; the second is a fallback should
+    the newest checkpoint turn out unreadable. Older checkpoints stay loadable as models."""
 
     def __init__(self, save_freq: int, save_path: str, name_prefix: str = "rl_model", save_vecnormalize: bool = True,
-                 save_replay_buffer: bool = False, verbose: int = 0) -> None:
+                 save_replay_buffer: bool = False, keep_replay_buffers: int = 2, verbose: int = 0) -> None:
         super().__init__(verbose=verbose)
         if int(save_freq) < 1:
             raise ValueError(f"save_freq must be >= 1, got {save_freq}")
+        if int(keep_replay_buffers) < 0:
+            raise ValueError(f"keep_replay_buffers must be >= 0, got {keep_replay_buffers}")
+        self.keep_replay_buffers = int(keep_replay_buffers)
         self.save_freq = int(save_freq)
         self.save_path = save_path
         self.name_prefix = name_prefix
@@ -86,7 +96,22 @@ class CheckpointCallback(BaseCallback):
             self.last_save_path = stem + ".zip"
             if self.verbose >= 2:
                 print(f"Saving model checkpoint to {stem}.zip")
+            if self.save_replay_buffer and self.keep_replay_buffers:
+                self._drop_old_replay_buffers()
         return True
+
+    def _drop_old_replay_buffers(self) -> None:
+        """Delete the replay buffers of all but the newest ``keep_replay_buffers`` checkpoints (this
+        callback's names only; written by this process or an earlier one of the same run)."""
+        name = re.escape(self.name_prefix + "_") + r"(\d+)_steps" if self.name_prefix else r"(\d+)"
+        pattern = re.compile(name + r"_replay_buffer\.\w+")
+        buffers = sorted((int(m.group(1)), entry.path) for entry in os.scandir(self.save_path)
+                         if (m := pattern.fullmatch(entry.name)) is not None)
+        for _, path in buffers[:-self.keep_replay_buffers]:
+            try:
+                os.remove(path)
+            except FileNotFoundError:  # removed meanwhile: nothing to do
+                pass
 
 
 class _EvaluationStopped(Exception):
