@@ -242,6 +242,50 @@ def test_save_load_roundtrip(tmp_path, cls):
         loaded.load(tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("cls, frames", [(ReplayBuffer, False), (ReplayBuffer, True), (PrioritizedReplayBuffer, True)])
+def test_partly_filled_buffer_saves_only_its_filled_rows(tmp_path, cls, frames):
+    env = VecFrameStack(DummyVecEnv([lambda: RandomImageEnv()] * 2), n_stack=2)
+    kwargs = dict(n_envs=2, optimize_memory_usage=frames, frame_stack=2 if frames else 1, seed=0)
+    buffer = cls(400, env.single_observation_space, env.single_action_space, **kwargs)  # 200 rows
+    truth = collect(env, buffer, 30)
+    path = buffer.save(tmp_path / "buf")
+    with np.load(path, allow_pickle=False) as data:
+        assert data["actions"].shape[0] == data["rewards"].shape[0] == 30
+        if frames:
+            assert data["frames"].shape[0] == buffer.frames_written.max() < buffer.n_frames
+        else:
+            assert data["observations"].shape[0] == data["next_observations"].shape[0] == 30
+        if cls is PrioritizedReplayBuffer:
+            assert data["priorities"].shape == (60,)
+    loaded = cls(400, env.single_observation_space, env.single_action_space, **kwargs)
+    loaded.load(path)
+    for key, arr in buffer._arrays().items():  # back at full size, equal to the original
+        np.testing.assert_array_equal(loaded._arrays()[key], arr)
+    check_all_valid(loaded, truth)
+    truth += collect(env, loaded, 200, seed=5)  # fills and wraps around after loading
+    assert loaded.full
+    check_all_valid(loaded, truth)
+    full_path = loaded.save(tmp_path / "full")
+    with np.load(full_path, allow_pickle=False) as data:
+        assert data["actions"].shape[0] == 200
+
+
+def test_buffer_file_claiming_fewer_rows_than_it_holds_is_refused(tmp_path):
+    import json
+    buffer = ReplayBuffer(20, spaces.Box(-1, 1, (2,)), spaces.Discrete(2), seed=0)
+    for t in range(5):
+        buffer.add(np.full((1, 2), t), np.full((1, 2), t + 1), np.array([1]), np.array([t]), np.array([False]))
+    path = buffer.save(tmp_path / "b")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files if k != "__meta__"}
+    for rows in (3, -1, 21, True):
+        meta = {**buffer._meta(), "rows_saved": rows}
+        bad = tmp_path / f"bad{rows}.npz"
+        np.savez(bad, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        with pytest.raises(ValueError, match="rows"):
+            ReplayBuffer(20, spaces.Box(-1, 1, (2,)), spaces.Discrete(2)).load(bad)
+
+
 def test_plain_save_load_dict(tmp_path):
     space = spaces.Dict({"a": spaces.Box(-1, 1, (3,)), "b": spaces.Discrete(4)})
     buffer = ReplayBuffer(10, space, spaces.Discrete(2), seed=0)

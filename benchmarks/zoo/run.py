@@ -189,8 +189,8 @@ def report(rows: list[dict], budget: str, seeds: list[int], logs: Path, out_md: 
              "mean - std, else the task's solved score (CartPole-v1: 450). Wall time and steps/s are per run, "
              "measured on the shared 2-core machine under load (other jobs running): compare them only "
              "within this table. Disk: an off-policy run keeps its final replay buffer and those of its two newest "
-             "checkpoints, each the full `buffer_size` (1M MuJoCo transitions: about 2.9 GB for Humanoid, so "
-             "about 9 GB per run).", "",
+             "checkpoints, each holding the transitions added so far (Humanoid: about 2.9 GB per million, so about "
+             "1.7 GB for a 200k-step run and 9 GB for a full one).", "",
              "| group | algo | env | steps | seeds | final reward (mean ± std) | IQM [95% CI] | >= threshold | "
              "reference (SB3 zoo) | wall per run | steps/s | per seed |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

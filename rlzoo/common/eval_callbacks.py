@@ -50,7 +50,7 @@ class CheckpointCallback(BaseCallback):
     (``<same stem>.vecnormalize.safetensors``) and optionally the replay buffer
     (``<same stem>_replay_buffer.npz``).
 
-    A replay buffer can be gigabytes (1M MuJoCo transitions: 2.9 GB), so only the newest
+    A replay buffer can be gigabytes (a million Humanoid transitions: 2.9 GB), so only the newest
     ``keep_replay_buffers`` checkpoints keep theirs (0: all): an older buffer is deleted once a newer
     checkpoint is complete. Resuming needs the newest buffer only; the second is a fallback should
     the newest checkpoint turn out unreadable. Older checkpoints stay loadable as models."""

@@ -11,7 +11,8 @@
   §3.3) on sum / min segment trees whose sampling and updates are vectorized over the batch.
 
 Buffers save to ``.npz`` files (numpy arrays only, read with ``allow_pickle=False``) written
-atomically. ``dones`` hold *terminations* only: the caller passes the final observation of a
+atomically; a buffer not yet full saves only its filled rows (and frames) and is restored at its
+full size. ``dones`` hold *terminations* only: the caller passes the final observation of a
 truncated episode as ``next_obs`` so that the target bootstraps from it.
 """
 from __future__ import annotations
@@ -306,7 +307,25 @@ class ReplayBuffer:
         return {"class": type(self).__name__, "n_envs": self.n_envs, "buffer_size": self.buffer_size,
                 "optimize_memory_usage": self.optimize_memory_usage, "frame_stack": self.frame_stack,
                 "stack_axis": self.stack_axis, "n_added": self.n_added, "pos": self.pos, "full": self.full,
-                "n_frames": getattr(self, "n_frames", 0)}
+                "n_frames": getattr(self, "n_frames", 0), **self._saved_lengths()}
+
+    def _saved_lengths(self) -> dict[str, int]:
+        """How many leading rows (and frames) hold data: only those are saved."""
+        rows = self.buffer_size if self.full else self.pos
+        frames = 0
+        if self.optimize_memory_usage:
+            frames = min(int(self.frames_written.max(initial=0)), self.n_frames)
+        return {"rows_saved": rows, "frames_saved": frames}
+
+    def _leading_length(self, key: str, meta: dict[str, Any], saved: bool) -> int | None:
+        """The first-axis length of array ``key`` for a buffer described by ``meta`` (as saved, or at
+        full size); None for arrays of fixed shape."""
+        if key in ("oldest", "frames_written"):
+            return None
+        if key == "frames":
+            return meta["frames_saved"] if saved else meta["n_frames"]
+        rows = meta["rows_saved"] if saved else meta["buffer_size"]
+        return rows * self.n_envs if key == "priorities" else rows
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {"actions": self.actions, "rewards": self.rewards, "dones": self.dones, "oldest": self.oldest}
@@ -321,8 +340,11 @@ class ReplayBuffer:
         """Write the buffer to ``path`` (``.npz`` added when missing) atomically, without pickle."""
         path = os.fspath(path)
         path = path if path.endswith(".npz") else path + ".npz"
-        meta = np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8)
-        arrays: dict[str, Any] = {"__meta__": meta, **self._arrays()}
+        meta = self._meta()
+        arrays: dict[str, Any] = {"__meta__": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+        for key, arr in self._arrays().items():
+            n = self._leading_length(key, meta, saved=True)
+            arrays[key] = arr if n is None else arr[:n]
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, **arrays)
         return path
@@ -366,6 +388,13 @@ class ReplayBuffer:
         if meta["buffer_size"] < 1 or meta["n_envs"] < 1 or not 0 <= meta["pos"] < meta["buffer_size"] \
                 or meta["n_added"] < 0 or meta["n_frames"] < 0 or not 1 <= meta["frame_stack"] <= 64:
             raise ModelFileError(f"{where}: __meta__ sizes out of range")
+        # files written before rlzoo saved only the filled rows hold every row and frame
+        for key, full_size in (("rows_saved", meta["buffer_size"]), ("frames_saved", meta["n_frames"])):
+            value = meta.setdefault(key, full_size)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= full_size:
+                raise ModelFileError(f"{where}: __meta__ entry {key!r} must be an int from 0 to {full_size}")
+        if meta["rows_saved"] < (meta["buffer_size"] if meta["full"] else meta["pos"]):
+            raise ModelFileError(f"{where}: __meta__ says {meta['rows_saved']} rows were saved, fewer than it holds")
         return path, meta
 
     @staticmethod
@@ -390,18 +419,10 @@ class ReplayBuffer:
         for key in ("n_envs", "optimize_memory_usage", "frame_stack", "stack_axis"):
             if meta[key] != getattr(self, key):
                 raise ModelFileError(f"{path} was saved with {key}={meta[key]}, this buffer has {getattr(self, key)}")
-        rows = meta["buffer_size"]
         spec: dict[str, Any] = {"__meta__": None}
         for key, arr in self._arrays().items():
-            if key == "frames":
-                shape = (meta["n_frames"], *arr.shape[1:])
-            elif key in ("oldest", "frames_written"):
-                shape = arr.shape
-            elif key == "priorities":
-                shape = (rows * self.n_envs,)
-            else:
-                shape = (rows, *arr.shape[1:])
-            spec[key] = (shape, arr.dtype)
+            n = self._leading_length(key, meta, saved=True)
+            spec[key] = (arr.shape if n is None else (n, *arr.shape[1:]), arr.dtype)
         check = expect_arrays({k: v for k, v in spec.items() if v is not None}, f"replay buffer file {path}")
         arrays = read_npz(path, f"replay buffer file {path}",
                           lambda n, s, d: None if n == "__meta__" else check(n, s, d), what="replay buffer file")
@@ -409,6 +430,14 @@ class ReplayBuffer:
         missing = sorted(set(spec) - set(arrays) - {"__meta__"})
         if missing:
             raise ModelFileError(f"{path} does not match this buffer's observation space (no {missing[0]!r})")
+        written = arrays.get("frames_written")
+        if written is not None and meta["frames_saved"] < min(int(written.max(initial=0)), meta["n_frames"]):
+            raise ModelFileError(f"{path}: __meta__ says {meta['frames_saved']} frames were saved, fewer than it holds")
+        for key, arr in arrays.items():  # back to full size: the rows not saved were never filled
+            n = self._leading_length(key, meta, saved=False)
+            if n is not None and len(arr) < n:
+                arrays[key] = np.zeros((n, *arr.shape[1:]), dtype=arr.dtype)
+                arrays[key][:len(arr)] = arr
         self._restore(meta, arrays)
 
     def _restore(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
