@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -222,6 +223,61 @@ def test_every_entry_with_committed_runs_says_what_they_reached():
             assert "reduced budget" in comment.lower(), (row["algo"], row["env"], comment)
         checked += 1
     assert checked >= 100
+
+
+def _numbers(text: str) -> list[str]:
+    """The numbers written in ``text``, as written ("-20.3", "500", "13.3"; "200,000" reads as two)."""
+    return re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", text.replace(",", " "))
+
+
+def _written_forms(reward: float) -> set[str]:
+    """How a comment may write a final reward: one or two decimals, or none where it is whole or >= 1000."""
+    forms = {f"{reward:.1f}", f"{reward:.2f}"}
+    if abs(reward - round(reward)) < 0.05 or abs(reward) >= 1000:
+        forms.add(f"{reward:.0f}")
+    return forms
+
+
+def _first_unstated(comment: str, finals: list[float]) -> int | None:
+    """Index of the first final reward ``comment`` does not state (after the ones before it), or None."""
+    written, at = _numbers(comment), 0
+    for i, final in enumerate(finals):
+        forms = _written_forms(final)
+        while at < len(written) and written[at] not in forms:
+            at += 1
+        if at == len(written):
+            return i
+        at += 1
+    return None
+
+
+def test_entry_comments_give_the_final_reward_of_every_committed_run():
+    """The per-seed rewards an entry's comment states are those of the committed run folders: each seed's final
+    reward appears in the comment, in seed order, so a new run (or a rerun) cannot land without its comment."""
+    run = _load("run")
+    rows, _ = run.load_rows(ZOO / "rows.yml")
+    checked = 0
+    for row in rows:
+        for budget in ("full", "reduced"):
+            runs = run.row_runs(row, row[budget], list(range(5)), ZOO / "logs" / budget)
+            if not runs:
+                continue
+            comment = _entry_comment(row["algo"], row["env"])
+            missing = _first_unstated(comment, [r["final"] for r in runs])
+            assert missing is None, (row["algo"], row["env"], budget, runs[missing]["seed"], runs[missing]["final"],
+                                     comment)
+            checked += 1
+    assert checked >= 140
+
+
+def test_a_comment_missing_or_misordering_a_seed_is_caught():
+    comment = "PongNoFrameskip-v4 seeds 0-2: -20.3, -20.7 and -21.0 ± 0.0 (200,000 steps); 500 and 1000 on CartPole"
+    assert _first_unstated(comment, [-20.3, -20.7, -21.0]) is None
+    assert _first_unstated(comment, [-20.3, -20.7, -21.0, -19.8]) == 3  # a new seed's run, not in the comment
+    assert _first_unstated(comment, [-20.7, -20.3]) == 1  # out of seed order
+    assert _first_unstated(comment, [-20.34]) is None and _first_unstated(comment, [-20.4]) == 0
+    assert _first_unstated(comment, [500.0, 999.96]) is None
+    assert _first_unstated(comment, [13.3]) == 0 and _first_unstated("13 and 13.25", [13.3]) == 0
 
 
 def test_running_one_seed_keeps_the_other_seeds_in_the_table(tmp_path, monkeypatch):
